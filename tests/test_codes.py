@@ -426,3 +426,27 @@ def test_repr_names_the_scheme_and_its_numbers():
     assert repr(code) == (
         "<GradientCode 'ye-abbe': n_workers=8, n_stragglers=2, comm_reduction=3, load=5>"
     )
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_codes_survive_pickling_for_shipping_to_workers(scheme):
+    import pickle
+
+    params = {
+        "uncoded": (6, 0, 1, {}),
+        "fractional-repetition": (6, 1, 1, {}),
+        "linear": (
+            6,
+            None,
+            2,
+            {"generator": np.random.default_rng(1).normal(size=(2, 3))},
+        ),
+    }.get(scheme, (6, 1, 2 if scheme in ("ye-abbe", "gaussian-mds") else 1, {}))
+    code = build(scheme, params)
+    code.decoder(range(6))
+    clone = pickle.loads(pickle.dumps(code))
+    partials = np.random.default_rng(0).standard_normal((code.n_partitions, 4))
+    messages = encode_all(code, partials)
+    np.testing.assert_array_equal(encode_all(clone, partials)[2], messages[2])
+    np.testing.assert_array_equal(clone.decode(messages, 4), code.decode(messages, 4))
+    assert clone.n_stragglers == code.n_stragglers

@@ -136,6 +136,17 @@ class GradientCode:
             for worker, support in enumerate(self._supports)
         )
 
+    def __getstate__(self) -> dict[str, object]:
+        # Codes travel to workers: ship the construction, not the lock or cache.
+        state = self.__dict__.copy()
+        del state["_cache_lock"]
+        state["_cache"] = OrderedDict()
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._cache_lock = threading.Lock()
+
     # ------------------------------------------------------------------ shape
     @property
     def n_workers(self) -> int:

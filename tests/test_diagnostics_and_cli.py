@@ -1,0 +1,102 @@
+"""The stability measurement, the demo command and the benchmark script."""
+
+from __future__ import annotations
+
+import runpy
+import sys
+
+import pytest
+
+from dask_gradcode.cli import main
+from dask_gradcode.codes import make_code
+from dask_gradcode.codes.diagnostics import (
+    decoding_stability,
+    default_stragglers,
+    stability_grid,
+    stability_table,
+    straggler_sets,
+)
+
+
+def test_straggler_sets_are_exhaustive_when_few_and_distinct_when_sampled():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    assert straggler_sets(5, 2, 100, rng) == [
+        (a, b) for a in range(5) for b in range(a + 1, 5)
+    ]
+    sampled = straggler_sets(30, 3, 50, rng)
+    assert len(sampled) == len(set(sampled)) == 50
+    assert all(len(s) == 3 for s in sampled)
+
+
+def test_stability_of_an_exact_code_is_machine_precision():
+    code = make_code("gaussian-mds", 12, 2, 2, random_state=0)
+    report = decoding_stability(code, n_sets=30, dim=50, random_state=0)
+    assert report.n_sets == 30
+    assert report.worst_relative_error < 1e-12
+    assert report.worst_condition_number >= 1.0
+    assert report.cold_decode_seconds > 0 and report.cached_decode_seconds > 0
+
+
+def test_stability_exposes_vandermonde_ill_conditioning():
+    """The effect the benchmark reports, checked at a size where it is unmistakable."""
+    ye_abbe = decoding_stability(
+        make_code("ye-abbe", 40, 4, 2), n_sets=20, random_state=0
+    )
+    gaussian = decoding_stability(
+        make_code("gaussian-mds", 40, 4, 2, random_state=0), n_sets=20, random_state=0
+    )
+    assert ye_abbe.worst_condition_number > 1e12
+    assert ye_abbe.worst_relative_error > 1e-8
+    assert gaussian.worst_relative_error < 1e-12
+
+
+@pytest.mark.parametrize(("n", "s"), [(10, 1), (20, 3), (30, 3), (50, 5), (100, 11)])
+def test_default_stragglers_keep_n_minus_s_odd(n, s):
+    assert default_stragglers(n) == s
+
+
+def test_grid_and_table_cover_each_scheme_once_per_setting():
+    reports = stability_grid((10,), (1, 2), n_sets=5)
+    assert [(r.scheme, r.comm_reduction) for r in reports] == [
+        ("ye-abbe", 1),
+        ("gaussian-mds", 1),
+        ("cyclic-mds", 1),
+        ("ye-abbe", 2),
+        ("gaussian-mds", 2),
+    ]
+    table = stability_table(reports).splitlines()
+    assert len(table) == 2 + len(reports)
+    assert table[2].startswith("| ye-abbe | 10 | 1 | 1 | 2 |")
+
+
+def test_demo_prints_the_stability_table(capsys):
+    assert main(["demo", "--workers", "10", "20", "--sets", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "| gaussian-mds | 20 | 3 | 2 |" in out
+
+
+def test_bad_options_exit_with_a_short_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--workers", "0"])
+    assert exit_info.value.code == 2
+    assert "must be >= 1" in capsys.readouterr().err
+
+
+def test_errors_from_the_library_become_a_one_line_message(capsys):
+    assert main(["demo", "--workers", "1", "--sets", "2"]) == 2
+    last_line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last_line.startswith("dask-gradcode: error: n_stragglers=")
+
+
+def test_stability_benchmark_runs_and_writes_its_outputs(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    monkeypatch.setattr(
+        sys, "argv", ["decode_stability.py", "--quick", "--out", str(tmp_path)]
+    )
+    runpy.run_path("benchmarks/decode_stability.py", run_name="__main__")
+    table = (tmp_path / "decode_stability.md").read_text()
+    assert "| gaussian-mds | 20 |" in table
+    assert (tmp_path / "decode_stability.png").stat().st_size > 10_000
+    assert (tmp_path / "decode_stability.csv").read_text().startswith("scheme,")
