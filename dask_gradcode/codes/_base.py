@@ -323,11 +323,22 @@ class GradientCode:
         """
         length = self.message_length(dim)
         decoder = self.decoder(messages.keys(), approximate=approximate)
-        stacked = np.empty((len(decoder.responders), length))
-        for row, worker in enumerate(decoder.responders):
-            stacked[row] = self._check_message(worker, messages[worker], length)
+        stacked = self._stack_messages(messages, decoder.responders, length)
         gradient = decoder.apply(stacked, dim)
         return (gradient, decoder) if return_info else gradient
+
+    def _stack_messages(
+        self, messages: Mapping[int, np.ndarray], order: tuple[int, ...], length: int
+    ) -> np.ndarray:
+        """Messages as rows in ``order``; one vectorised check, precise errors."""
+        arrays = [np.asarray(messages[worker]) for worker in order]
+        if all(a.shape == (length,) and a.dtype.kind in "fiu" for a in arrays):
+            stacked = np.array(arrays, dtype=np.float64)
+            if np.isfinite(stacked).all():
+                return stacked
+        for worker, array in zip(order, arrays, strict=True):  # say which one, and why
+            self._check_message(worker, array, length)
+        raise AssertionError("unreachable: some message failed the vectorised check")
 
     def clear_cache(self) -> None:
         """Forget every cached decoding matrix."""
@@ -460,8 +471,10 @@ class GradientCode:
                 f"for this gradient must be a vector of length {length} "
                 "(ceil(dim / comm_reduction))"
             )
-        if not np.isrealobj(array):
-            raise ValueError(f"message from worker {worker} is complex; send reals")
+        if array.dtype.kind not in "fiu":
+            raise ValueError(
+                f"message from worker {worker} has dtype {array.dtype}; send real numbers"
+            )
         if not np.all(np.isfinite(array)):
             raise ValueError(
                 f"message from worker {worker} contains NaN or inf; check that "
