@@ -60,6 +60,20 @@ def build(scheme, params, seed=0) -> GradientCode:
     return make_code(scheme, n, s, m, random_state=seed, **options)
 
 
+def small_code(scheme: str) -> GradientCode:
+    """A 6-worker code of ``scheme``; one straggler where the scheme allows it."""
+    params = {
+        "uncoded": (6, 0, 1, {}),
+        "linear": (
+            6,
+            None,
+            2,
+            {"generator": np.random.default_rng(1).normal(size=(2, 3))},
+        ),
+    }.get(scheme, (6, 1, 2 if scheme in ("ye-abbe", "gaussian-mds") else 1, {}))
+    return build(scheme, params)
+
+
 def encode_all(code: GradientCode, partials: np.ndarray) -> dict[int, np.ndarray]:
     return {
         w: code.encode(w, partials[code.partitions(w)]) for w in range(code.n_workers)
@@ -244,17 +258,7 @@ def test_structured_decoder_agrees_with_generic_least_squares(scheme, data):
 
 @pytest.mark.parametrize("scheme", SCHEMES)
 def test_cached_decode_is_identical_and_reuses_the_solve(scheme):
-    params = {
-        "uncoded": (6, 0, 1, {}),
-        "fractional-repetition": (6, 1, 1, {}),
-        "linear": (
-            6,
-            None,
-            2,
-            {"generator": np.random.default_rng(1).normal(size=(2, 3))},
-        ),
-    }.get(scheme, (6, 1, 2 if scheme in ("ye-abbe", "gaussian-mds") else 1, {}))
-    code = build(scheme, params)
+    code = small_code(scheme)
     rng = np.random.default_rng(3)
     partials = rng.standard_normal((code.n_partitions, 9))
     messages = encode_all(code, partials)
@@ -432,17 +436,7 @@ def test_repr_names_the_scheme_and_its_numbers():
 def test_codes_survive_pickling_for_shipping_to_workers(scheme):
     import pickle
 
-    params = {
-        "uncoded": (6, 0, 1, {}),
-        "fractional-repetition": (6, 1, 1, {}),
-        "linear": (
-            6,
-            None,
-            2,
-            {"generator": np.random.default_rng(1).normal(size=(2, 3))},
-        ),
-    }.get(scheme, (6, 1, 2 if scheme in ("ye-abbe", "gaussian-mds") else 1, {}))
-    code = build(scheme, params)
+    code = small_code(scheme)
     code.decoder(range(6))
     clone = pickle.loads(pickle.dumps(code))
     partials = np.random.default_rng(0).standard_normal((code.n_partitions, 4))

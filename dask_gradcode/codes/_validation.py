@@ -8,6 +8,7 @@ import numpy as np
 
 __all__ = [
     "check_code_shape",
+    "check_load_fits",
     "check_partial_gradients",
     "check_positive_int",
     "require_single_message_block",
@@ -37,6 +38,15 @@ def check_code_shape(
             f"use n_stragglers <= {n - 1}"
         )
     return n, s, m
+
+
+def check_load_fits(scheme: str, n_workers: int, load: int) -> None:
+    """Vector-splitting schemes need ``load = s + m <= n_workers``."""
+    if load > n_workers:
+        raise ValueError(
+            f"{scheme!r} needs load n_stragglers + comm_reduction = {load} <= "
+            f"n_workers = {n_workers}; lower n_stragglers or comm_reduction"
+        )
 
 
 def require_single_message_block(scheme: str, comm_reduction: int) -> None:

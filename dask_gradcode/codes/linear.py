@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from dask_gradcode.codes._base import GradientCode
-from dask_gradcode.codes._validation import rng_from
+from dask_gradcode.codes._validation import check_load_fits, rng_from
 
 __all__ = ["GaussianMDSCode", "LinearCode", "group_sizes", "straggler_tolerance"]
 
@@ -299,11 +299,7 @@ class GaussianMDSCode(LinearCode):
     ) -> None:
         n, s, m = n_workers, n_stragglers, comm_reduction
         load = s + m
-        if load > n:
-            raise ValueError(
-                f"'gaussian-mds' needs load n_stragglers + comm_reduction = {load} <= "
-                f"n_workers = {n}; lower n_stragglers or comm_reduction"
-            )
+        check_load_fits(self.scheme, n, load)
         if n_candidates < 1:
             raise ValueError(f"n_candidates must be >= 1, got {n_candidates}")
         sizes = group_sizes(n, load)

@@ -20,6 +20,7 @@ import numpy as np
 import scipy.linalg
 
 from dask_gradcode.codes._base import GradientCode
+from dask_gradcode.codes._validation import check_load_fits
 from dask_gradcode.codes.repetition import cyclic_supports
 
 __all__ = ["YeAbbeCode", "chebyshev_nodes"]
@@ -76,11 +77,7 @@ class YeAbbeCode(GradientCode):
     ) -> None:
         n, s, m = n_workers, n_stragglers, comm_reduction
         load = s + m
-        if load > n:
-            raise ValueError(
-                f"'ye-abbe' needs load n_stragglers + comm_reduction = {load} <= "
-                f"n_workers = {n}; lower n_stragglers or comm_reduction"
-            )
+        check_load_fits(self.scheme, n, load)
         alphas = self._check_nodes(nodes, n)
         supports = cyclic_supports(n, load)
         encoding = np.zeros((n, n, m))
