@@ -29,7 +29,7 @@ from dask_gradcode.codes._validation import (
     check_positive_int,
 )
 
-__all__ = ["Decoder", "GradientCode", "NotDecodableError"]
+__all__ = ["Decoder", "GradientCode", "NotDecodableError", "WorkerEncoder"]
 
 
 class NotDecodableError(ValueError):
@@ -38,6 +38,43 @@ class NotDecodableError(ValueError):
     Wait for more workers, or call ``decode(..., approximate=True)`` to get the
     least-squares optimal estimate instead.
     """
+
+
+@dataclass(frozen=True)
+class WorkerEncoder:
+    """What one worker needs to encode: its rows of the encoding tensor.
+
+    Small and picklable, so a scheduler can ship it to the worker instead of
+    the whole code.
+
+    Attributes
+    ----------
+    worker : int
+        The worker's id.
+    coefficients : ndarray of shape (len(partitions), comm_reduction)
+        ``E[worker, partitions(worker), :]``.
+    """
+
+    worker: int
+    coefficients: np.ndarray = field(repr=False)
+
+    @property
+    def comm_reduction(self) -> int:
+        """``m``: how many sub-vectors each gradient is cut into."""
+        return self.coefficients.shape[1]
+
+    def __call__(self, partial_gradients: np.ndarray) -> np.ndarray:
+        """Encode ``(len(partitions), dim)`` partial gradients into one message."""
+        gradients = check_partial_gradients(
+            partial_gradients, self.coefficients.shape[0], self.worker
+        )
+        rows, dim = gradients.shape
+        m = self.comm_reduction
+        length = math.ceil(dim / m)
+        padded = np.zeros((rows, m * length))
+        padded[:, :dim] = gradients
+        blocks = padded.reshape(rows, m, length)
+        return np.tensordot(self.coefficients, blocks, axes=([0, 1], [0, 1]))
 
 
 @dataclass(frozen=True)
@@ -227,22 +264,12 @@ class GradientCode:
         -------
         message : ndarray of shape (ceil(dim / comm_reduction),)
         """
-        worker = self._check_worker(worker)
-        gradients = check_partial_gradients(
-            partial_gradients, len(self._supports[worker]), worker
-        )
-        blocks = self._split(gradients)
-        return np.tensordot(
-            self._local_coefficients[worker], blocks, axes=([0, 1], [0, 1])
-        )
+        return self.worker_encoder(worker)(partial_gradients)
 
-    def _split(self, gradients: np.ndarray) -> np.ndarray:
-        """Zero-pad rows to a multiple of ``m`` and cut them into ``m`` sub-vectors."""
-        rows, dim = gradients.shape
-        length = math.ceil(dim / self.comm_reduction)
-        padded = np.zeros((rows, self.comm_reduction * length))
-        padded[:, :dim] = gradients
-        return padded.reshape(rows, self.comm_reduction, length)
+    def worker_encoder(self, worker: int) -> WorkerEncoder:
+        """The small, picklable encoder of one worker (what a task ships)."""
+        worker = self._check_worker(worker)
+        return WorkerEncoder(worker, self._local_coefficients[worker])
 
     # ----------------------------------------------------------------- decode
     def is_decodable(self, responders: Iterable[int]) -> bool:

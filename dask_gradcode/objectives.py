@@ -1,0 +1,297 @@
+"""Losses of linear models: value and gradient over a block of rows.
+
+Pure numpy/scipy.  Every objective works on a linear score ``z = X @ W``
+(``W`` is the coefficient vector, or for :class:`Softmax` a
+``(n_features, n_classes)`` matrix stored flat) and returns the loss **summed
+over rows** (weighted by ``sample_weight``) with its gradient in ``W``.  ``X``
+may be a dense array or a scipy sparse matrix.
+
+Classification losses take labels in ``{0, 1}`` (``Softmax``: ``0..K-1``);
+margin losses use ``t = 2 y - 1`` internally, as scikit-learn's SGD does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy.special import expit, log_expit, logsumexp
+
+__all__ = [
+    "OBJECTIVES",
+    "EpsilonInsensitive",
+    "Hinge",
+    "Huber",
+    "LogLoss",
+    "ModifiedHuber",
+    "Objective",
+    "Softmax",
+    "SquaredError",
+    "SquaredHinge",
+    "get_objective",
+]
+
+
+class Objective:
+    """A loss ``sum_i sample_weight_i * loss(z_i, y_i)`` of a linear score ``z``.
+
+    Subclasses implement :meth:`pointwise`; :meth:`value_and_gradient` does
+    the linear algebra.
+    """
+
+    name: str = ""
+
+    def n_coef(self, n_features: int) -> int:
+        """Length of the flat coefficient vector for ``n_features`` columns."""
+        return n_features
+
+    def pointwise(self, z: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per-row loss and its derivative in ``z``."""
+        raise NotImplementedError
+
+    def value_and_gradient(
+        self,
+        coef: np.ndarray,
+        X: Any,
+        y: np.ndarray,
+        sample_weight: np.ndarray | None = None,
+    ) -> tuple[float, np.ndarray]:
+        """Loss summed over the rows of ``X`` and its gradient in ``coef``.
+
+        Parameters
+        ----------
+        coef : ndarray of shape (n_coef(n_features),)
+            Coefficients (no intercept: add a column of ones for one).
+        X : ndarray or scipy sparse matrix of shape (n_rows, n_features)
+        y : ndarray of shape (n_rows,)
+        sample_weight : ndarray of shape (n_rows,), optional
+
+        Returns
+        -------
+        loss : float
+        gradient : ndarray of shape (n_coef(n_features),)
+        """
+        z = X @ coef
+        losses, slopes = self.pointwise(np.asarray(z), y)
+        if sample_weight is not None:
+            losses = losses * sample_weight
+            slopes = slopes * sample_weight
+        gradient = np.asarray(X.T @ slopes).ravel()
+        return float(losses.sum()), gradient
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and vars(self) == vars(other)
+
+    def __hash__(self) -> int:
+        return hash((type(self), tuple(sorted(vars(self).items()))))
+
+
+def _signed(y: np.ndarray) -> np.ndarray:
+    return 2.0 * y - 1.0
+
+
+class LogLoss(Objective):
+    """Logistic loss ``log(1 + exp(-t z))`` with ``t = 2 y - 1``, labels in {0, 1}."""
+
+    name = "log_loss"
+
+    def pointwise(self, z, y):
+        """Per-row loss and its derivative in ``z``."""
+        t = _signed(y)
+        return -log_expit(t * z), -t * expit(-t * z)
+
+
+class SquaredError(Objective):
+    """Half squared error ``(z - y)^2 / 2``."""
+
+    name = "squared_error"
+
+    def pointwise(self, z, y):
+        """Per-row loss and its derivative in ``z``."""
+        residual = z - y
+        return 0.5 * residual**2, residual
+
+
+class Hinge(Objective):
+    """Hinge loss ``max(0, 1 - t z)``; its subgradient at the kink is 0."""
+
+    name = "hinge"
+
+    def pointwise(self, z, y):
+        """Per-row loss and its derivative in ``z``."""
+        t = _signed(y)
+        margin = 1.0 - t * z
+        active = margin > 0
+        return np.where(active, margin, 0.0), np.where(active, -t, 0.0)
+
+
+class SquaredHinge(Objective):
+    """Squared hinge ``max(0, 1 - t z)^2``."""
+
+    name = "squared_hinge"
+
+    def pointwise(self, z, y):
+        """Per-row loss and its derivative in ``z``."""
+        t = _signed(y)
+        margin = np.maximum(1.0 - t * z, 0.0)
+        return margin**2, -2.0 * t * margin
+
+
+class ModifiedHuber(Objective):
+    """Modified Huber: ``max(0, 1 - t z)^2`` for ``t z >= -1``, else ``-4 t z``."""
+
+    name = "modified_huber"
+
+    def pointwise(self, z, y):
+        """Per-row loss and its derivative in ``z``."""
+        t = _signed(y)
+        tz = t * z
+        quadratic = np.maximum(1.0 - tz, 0.0)
+        linear = tz < -1.0
+        losses = np.where(linear, -4.0 * tz, quadratic**2)
+        slopes = np.where(linear, -4.0 * t, -2.0 * t * quadratic)
+        return losses, slopes
+
+
+class Huber(Objective):
+    """Huber loss: quadratic within ``epsilon`` of the target, linear beyond.
+
+    Parameters
+    ----------
+    epsilon : float, default=0.1
+        Width of the quadratic zone (scikit-learn's SGDRegressor default).
+    """
+
+    name = "huber"
+
+    def __init__(self, epsilon: float = 0.1) -> None:
+        if not epsilon > 0:
+            raise ValueError(f"epsilon must be > 0, got {epsilon}")
+        self.epsilon = float(epsilon)
+
+    def pointwise(self, z, y):
+        """Per-row loss and its derivative in ``z``."""
+        residual = z - y
+        eps = self.epsilon
+        inside = np.abs(residual) <= eps
+        losses = np.where(
+            inside, 0.5 * residual**2, eps * np.abs(residual) - 0.5 * eps**2
+        )
+        slopes = np.where(inside, residual, eps * np.sign(residual))
+        return losses, slopes
+
+    def __repr__(self) -> str:
+        return f"Huber(epsilon={self.epsilon})"
+
+
+class EpsilonInsensitive(Objective):
+    """``max(0, |z - y| - epsilon)``: errors below ``epsilon`` cost nothing.
+
+    Parameters
+    ----------
+    epsilon : float, default=0.1
+    """
+
+    name = "epsilon_insensitive"
+
+    def __init__(self, epsilon: float = 0.1) -> None:
+        if not epsilon >= 0:
+            raise ValueError(f"epsilon must be >= 0, got {epsilon}")
+        self.epsilon = float(epsilon)
+
+    def pointwise(self, z, y):
+        """Per-row loss and its derivative in ``z``."""
+        residual = z - y
+        excess = np.abs(residual) - self.epsilon
+        active = excess > 0
+        return np.where(active, excess, 0.0), np.where(active, np.sign(residual), 0.0)
+
+    def __repr__(self) -> str:
+        return f"EpsilonInsensitive(epsilon={self.epsilon})"
+
+
+class Softmax(Objective):
+    """Multinomial logistic loss (cross-entropy of the softmax).
+
+    The coefficients are a ``(n_features, n_classes)`` matrix stored flat
+    (row-major); labels are integers ``0..n_classes-1``.
+
+    Parameters
+    ----------
+    n_classes : int
+        Number of classes, at least 2.
+    """
+
+    name = "softmax"
+
+    def __init__(self, n_classes: int) -> None:
+        if int(n_classes) != n_classes or n_classes < 2:
+            raise ValueError(f"n_classes must be an integer >= 2, got {n_classes}")
+        self.n_classes = int(n_classes)
+
+    def n_coef(self, n_features: int) -> int:
+        """``n_features * n_classes``."""
+        return n_features * self.n_classes
+
+    def value_and_gradient(self, coef, X, y, sample_weight=None):
+        """Cross-entropy summed over rows, and its gradient (flat)."""
+        weights = np.asarray(coef).reshape(-1, self.n_classes)
+        scores = np.asarray(X @ weights)
+        labels = np.asarray(y).astype(np.intp)
+        if labels.size and (labels.min() < 0 or labels.max() >= self.n_classes):
+            raise ValueError(
+                f"softmax labels must be integers in 0..{self.n_classes - 1}"
+            )
+        log_norm = logsumexp(scores, axis=1)
+        losses = log_norm - scores[np.arange(labels.size), labels]
+        slopes = np.exp(scores - log_norm[:, None])
+        slopes[np.arange(labels.size), labels] -= 1.0
+        if sample_weight is not None:
+            losses = losses * sample_weight
+            slopes = slopes * sample_weight[:, None]
+        gradient = np.asarray(X.T @ slopes).ravel()
+        return float(losses.sum()), gradient
+
+    def __repr__(self) -> str:
+        return f"Softmax(n_classes={self.n_classes})"
+
+
+#: Objectives by name; ``Softmax`` needs ``n_classes``.
+OBJECTIVES: dict[str, type[Objective]] = {
+    cls.name: cls
+    for cls in (
+        LogLoss,
+        SquaredError,
+        Hinge,
+        SquaredHinge,
+        ModifiedHuber,
+        Huber,
+        EpsilonInsensitive,
+        Softmax,
+    )
+}
+
+
+def get_objective(loss: str | Objective, **params: Any) -> Objective:
+    """An objective from its name (with its parameters) or an instance.
+
+    Examples
+    --------
+    >>> get_objective("huber", epsilon=1.0)
+    Huber(epsilon=1.0)
+    >>> get_objective("softmax", n_classes=3)
+    Softmax(n_classes=3)
+    """
+    if isinstance(loss, Objective):
+        if params:
+            raise TypeError("pass parameters to the objective's constructor instead")
+        return loss
+    if loss not in OBJECTIVES:
+        raise ValueError(f"unknown loss {loss!r}; choose one of {sorted(OBJECTIVES)}")
+    try:
+        return OBJECTIVES[loss](**params)
+    except TypeError as error:
+        raise TypeError(f"loss {loss!r}: {error}") from None

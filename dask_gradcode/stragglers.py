@@ -1,0 +1,249 @@
+"""Seeded straggler and link-bandwidth models.
+
+Pure: a model answers "how many extra seconds does ``worker`` take in
+``iteration``?" as a deterministic function of its ``random_state``, the
+iteration and the worker, so runs repeat exactly.  The scheduler applies the
+delay inside the worker's task, after the real computation, and ends it early
+once the iteration has been decoded without that worker.
+
+Any object with a ``delay(iteration, worker, n_workers, compute_seconds)``
+method returning seconds can serve as a straggler model.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import numpy as np
+
+__all__ = [
+    "Bandwidth",
+    "Pareto",
+    "ShiftedExponential",
+    "SlowWorkers",
+    "StragglerModel",
+]
+
+
+def _seed(random_state: int | None) -> int:
+    if random_state is None:
+        return int(np.random.SeedSequence().entropy % (2**63))
+    if isinstance(random_state, bool) or not isinstance(
+        random_state, (int, np.integer)
+    ):
+        raise TypeError(
+            f"random_state must be None or an int (models are shipped to workers "
+            f"and must repeat), got {random_state!r}"
+        )
+    return int(random_state)
+
+
+def _rng(seed: int, *path: int) -> np.random.Generator:
+    """A generator that depends only on ``seed`` and ``path``."""
+    return np.random.default_rng([seed, *path])
+
+
+def _check_non_negative(value: float, name: str) -> float:
+    value = float(value)
+    if not (value >= 0 and math.isfinite(value)):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+    return value
+
+
+class StragglerModel:
+    """Base class: extra seconds per ``(iteration, worker)``.
+
+    Parameters
+    ----------
+    random_state : int or None
+        Seed.  ``None`` draws one seed at construction, so a model object
+        still gives the same delays wherever it is evaluated.
+    """
+
+    def __init__(self, random_state: int | None = None) -> None:
+        self.random_state = _seed(random_state)
+
+    def delay(
+        self, iteration: int, worker: int, n_workers: int, compute_seconds: float = 0.0
+    ) -> float:
+        """Seconds to add to ``worker``'s reply in ``iteration``."""
+        raise NotImplementedError
+
+    def delays(
+        self, iteration: int, n_workers: int, compute_seconds: float = 0.0
+    ) -> np.ndarray:
+        """The delay of every worker in ``iteration``."""
+        return np.array(
+            [
+                self.delay(iteration, worker, n_workers, compute_seconds)
+                for worker in range(n_workers)
+            ]
+        )
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({fields})"
+
+
+class ShiftedExponential(StragglerModel):
+    """Every worker waits ``shift + Exp(scale)`` seconds, independently.
+
+    The classic model of gradient-coding papers (e.g. Lee et al. 2018).
+
+    Parameters
+    ----------
+    scale : float
+        Mean of the exponential part, seconds.
+    shift : float, default=0.0
+        Constant part, seconds.
+    random_state : int or None
+    """
+
+    def __init__(
+        self, scale: float, shift: float = 0.0, random_state: int | None = None
+    ) -> None:
+        super().__init__(random_state)
+        self.scale = _check_non_negative(scale, "scale")
+        self.shift = _check_non_negative(shift, "shift")
+
+    def delay(self, iteration, worker, n_workers, compute_seconds=0.0):
+        """``shift + Exp(scale)`` for this ``(iteration, worker)``."""
+        draw = _rng(self.random_state, iteration, worker).exponential(self.scale)
+        return self.shift + float(draw)
+
+
+class Pareto(StragglerModel):
+    """Heavy-tailed delays: ``scale * (U**(-1/shape) - 1)`` seconds, ``U`` uniform.
+
+    Most workers are nearly on time; a few are very late.  The delay is zero at
+    best and has mean ``scale / (shape - 1)`` for ``shape > 1`` (a Lomax, or
+    Pareto II, distribution).
+
+    Parameters
+    ----------
+    scale : float
+        Seconds.
+    shape : float, default=2.0
+        Tail index; smaller means heavier tails.  Must be > 0.
+    random_state : int or None
+    """
+
+    def __init__(
+        self, scale: float, shape: float = 2.0, random_state: int | None = None
+    ) -> None:
+        super().__init__(random_state)
+        self.scale = _check_non_negative(scale, "scale")
+        if not shape > 0:
+            raise ValueError(f"shape must be > 0, got {shape}")
+        self.shape = float(shape)
+
+    def delay(self, iteration, worker, n_workers, compute_seconds=0.0):
+        """Pareto-distributed delay for this ``(iteration, worker)``."""
+        draw = _rng(self.random_state, iteration, worker).pareto(self.shape)
+        return self.scale * float(draw)
+
+
+class SlowWorkers(StragglerModel):
+    """Some workers are slow: by a fixed ``delay`` or by a ``factor``.
+
+    Exactly one way of choosing them:
+
+    - ``n_slow=k``: ``k`` workers drawn anew each iteration;
+    - ``p=q``: each worker independently with probability ``q`` per iteration;
+    - ``workers=[...]``: the same named workers every iteration.
+
+    Parameters
+    ----------
+    n_slow : int, optional
+    p : float, optional
+    workers : iterable of int, optional
+    delay : float, optional
+        Extra seconds of a slow worker.
+    factor : float, optional
+        A slow worker takes ``factor`` times its computation time
+        (``factor >= 1``); the extra is ``(factor - 1) * compute_seconds``.
+    random_state : int or None
+    """
+
+    def __init__(
+        self,
+        n_slow: int | None = None,
+        *,
+        p: float | None = None,
+        workers: Iterable[int] | None = None,
+        delay: float | None = None,
+        factor: float | None = None,
+        random_state: int | None = None,
+    ) -> None:
+        super().__init__(random_state)
+        chosen = [n_slow is not None, p is not None, workers is not None]
+        if sum(chosen) != 1:
+            raise ValueError("pass exactly one of n_slow, p or workers")
+        if (delay is None) == (factor is None):
+            raise ValueError("pass exactly one of delay (seconds) or factor")
+        if n_slow is not None and (int(n_slow) != n_slow or n_slow < 0):
+            raise ValueError(f"n_slow must be an integer >= 0, got {n_slow}")
+        if p is not None and not 0 <= p <= 1:
+            raise ValueError(f"p must be in [0, 1], got {p}")
+        if factor is not None and not (factor >= 1 and math.isfinite(factor)):
+            raise ValueError(f"factor must be a finite number >= 1, got {factor}")
+        self.n_slow = None if n_slow is None else int(n_slow)
+        self.p = None if p is None else float(p)
+        self.workers = None if workers is None else tuple(sorted(set(workers)))
+        self.delay_seconds = (
+            None if delay is None else _check_non_negative(delay, "delay")
+        )
+        self.factor = None if factor is None else float(factor)
+
+    def slow_workers(self, iteration: int, n_workers: int) -> list[int]:
+        """Which workers are slow in ``iteration``."""
+        if self.workers is not None:
+            return [w for w in self.workers if w < n_workers]
+        rng = _rng(self.random_state, iteration)
+        if self.n_slow is not None:
+            if self.n_slow > n_workers:
+                raise ValueError(
+                    f"n_slow={self.n_slow} but there are only {n_workers} workers"
+                )
+            return sorted(rng.choice(n_workers, self.n_slow, replace=False).tolist())
+        return np.flatnonzero(rng.random(n_workers) < self.p).tolist()
+
+    def delay(self, iteration, worker, n_workers, compute_seconds=0.0):
+        """Extra seconds if ``worker`` is slow in ``iteration``, else 0."""
+        if worker not in self.slow_workers(iteration, n_workers):
+            return 0.0
+        if self.delay_seconds is not None:
+            return self.delay_seconds
+        return (self.factor - 1.0) * compute_seconds
+
+
+class Bandwidth:
+    """A link of ``bytes_per_second`` between each worker and the client.
+
+    A message of ``nbytes`` is delayed ``latency + nbytes / bytes_per_second``
+    seconds, so sending ``m`` times fewer bytes shows up as time saved, even
+    on one machine.
+
+    Parameters
+    ----------
+    bytes_per_second : float
+        Link speed, > 0.
+    latency : float, default=0.0
+        Seconds added to every message.
+    """
+
+    def __init__(self, bytes_per_second: float, latency: float = 0.0) -> None:
+        if not (bytes_per_second > 0 and math.isfinite(bytes_per_second)):
+            raise ValueError(
+                f"bytes_per_second must be a finite number > 0, got {bytes_per_second}"
+            )
+        self.bytes_per_second = float(bytes_per_second)
+        self.latency = _check_non_negative(latency, "latency")
+
+    def transfer_seconds(self, nbytes: int) -> float:
+        """Seconds to send ``nbytes`` over the link."""
+        return self.latency + nbytes / self.bytes_per_second
+
+    def __repr__(self) -> str:
+        return f"Bandwidth(bytes_per_second={self.bytes_per_second}, latency={self.latency})"

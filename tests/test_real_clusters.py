@@ -1,0 +1,129 @@
+"""Coded rounds against separate scheduler/worker processes, and over TLS."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from distributed import Client, LocalCluster
+
+from dask_gradcode.codes import make_code
+from dask_gradcode.objectives import get_objective
+from dask_gradcode.scheduler import CodedGradient
+from dask_gradcode.stragglers import SlowWorkers
+
+DASK = shutil.which("dask", path=os.path.dirname(sys.executable))
+
+
+def problem(seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((400, 6))
+    y = (rng.random(400) < 0.4).astype(float)
+    w = rng.standard_normal(6) * 0.2
+    return X, y, w, get_objective("log_loss").value_and_gradient(w, X, y)
+
+
+def run_rounds(client, n_workers):
+    X, y, w, (loss, gradient) = problem()
+    code = make_code("gaussian-mds", n_workers, 1, 2, random_state=0)
+    model = SlowWorkers(workers=[n_workers - 1], delay=3.0)
+    with CodedGradient(client, code, X, y, "log_loss", straggler_model=model) as cg:
+        for _ in range(3):
+            start = time.perf_counter()
+            got_loss, got_gradient = cg(w)
+            assert time.perf_counter() - start < 2.5
+            assert got_loss == pytest.approx(loss, rel=1e-9)
+            np.testing.assert_allclose(got_gradient, gradient, rtol=1e-9, atol=1e-12)
+    assert all(n_workers - 1 not in r.responders for r in cg.history)
+
+
+@pytest.fixture
+def process_cluster(tmp_path: Path):
+    """`dask scheduler` and `dask worker` as separate processes on localhost."""
+    if DASK is None:
+        pytest.skip("the dask command is not installed next to this Python")
+    scheduler_file = tmp_path / "scheduler.json"
+    common = {
+        "cwd": tmp_path,
+        "stdout": subprocess.DEVNULL,
+        "stderr": subprocess.DEVNULL,
+    }
+    scheduler = subprocess.Popen(
+        [
+            DASK,
+            "scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-dashboard",
+            "--scheduler-file",
+            str(scheduler_file),
+        ],
+        **common,
+    )
+    processes = [scheduler]
+    try:
+        deadline = time.monotonic() + 60
+        while not scheduler_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        address = json.loads(scheduler_file.read_text())["address"]
+        processes.append(
+            subprocess.Popen(
+                [
+                    DASK,
+                    "worker",
+                    address,
+                    "--nworkers",
+                    "3",
+                    "--nthreads",
+                    "1",
+                    "--host",
+                    "127.0.0.1",
+                    "--no-dashboard",
+                ],
+                **common,
+            )
+        )
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(3, timeout=60)
+            yield client
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def test_coded_rounds_on_separate_scheduler_and_worker_processes(process_cluster):
+    run_rounds(process_cluster, 3)
+
+
+def test_coded_rounds_on_a_tls_secured_cluster():
+    pytest.importorskip("cryptography")
+    from distributed.security import Security
+
+    security = Security.temporary()
+    with (
+        LocalCluster(
+            n_workers=4,
+            threads_per_worker=1,
+            processes=False,
+            protocol="tls://",
+            security=security,
+            dashboard_address=None,
+        ) as cluster,
+        Client(cluster, security=security) as client,
+    ):
+        assert client.scheduler.address.startswith("tls://")
+        run_rounds(client, 4)

@@ -1,0 +1,359 @@
+"""CodedGradient on real LocalClusters: exactness, early decoding, failures."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+import scipy.sparse
+from distributed import Client, LocalCluster
+
+from dask_gradcode.codes import SCHEMES, make_code
+from dask_gradcode.objectives import get_objective
+from dask_gradcode.scheduler import CodedGradient, WorkerFailureWarning, replan_code
+from dask_gradcode.stragglers import SlowWorkers, StragglerModel
+
+N_WORKERS = 6
+
+
+def local_cluster(n_workers=N_WORKERS, **kwargs):
+    return LocalCluster(
+        n_workers=n_workers,
+        threads_per_worker=1,
+        processes=False,
+        dashboard_address=None,
+        **kwargs,
+    )
+
+
+@pytest.fixture(scope="module")
+def client():
+    with local_cluster() as cluster, Client(cluster) as client:
+        yield client
+
+
+@pytest.fixture
+def own_cluster():
+    """A cluster a test may damage (close workers)."""
+    with local_cluster() as cluster, Client(cluster) as client:
+        yield cluster, client
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((600, 8))
+    y = (X @ rng.standard_normal(8) + rng.standard_normal(600) > 0).astype(float)
+    w = rng.standard_normal(8) * 0.3
+    return X, y, w
+
+
+def reference(X, y, w, loss="log_loss", sample_weight=None):
+    return get_objective(loss).value_and_gradient(w, X, y, sample_weight)
+
+
+def assert_close(result, expected, rtol=1e-9):
+    loss, gradient = result
+    assert loss == pytest.approx(expected[0], rel=rtol)
+    np.testing.assert_allclose(
+        gradient, expected[1], rtol=rtol, atol=rtol * np.abs(expected[1]).max()
+    )
+
+
+def code_for(scheme, n=N_WORKERS):
+    if scheme == "linear":
+        return make_code(
+            "linear", n, None, generator=[[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]]
+        )
+    if scheme == "uncoded":
+        return make_code("uncoded", n, 0)
+    if scheme == "cyclic-mds":
+        return make_code("cyclic-mds", n, 1)
+    m = 2 if scheme in ("ye-abbe", "gaussian-mds") else 1
+    return make_code(
+        scheme, n, 2 if scheme != "fractional-repetition" else 1, m, random_state=0
+    )
+
+
+EXACT = [s for s in SCHEMES if s != "ignore-stragglers"]
+
+
+@pytest.mark.parametrize("scheme", EXACT)
+def test_exact_schemes_match_a_single_process_gradient_whoever_straggles(
+    client, data, scheme
+):
+    X, y, w = data
+    code = code_for(scheme)
+    expected = reference(X, y, w)
+    rng = np.random.default_rng(1)
+    for _ in range(3):
+        slow = rng.choice(N_WORKERS, code.n_stragglers, replace=False).tolist()
+        model = SlowWorkers(workers=slow, delay=5.0)
+        with CodedGradient(client, code, X, y, "log_loss", straggler_model=model) as cg:
+            start = time.perf_counter()
+            assert_close(cg(w), expected)
+            elapsed = time.perf_counter() - start
+            record = cg.history[-1]
+        assert not set(slow) & set(record.responders)  # decoded before they finished
+        assert elapsed < 2.0
+        assert record.exact and record.error_bound < 1e-9
+
+
+def test_history_records_metrics(client, data):
+    X, y, w = data
+    code = make_code("gaussian-mds", N_WORKERS, 1, 2, random_state=0)
+    with CodedGradient(
+        client,
+        code,
+        X,
+        y,
+        "log_loss",
+        straggler_model=SlowWorkers(workers=[4], delay=3.0),
+    ) as cg:
+        for _ in range(3):
+            cg(w)
+    assert [r.iteration for r in cg.history] == [0, 1, 2]
+    record = cg.history[-1].as_dict()
+    assert 4 in record["stragglers"] and 4 not in record["responders"]
+    assert record["bytes_received"] == len(
+        record["responders"]
+    ) * 8 * code.message_length(9)
+    assert 0 < record["decode_seconds"] < record["wall_seconds"]
+    assert record["wait_seconds"] <= record["wall_seconds"]
+    assert set(record["compute_seconds"]) <= set(range(N_WORKERS))
+    assert record["scheme"] == "gaussian-mds" and not record["replanned"]
+
+
+class FirstTwoRounds(StragglerModel):
+    """Worker 0 is very slow in round 0, worker 1 in round 1."""
+
+    def delay(self, iteration, worker, n_workers, compute_seconds=0.0):
+        return 4.0 if (iteration, worker) in ((0, 0), (1, 1)) else 0.0
+
+
+def test_a_cancelled_delay_does_not_slow_the_next_round(client, data):
+    """Round 1 needs worker 0, whose stale round-0 task must stop sleeping."""
+    X, y, w = data
+    code = make_code("cyclic-repetition", N_WORKERS, 1, random_state=0)
+    with CodedGradient(
+        client, code, X, y, "log_loss", straggler_model=FirstTwoRounds()
+    ) as cg:
+        start = time.perf_counter()
+        cg(w)
+        cg(w)
+        elapsed = time.perf_counter() - start
+    assert cg.history[0].stragglers == (0,)
+    assert 0 in cg.history[1].responders and cg.history[1].stragglers == (1,)
+    assert elapsed < 2.0
+
+
+def test_a_worker_holds_only_its_own_partitions(client, data):
+    X, y, _w = data
+    code = make_code("fractional-repetition", N_WORKERS, 2)
+    with CodedGradient(client, code, X, y, "log_loss") as cg:
+        bounds = np.linspace(0, len(y), code.n_partitions + 1).astype(int)
+        shards = client.gather(cg._shards)
+        who_has = client.who_has(cg._shards)
+        for worker, (shard, future) in enumerate(zip(shards, cg._shards, strict=True)):
+            assert list(who_has[future.key]) == [cg.workers[worker]]
+            expected = np.concatenate(
+                [y[bounds[j] : bounds[j + 1]] for j in code.partitions(worker)]
+            )
+            np.testing.assert_array_equal(
+                np.concatenate([b[1] for b in shard.blocks]), expected
+            )
+
+
+def test_sparse_input_sample_weight_and_other_losses(client, data):
+    X, y, w = data
+    sparse = scipy.sparse.random(600, 8, density=0.3, random_state=0, format="csr")
+    weights = np.random.default_rng(3).uniform(0.5, 2, 600)
+    code = make_code("cyclic-mds", 5, 2)
+    with CodedGradient(client, code, sparse, y, "hinge", sample_weight=weights) as cg:
+        assert_close(cg(w), reference(sparse, y, w, "hinge", weights))
+    targets = X @ w + 0.1
+    with CodedGradient(client, code, X, targets, "squared_error") as cg:
+        assert_close(cg(w * 0.5), reference(X, targets, w * 0.5, "squared_error"))
+
+
+def test_softmax_infers_the_classes(client, data):
+    X, _, _ = data
+    labels = np.random.default_rng(0).integers(0, 3, 600).astype(float)
+    code = make_code("gaussian-mds", 6, 1, 2, random_state=0)
+    with CodedGradient(client, code, X, labels, "softmax") as cg:
+        assert cg.dim == 24
+        coef = np.linspace(-1, 1, 24)
+        expected = get_objective("softmax", n_classes=3).value_and_gradient(
+            coef, X, labels
+        )
+        assert_close(cg(coef), expected)
+
+
+def test_dask_array_and_dataframe_inputs_stay_on_the_cluster(client, data):
+    da = pytest.importorskip("dask.array")
+    dd = pytest.importorskip("dask.dataframe")
+    pd = pytest.importorskip("pandas")
+    X, y, w = data
+    expected = reference(X, y, w)
+    code = make_code("gaussian-mds", N_WORKERS, 2, 1, random_state=0)
+    X_dask, y_dask = da.from_array(X, chunks=(97, 8)), da.from_array(y, chunks=97)
+    with CodedGradient(client, code, X_dask, y_dask, "log_loss") as cg:
+        assert_close(cg(w), expected)
+    frame = dd.from_pandas(pd.DataFrame(X), npartitions=5)
+    series = dd.from_pandas(pd.Series(y), npartitions=5)
+    with CodedGradient(client, code, frame, series, "log_loss") as cg:
+        assert_close(cg(w), expected)
+
+
+def test_large_weights_are_scattered_and_give_the_same_result(client):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 9000))  # 72 kB of weights: above the embed limit
+    y = rng.standard_normal(60)
+    w = rng.standard_normal(9000) * 0.01
+    code = make_code("gaussian-mds", 4, 1, 3, random_state=0)
+    with CodedGradient(client, code, X, y, "squared_error") as cg:
+        assert_close(cg(w), reference(X, y, w, "squared_error"))
+
+
+def test_task_keys_carry_a_readable_prefix(client, data):
+    X, y, w = data
+    from distributed import get_task_stream
+
+    code = make_code("cyclic-repetition", N_WORKERS, 1, random_state=0)
+    with (
+        CodedGradient(client, code, X, y, "log_loss") as cg,
+        get_task_stream() as stream,
+    ):
+        cg(w)
+    keys = [task["key"] for task in stream.data]
+    assert keys and all(str(k).startswith("gradcode-round-0-w") for k in keys)
+
+
+def test_a_worker_dying_between_rounds_is_a_permanent_straggler(own_cluster, data):
+    cluster, client = own_cluster
+    X, y, w = data
+    expected = reference(X, y, w)
+    code = make_code("gaussian-mds", N_WORKERS, 2, 1, random_state=0)
+    with CodedGradient(client, code, X, y, "log_loss") as cg:
+        first = cg(w)
+        victim = cg.workers[1]
+        client.sync(cluster.workers[_name_of(cluster, victim)].close)
+        for _ in range(3):
+            assert_close(cg(w), expected)
+            assert_close(cg(w), first)
+    assert 1 in cg.history[-1].failed and 1 not in cg.history[-1].responders
+    assert cg.code is code  # no re-plan needed
+
+
+def test_a_worker_dying_mid_round_is_survived(own_cluster, data):
+    cluster, client = own_cluster
+    X, y, w = data
+    code = make_code("gaussian-mds", N_WORKERS, 2, 1, random_state=0)
+    slow_everyone = SlowWorkers(workers=range(N_WORKERS), delay=1.0)
+    with CodedGradient(
+        client, code, X, y, "log_loss", straggler_model=slow_everyone
+    ) as cg:
+        victim = _name_of(cluster, cg.workers[0])
+        threading.Timer(0.3, lambda: client.sync(cluster.workers[victim].close)).start()
+        assert_close(cg(w), reference(X, y, w))
+    assert 0 in cg.history[-1].failed
+
+
+def test_more_failures_than_tolerated_replan_with_a_warning(own_cluster, data):
+    cluster, client = own_cluster
+    X, y, w = data
+    code = make_code("gaussian-mds", N_WORKERS, 1, 2, random_state=0)
+    with CodedGradient(client, code, X, y, "log_loss") as cg:
+        cg(w)
+        for worker in (0, 1):  # two of one group of 3, with m = 2: undecodable
+            client.sync(cluster.workers[_name_of(cluster, cg.workers[worker])].close)
+        with pytest.warns(WorkerFailureWarning, match="re-planned on the 4 surviving"):
+            result = cg(w)
+        assert_close(result, reference(X, y, w))
+        assert cg.code.n_workers == 4 and cg.history[-1].replanned
+        assert_close(cg(w), reference(X, y, w))
+        assert not cg.history[-1].replanned
+
+
+def test_approximate_mode_keeps_going_with_an_error_bound(own_cluster, data):
+    cluster, client = own_cluster
+    X, y, w = data
+    code = make_code("fractional-repetition", N_WORKERS, 1)
+    expected = reference(X, y, w)
+    with CodedGradient(client, code, X, y, "log_loss", on_failure="approximate") as cg:
+        for worker in (0, 1):  # a whole group: its partitions are gone
+            client.sync(cluster.workers[_name_of(cluster, cg.workers[worker])].close)
+        with pytest.warns(WorkerFailureWarning, match="approximately"):
+            _loss, gradient = cg(w)
+    record = cg.history[-1]
+    assert not record.exact and record.error_bound > 0
+    partials = [reference(X[s], y[s], w)[1] for s in np.array_split(np.arange(600), 6)]
+    bound = record.error_bound * np.sqrt(sum(np.sum(p**2) + 0 for p in partials))
+    assert (
+        np.linalg.norm(gradient - expected[1]) <= bound * 1.01 + 1
+    )  # loss row adds at most 1
+
+
+def test_asking_for_more_workers_than_the_cluster_has_fails_upfront(client, data):
+    X, y, _ = data
+    code = make_code("cyclic-repetition", N_WORKERS + 2, 1, random_state=0)
+    with (
+        pytest.raises(ValueError, match="needs 8 workers but the cluster has 6"),
+        CodedGradient(client, code, X, y, "log_loss"),
+    ):
+        pass
+
+
+def test_bad_input_gets_clear_errors(client, data):
+    X, y, w = data
+    code = make_code("cyclic-repetition", 4, 1, random_state=0)
+    with pytest.raises(ValueError, match="X has 600 rows but y has 599"):
+        CodedGradient(client, code, X, y[:-1], "log_loss")
+    with pytest.raises(ValueError, match="X contains NaN"):
+        CodedGradient(client, code, np.full_like(X, np.nan), y, "log_loss")
+    with pytest.raises(ValueError, match="unknown loss"):
+        CodedGradient(client, code, X, y, "nope")
+    with pytest.raises(ValueError, match="on_failure"):
+        CodedGradient(client, code, X, y, "log_loss", on_failure="ignore")
+    with pytest.raises(TypeError, match="delay"):
+        CodedGradient(client, code, X, y, "log_loss", straggler_model=3)
+    with CodedGradient(client, code, X, y, "log_loss") as cg:
+        with pytest.raises(ValueError, match="w must have 8 entries"):
+            cg(w[:3])
+        with pytest.raises(ValueError, match="NaN"):
+            cg(np.full(8, np.nan))
+    with pytest.raises(RuntimeError, match="context manager"):
+        CodedGradient(client, code, X, y, "log_loss")(w)
+
+
+def test_a_worker_error_surfaces_on_the_client(client, data):
+    X, _, _w = data
+    code = make_code("cyclic-repetition", 4, 1, random_state=0)
+    labels = np.zeros(600)
+    labels[5] = 7.0  # the objective sees only 3 classes after we force it
+    from dask_gradcode.objectives import Softmax
+
+    with (
+        CodedGradient(client, code, X, labels, Softmax(3)) as cg,
+        pytest.raises(ValueError, match=r"labels must be integers in 0\.\.2"),
+    ):
+        cg(np.zeros(24))
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_replanned_codes_keep_the_scheme_where_possible(scheme):
+    code = (
+        code_for(scheme) if scheme != "ignore-stragglers" else make_code(scheme, 6, 1)
+    )
+    smaller = replan_code(code, 4)
+    assert smaller.n_workers == 4
+    if scheme not in ("linear",):
+        assert smaller.scheme == scheme or scheme == "fractional-repetition"
+
+
+def _name_of(cluster, address):
+    return next(
+        name for name, worker in cluster.workers.items() if worker.address == address
+    )
