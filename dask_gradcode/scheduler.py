@@ -309,10 +309,12 @@ class CodedGradient:
         self._approximate = False
         self._replanned = False
         self._background: ThreadPoolExecutor | None = None
+        self._live: set[str] = set()
+        self._live_checked = -math.inf
 
     # ------------------------------------------------------------ lifecycle
     def __enter__(self) -> CodedGradient:  # noqa: PYI034 (subclasses may override)
-        available = self._live_addresses()
+        available = self._live_addresses(fresh=True)
         if len(available) < self.code.n_workers:
             raise ValueError(
                 f"the code needs {self.code.n_workers} workers but the cluster has "
@@ -430,8 +432,17 @@ class CodedGradient:
             self._iteration += 1
             return record.loss, gradient
 
-    def _live_addresses(self) -> set[str]:
-        return set(self.client.scheduler_info(n_workers=-1)["workers"])
+    def _live_addresses(self, *, fresh: bool = False) -> set[str]:
+        """Workers the scheduler knows, asked at most every ``check_interval``.
+
+        A worker that dies with its data is seen at once (its shard future is
+        cancelled); this catches workers retired with their data moved away.
+        """
+        now = time.monotonic()
+        if fresh or now - self._live_checked > self.check_interval:
+            self._live = set(self.client.scheduler_info(n_workers=-1)["workers"])
+            self._live_checked = now
+        return self._live
 
     def _alive(self) -> list[int]:
         live = self._live_addresses()
@@ -534,7 +545,8 @@ class CodedGradient:
                     replies[worker] = future.result()  # a worker's exception surfaces
                     if self._enough(replies, alive, lost):
                         return replies, lost
-                lost |= {w for f, w in pending.items() if not self._is_live(w)}
+                live = self._live_addresses(fresh=True)
+                lost |= {w for w in pending.values() if self._addresses[w] not in live}
                 pending = {f: w for f, w in pending.items() if w not in lost}
                 possible = set(replies) | set(pending.values())
                 if not self._approximate and not (
@@ -565,9 +577,6 @@ class CodedGradient:
         except (TimeoutError, asyncio.TimeoutError):  # distinct before Python 3.11
             return
 
-    def _is_live(self, worker: int) -> bool:
-        return self._addresses[worker] in self._live_addresses()
-
     def _release(self, pending: dict[Future, int]) -> None:
         """Cancel unfinished tasks and end their injected delays, off the hot path."""
         if not pending or self._background is None:
@@ -587,9 +596,8 @@ class CodedGradient:
     # ------------------------------------------------------------- failures
     def _adapt(self, reason: str) -> None:
         """Re-plan on the survivors, or switch to approximate decoding."""
-        survivors = sorted(
-            self._live_addresses() & {self._addresses[w] for w in self._alive()}
-        )
+        self._live_addresses(fresh=True)
+        survivors = sorted(self._addresses[w] for w in self._alive())
         if not survivors:
             raise RuntimeError(f"{reason}, and no worker is left") from None
         if self.on_failure == "approximate":

@@ -357,3 +357,20 @@ def _name_of(cluster, address):
     return next(
         name for name, worker in cluster.workers.items() if worker.address == address
     )
+
+
+def test_a_retired_worker_is_noticed_by_the_liveness_check(own_cluster, data):
+    """Retiring moves a worker's data away, so only the scheduler knows it left."""
+    _, client = own_cluster
+    X, y, w = data
+    code = make_code("cyclic-repetition", N_WORKERS, 1, random_state=0)
+    with CodedGradient(client, code, X, y, "log_loss", check_interval=0.3) as cg:
+        cg(w)
+        client.retire_workers([cg.workers[2]])
+        assert cg.workers[2] not in client.scheduler_info(n_workers=-1)["workers"]
+        time.sleep(0.4)  # past check_interval: the next round asks the scheduler
+        start = time.perf_counter()
+        for _ in range(3):
+            assert_close(cg(w), reference(X, y, w))
+        assert time.perf_counter() - start < 3.0
+    assert 2 in cg.history[-1].failed
