@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -11,13 +12,10 @@ def _noop(token: int) -> int:
     return token
 
 
-def dask_round_trip_floor(n_workers: int, n_rounds: int = 30, warmup: int = 5) -> float:
-    """Median seconds for ``n_workers`` pinned no-op tasks collected with as_completed.
-
-    Runs on an in-process ``LocalCluster`` with one thread per worker: the
-    least any coded iteration on ``n_workers`` workers can cost on this machine.
-    """
-    from distributed import Client, LocalCluster, as_completed
+@contextmanager
+def local_client(n_workers: int):
+    """An in-process LocalCluster with one single-thread worker per code worker."""
+    from distributed import Client, LocalCluster
 
     with (
         LocalCluster(
@@ -29,22 +27,41 @@ def dask_round_trip_floor(n_workers: int, n_rounds: int = 30, warmup: int = 5) -
         Client(cluster) as client,
     ):
         client.wait_for_workers(n_workers)
-        workers = sorted(client.scheduler_info()["workers"])
-        times = []
-        for round_ in range(n_rounds + warmup):
-            start = time.perf_counter()
-            futures = [
-                client.submit(
-                    _noop,
-                    round_,
-                    key=f"noop-{round_}-{i}",
-                    workers=[address],
-                    allow_other_workers=False,
-                    pure=False,
-                )
-                for i, address in enumerate(workers)
-            ]
-            for _ in as_completed(futures):
-                pass
-            times.append(time.perf_counter() - start)
-    return float(np.median(times[warmup:]))
+        yield client
+
+
+def round_trip_floor(
+    client, n_workers: int, n_rounds: int = 30, warmup: int = 5
+) -> np.ndarray:
+    """Seconds for ``n_workers`` pinned no-op tasks collected with as_completed.
+
+    The least any coded round on those workers can cost on this cluster.
+    Returns one time per round (after ``warmup`` rounds).
+    """
+    from distributed import as_completed
+
+    workers = sorted(client.scheduler_info(n_workers=-1)["workers"])[:n_workers]
+    times = []
+    for round_ in range(n_rounds + warmup):
+        start = time.perf_counter()
+        futures = [
+            client.submit(
+                _noop,
+                round_,
+                key=f"noop-{round_}-{i}",
+                workers=[address],
+                allow_other_workers=False,
+                pure=False,
+            )
+            for i, address in enumerate(workers)
+        ]
+        for _ in as_completed(futures):
+            pass
+        times.append(time.perf_counter() - start)
+    return np.array(times[warmup:])
+
+
+def dask_round_trip_floor(n_workers: int, n_rounds: int = 30) -> float:
+    """Median :func:`round_trip_floor` on a fresh ``n_workers`` LocalCluster."""
+    with local_client(n_workers) as client:
+        return float(np.median(round_trip_floor(client, n_workers, n_rounds)))

@@ -484,14 +484,19 @@ class CodedGradient:
             for worker in alive
         }
         submitted = time.perf_counter()
-        replies, lost = self._collect(futures, alive)
+        replies, lost, pending = self._collect(futures, alive)
         collected = time.perf_counter()
         failed = sorted(set(failed) | lost)
         messages = {worker: reply.message for worker, reply in replies.items()}
-        vector, decoder = code.decode(
-            messages, 1 + self.dim, approximate=self._approximate, return_info=True
-        )
-        decoded = time.perf_counter()
+        try:
+            vector, decoder = code.decode(
+                messages, 1 + self.dim, approximate=self._approximate, return_info=True
+            )
+        finally:
+            decoded = time.perf_counter()
+            # After decoding, so the cancel and wake-up RPCs do not compete
+            # with the decode for the client's CPU.
+            self._release(pending)
         stragglers = sorted(set(alive) - set(replies) - lost)
         record = RoundRecord(
             iteration=iteration,
@@ -529,8 +534,12 @@ class CodedGradient:
 
     def _collect(
         self, futures: dict[Future, int], alive: list[int]
-    ) -> tuple[dict[int, _Reply], set[int]]:
-        """Take replies as they come until decodable; cancel and wake the rest."""
+    ) -> tuple[dict[int, _Reply], set[int], dict[Future, int]]:
+        """Take replies as they come until decodable.
+
+        Returns the replies, the workers found dead, and the futures still
+        pending, which the caller releases once it has decoded.
+        """
         code = self.code
         replies: dict[int, _Reply] = {}
         lost: set[int] = set()
@@ -544,7 +553,7 @@ class CodedGradient:
                         continue
                     replies[worker] = future.result()  # a worker's exception surfaces
                     if self._enough(replies, alive, lost):
-                        return replies, lost
+                        return replies, lost, pending
                 live = self._live_addresses(fresh=True)
                 lost |= {w for w in pending.values() if self._addresses[w] not in live}
                 pending = {f: w for f, w in pending.items() if w not in lost}
@@ -558,9 +567,10 @@ class CodedGradient:
                     )
             if not replies:
                 raise _Failure(f"no worker answered round {self._iteration}")
-            return replies, lost
-        finally:
+            return replies, lost, pending
+        except BaseException:
             self._release(pending)
+            raise
 
     def _enough(
         self, replies: dict[int, _Reply], alive: list[int], lost: set[int]

@@ -444,3 +444,10 @@ def test_codes_survive_pickling_for_shipping_to_workers(scheme):
     np.testing.assert_array_equal(encode_all(clone, partials)[2], messages[2])
     np.testing.assert_array_equal(clone.decode(messages, 4), code.decode(messages, 4))
     assert clone.n_stragglers == code.n_stragglers
+
+
+def test_overflow_while_decoding_is_an_error_not_inf():
+    code = make_code("uncoded", 2, 0)
+    huge = {0: np.array([1.5e308]), 1: np.array([1.5e308])}
+    with pytest.raises(FloatingPointError, match="overflowed"):
+        code.decode(huge, 1)

@@ -350,22 +350,20 @@ class GradientCode:
         """
         length = self.message_length(dim)
         decoder = self.decoder(messages.keys(), approximate=approximate)
-        stacked = self._stack_messages(messages, decoder.responders, length)
-        gradient = decoder.apply(stacked, dim)
-        return (gradient, decoder) if return_info else gradient
-
-    def _stack_messages(
-        self, messages: Mapping[int, np.ndarray], order: tuple[int, ...], length: int
-    ) -> np.ndarray:
-        """Messages as rows in ``order``; one vectorised check, precise errors."""
-        arrays = [np.asarray(messages[worker]) for worker in order]
+        arrays = [np.asarray(messages[worker]) for worker in decoder.responders]
         if all(a.shape == (length,) and a.dtype.kind in "fiu" for a in arrays):
-            stacked = np.array(arrays, dtype=np.float64)
-            if np.isfinite(stacked).all():
-                return stacked
-        for worker, array in zip(order, arrays, strict=True):  # say which one, and why
-            self._check_message(worker, array, length)
-        raise AssertionError("unreachable: some message failed the vectorised check")
+            with np.errstate(over="ignore", invalid="ignore"):  # checked just below
+                gradient = decoder.apply(np.array(arrays, dtype=np.float64), dim)
+            # NaN or inf in any message reaches the result (0 * inf is NaN), so
+            # checking the short result checks every message.
+            if np.isfinite(gradient).all():
+                return (gradient, decoder) if return_info else gradient
+        for worker, array in zip(decoder.responders, arrays, strict=True):
+            self._check_message(worker, array, length)  # name the culprit
+        raise FloatingPointError(
+            "decoding overflowed although every message is finite; the messages "
+            "are too large for float64 (scale the data or the loss)"
+        )
 
     def clear_cache(self) -> None:
         """Forget every cached decoding matrix."""
