@@ -310,7 +310,7 @@ STRAGGLER_COLUMNS = {
 
 
 def write_markdown(
-    rows, floor, weight_rows, comm_rows, comm_floor, command, path
+    rows, floor, overhead_rows, weight_rows, comm_rows, comm_floor, command, path
 ) -> None:
     def mean_of(scenario, scheme, m=1):
         return next(
@@ -426,6 +426,7 @@ def main() -> None:
     write_markdown(
         rows,
         floor,
+        overhead_rows,
         weight_rows,
         comm_rows,
         comm_floor,
