@@ -9,6 +9,7 @@ the moment enough workers have answered.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import threading
 import time
@@ -161,6 +162,43 @@ def _forget_run(token: str) -> None:
         for key in [k for k in _SLEEPERS if k[0] == token]:
             for wake in _SLEEPERS[key]:
                 wake.set()
+    _release_blas(token)
+
+
+_BLAS_LOCK = threading.Lock()
+_BLAS_RUNS: set[str] = set()  # runs that asked for one BLAS thread per call
+_BLAS_LIMITER: Any = None
+
+
+def _share_cores(token: str) -> bool:
+    """Runs on workers: if several share this process, one BLAS thread per call.
+
+    Dask's nanny starts worker processes with ``OMP_NUM_THREADS=1`` and
+    friends; workers living in one process (``LocalCluster(processes=False)``)
+    get no such setting, and their concurrent multi-threaded BLAS calls
+    oversubscribe the cores (measured 30x slower on 2 cores with 12 workers).
+    The original limits come back when the last run in this process closes.
+    """
+    from distributed.worker import Worker
+    from threadpoolctl import threadpool_limits
+
+    global _BLAS_LIMITER
+    with _BLAS_LOCK:
+        if len(Worker._instances) < 2:
+            return False
+        _BLAS_RUNS.add(token)
+        if _BLAS_LIMITER is None:
+            _BLAS_LIMITER = threadpool_limits(limits=1)
+        return True
+
+
+def _release_blas(token: str) -> None:
+    global _BLAS_LIMITER
+    with _BLAS_LOCK:
+        _BLAS_RUNS.discard(token)
+        if not _BLAS_RUNS and _BLAS_LIMITER is not None:
+            _BLAS_LIMITER.restore_original_limits()
+            _BLAS_LIMITER = None
 
 
 def _coded_round(
@@ -310,6 +348,7 @@ class CodedGradient:
         self._replanned = False
         self._background: ThreadPoolExecutor | None = None
         self._live: set[str] = set()
+        self._submissions = itertools.count()
         self._live_checked = -math.inf
 
     # ------------------------------------------------------------ lifecycle
@@ -322,6 +361,7 @@ class CodedGradient:
                 "or add workers to the cluster"
             )
         self._background = ThreadPoolExecutor(1, thread_name_prefix="gradcode-wake")
+        self.client.run(_share_cores, self._token)
         self._place(sorted(available)[: self.code.n_workers])
         return self
 
@@ -393,7 +433,7 @@ class CodedGradient:
                 _build_shard,
                 self.code.worker_encoder(worker),
                 *(block_futures[j] for j in self.code.partitions(worker)),
-                key=f"gradcode-place-w{worker}-{self._token}-{len(self.history)}",
+                key=f"gradcode-place-w{worker}-{self._token}-{next(self._submissions)}",
                 workers=[address],
                 allow_other_workers=False,
                 pure=False,
@@ -465,6 +505,9 @@ class CodedGradient:
                 f"{code.scheme} code tolerates {code.n_stragglers}"
             )
         weights_arg = self._ship_weights(weights, alive)
+        # A retried round (after a re-plan) must never meet the keys, results or
+        # late cancellations of the attempt it replaces.
+        attempt = next(self._submissions)
         futures = {
             self.client.submit(
                 _coded_round,
@@ -476,7 +519,7 @@ class CodedGradient:
                 self.straggler_model,
                 self.bandwidth,
                 self._token,
-                key=f"gradcode-round-{iteration}-w{worker}-{self._token}",
+                key=f"gradcode-round-{iteration}-w{worker}-{self._token}-{attempt}",
                 workers=[self._addresses[worker]],
                 allow_other_workers=False,
                 pure=False,

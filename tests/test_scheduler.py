@@ -229,6 +229,7 @@ def test_task_keys_carry_a_readable_prefix(client, data):
         cg(w)
     keys = [task["key"] for task in stream.data]
     assert keys and all(str(k).startswith("gradcode-round-0-w") for k in keys)
+    assert len(set(keys)) == len(keys)
 
 
 def test_a_worker_dying_between_rounds_is_a_permanent_straggler(own_cluster, data):
@@ -374,3 +375,16 @@ def test_a_retired_worker_is_noticed_by_the_liveness_check(own_cluster, data):
             assert_close(cg(w), reference(X, y, w))
         assert time.perf_counter() - start < 3.0
     assert 2 in cg.history[-1].failed
+
+
+def test_in_process_workers_use_one_blas_thread_while_running(client, data):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    X, y, w = data
+    before = [pool["num_threads"] for pool in threadpoolctl.threadpool_info()]
+    code = make_code("cyclic-repetition", 4, 1, random_state=0)
+    with CodedGradient(client, code, X, y, "log_loss") as cg:
+        cg(w)
+        during = [pool["num_threads"] for pool in threadpoolctl.threadpool_info()]
+    after = [pool["num_threads"] for pool in threadpoolctl.threadpool_info()]
+    assert all(n == 1 for n in during)
+    assert after == before
