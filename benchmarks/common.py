@@ -13,15 +13,20 @@ def _noop(token: int) -> int:
 
 
 @contextmanager
-def local_client(n_workers: int):
-    """An in-process LocalCluster with one single-thread worker per code worker."""
+def local_client(n_workers: int, *, processes: bool = False):
+    """A LocalCluster with one single-thread worker per code worker.
+
+    In-process by default (fast to start, stable timings); ``processes=True``
+    makes every worker a process reached over TCP, so task arguments and
+    results are really serialised and sent.
+    """
     from distributed import Client, LocalCluster
 
     with (
         LocalCluster(
             n_workers=n_workers,
             threads_per_worker=1,
-            processes=False,
+            processes=processes,
             dashboard_address=None,
         ) as cluster,
         Client(cluster) as client,

@@ -41,9 +41,8 @@ from dask_gradcode.stragglers import Bandwidth, ShiftedExponential, SlowWorkers
 
 ROOT = Path(__file__).resolve().parent.parent
 WARMUP = 2
-#: Rows of the straggler scenarios: small, because nine in-process workers
-#: share this machine's cores (see :func:`overhead`).
-STRAGGLER_ROWS = 9_000
+#: Rows of the straggler scenarios (:func:`overhead` also runs 4x this).
+STRAGGLER_ROWS = 36_000
 
 
 def straggler_schemes(n: int, s: int) -> list[tuple[str, int, int]]:
@@ -177,12 +176,16 @@ def overhead(n_rounds: int) -> list[dict]:
 
 
 def weights_shipping(n_rounds: int, quick: bool) -> list[dict]:
-    """Round time with weights embedded in each task vs scattered once per round."""
+    """Round time with weights embedded in each task vs scattered once per round.
+
+    On worker processes over TCP: in-process workers pass task arguments by
+    reference, which would hide the cost being measured.
+    """
     n = 4
     dims = (1_000, 100_000) if quick else (1_000, 10_000, 100_000, 1_000_000)
     rows = []
     original = scheduler_module.EMBED_WEIGHTS_MAX_BYTES
-    with local_client(n) as client:
+    with local_client(n, processes=True) as client:
         for dim in dims:
             X = scipy.sparse.random(
                 40, dim, density=10 / dim, format="csr", random_state=0
@@ -212,14 +215,25 @@ def weights_shipping(n_rounds: int, quick: bool) -> list[dict]:
     return rows
 
 
+def sparse_rows(n_rows: int, dim: int, per_row: int, seed: int = 0):
+    """A CSR matrix with ``per_row`` random non-zeros in every row."""
+    rng = np.random.default_rng(seed)
+    indices = np.sort(rng.integers(0, dim, (n_rows, per_row)), axis=1).ravel()
+    indptr = np.arange(0, n_rows * per_row + 1, per_row)
+    values = rng.standard_normal(n_rows * per_row)
+    return scipy.sparse.csr_matrix((values, indices, indptr), shape=(n_rows, dim))
+
+
+#: Link speeds of the communication comparison, bytes per second.
+BANDWIDTHS = (25e6, 100e6, 400e6)
+
+
 def communication_comparison(n_rounds: int, quick: bool) -> tuple[list[dict], float]:
-    """Large sparse model over a slow link: fewer bytes per message wins."""
+    """Large sparse model over links of several speeds: bytes against load."""
     n, s = 12, 2
     dim = 50_000 if quick else 200_000
-    rng = np.random.default_rng(0)
-    X = scipy.sparse.random(12_000, dim, density=2e-4, format="csr", random_state=0)
-    y = (rng.random(12_000) < 0.5).astype(float)
-    link = Bandwidth(100e6)  # 100 MB/s per worker link
+    X = sparse_rows(12_000, dim, per_row=40)
+    y = (np.random.default_rng(0).random(12_000) < 0.5).astype(float)
     model = ShiftedExponential(scale=0.01, random_state=0)
     schemes = [
         ("cyclic-repetition", 1),
@@ -231,15 +245,21 @@ def communication_comparison(n_rounds: int, quick: bool) -> tuple[list[dict], fl
     rows = []
     with local_client(n) as client:
         floor = float(np.mean(round_trip_floor(client, n, n_rounds)))
-        for scheme, m in schemes:
-            code = make_code(scheme, n, s, m, random_state=0)
-            records = run_rounds(client, code, X, y, "log_loss", model, link, n_rounds)
-            rows.append(summarise("bandwidth", code, records, model, link, floor, dim))
-            print(f"  bandwidth {scheme:<20} m={m}  {rows[-1]['mean_ms']:8.1f} ms")
+        for speed in BANDWIDTHS[1:2] if quick else BANDWIDTHS:
+            link = Bandwidth(speed)
+            for scheme, m in schemes:
+                code = make_code(scheme, n, s, m, random_state=0)
+                records = run_rounds(
+                    client, code, X, y, "log_loss", model, link, n_rounds
+                )
+                name = f"{speed / 1e6:g} MB/s"
+                rows.append(summarise(name, code, records, model, link, floor, dim))
+                print(f"  {name:<10} {scheme:<20} m={m}  {rows[-1]['mean_ms']:8.1f} ms")
     return rows, floor
 
 
 def plot(rows: list[dict], comm_rows: list[dict], path: Path) -> None:
+    """Box plots of the straggler scenarios; the communication comparison."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -264,18 +284,25 @@ def plot(rows: list[dict], comm_rows: list[dict], path: Path) -> None:
         ax.tick_params(axis="x", labelrotation=60, labelsize=7)
         ax.grid(True, axis="y", alpha=0.3)
     ax = axes[-1]
-    labels = [f"{r['scheme']}\nm={r['m']}" for r in comm_rows]
-    ax.bar(labels, [r["mean_ms"] for r in comm_rows], color="tab:blue", label="mean")
-    ax.bar(
-        labels,
-        [r["ideal_plus_floor_ms"] for r in comm_rows],
-        fill=False,
-        edgecolor="black",
-        label="ideal + Dask floor",
-    )
+    speeds = list(dict.fromkeys(r["scenario"] for r in comm_rows))
+    schemes = list(dict.fromkeys((r["scheme"], r["m"]) for r in comm_rows))
+    width = 0.8 / len(speeds)
+    for k, speed in enumerate(speeds):
+        at_speed = {
+            (r["scheme"], r["m"]): r for r in comm_rows if r["scenario"] == speed
+        }
+        base = at_speed[("cyclic-repetition", 1)]["mean_ms"]
+        ax.bar(
+            np.arange(len(schemes)) + (k - (len(speeds) - 1) / 2) * width,
+            [at_speed[key]["mean_ms"] / base for key in schemes],
+            width,
+            label=f"{speed} links",
+        )
+    ax.axhline(1.0, color="black", lw=0.8)
+    ax.set_xticks(np.arange(len(schemes)), [f"{sch}\nm={m}" for sch, m in schemes])
     ax.set(
-        ylabel="mean iteration time (ms)",
-        title="n=12, s=2, 100 MB/s links, large model",
+        ylabel="mean iteration time / cyclic-repetition",
+        title="n=12, s=2, 200,000 coefficients",
     )
     ax.tick_params(axis="x", labelrotation=60, labelsize=7)
     ax.legend(fontsize=8)
@@ -332,12 +359,22 @@ def write_markdown(
     exact_rows = [r for r in rows if r["exact"] and r["scheme"] != "uncoded"]
     worst_ratio = max(r["ratio_to_ideal"] for r in exact_rows)
     worst_decode = max(r["decode_share"] for r in rows + comm_rows)
-    reference = next(r for r in comm_rows if r["scheme"] == "cyclic-repetition")
-    comm_lines = "\n".join(
-        f"- {r['scheme']} m={r['m']}: {r['mean_ms']:.1f} ms, "
-        f"{100 * (r['mean_ms'] / reference['mean_ms'] - 1):+.1f}% against cyclic-repetition"
-        for r in comm_rows
-        if r is not reference
+    comm_lines = []
+    for speed in dict.fromkeys(r["scenario"] for r in comm_rows):
+        at_speed = [r for r in comm_rows if r["scenario"] == speed]
+        reference = next(r for r in at_speed if r["scheme"] == "cyclic-repetition")
+        changes = ", ".join(
+            f"{r['scheme']} m={r['m']} {100 * (r['mean_ms'] / reference['mean_ms'] - 1):+.0f}%"
+            for r in at_speed
+            if r is not reference
+        )
+        comm_lines.append(
+            f"- {speed}: against cyclic-repetition ({reference['mean_ms']:.1f} ms): {changes}"
+        )
+    comm_lines = "\n".join(comm_lines)
+    overhead_text = (
+        f"{overhead_rows[0]['ratio']:.2f} with {overhead_rows[0]['rows']:,} rows and "
+        f"{overhead_rows[1]['ratio']:.2f} with {overhead_rows[1]['rows']:,}"
     )
     text = f"""# Iteration time
 
@@ -367,11 +404,13 @@ here (n = 9 pinned no-op tasks collected with `as_completed`).
 ## Overhead without stragglers
 
 gaussian-mds, n = 9, s = 2, no injected delay: the coded round against the
-floor plus one worker's median computation time. The first row shows what the
-library adds to a bare Dask round trip; the second, with four times the data,
-shows the nine in-process workers contending for {os.cpu_count()} cores, which
-slows every scheme alike (on a real cluster each worker has its own cores).
-This is why the straggler scenarios keep the computation small.
+floor plus one worker's median computation time, for two data sizes. The
+ratio ({overhead_text}) is what the library adds to a bare Dask round trip
+and a worker's own computation. Nine in-process workers share
+{os.cpu_count()} cores here; while a `CodedGradient` runs on workers that share
+a process it limits BLAS to one thread per call (worker processes started by
+Dask's nanny already are), without which concurrent BLAS calls oversubscribe
+the cores.
 
 {table(overhead_rows, {"rows": "rows", "floor_ms": "floor (ms)", "compute_ms": "compute (ms)", "mean_ms": "round (ms)", "ratio": "round / (floor + compute)"})}
 
@@ -381,16 +420,20 @@ Weights up to {scheduler_module.EMBED_WEIGHTS_MAX_BYTES // 1024} KiB travel insi
 each task (they reach the worker with the task, no extra round trip); larger
 weights are scattered to the round's workers with
 `client.scatter(w, workers=..., broadcast=True)`, one direct client-to-worker
-transfer each, and the tasks reference the one key.  Measured on 4 workers
-(gaussian-mds, m = 1, tiny sparse data so the shipping dominates):
+transfer each, and the tasks reference the one key.  Measured on 4 worker
+*processes* over TCP (in-process workers would pass the weights by reference
+and hide the cost), gaussian-mds with m = 1, tiny sparse data so the shipping
+dominates:
 
 {table(weight_rows, {"dim": "dim", "how": "weights", "submit_ms": "submit (ms)", "mean_ms": "round (ms)"})}
 
-## Communication: n = 12, s = 2, sparse logistic regression, 100 MB/s links
+## Communication: n = 12, s = 2, sparse logistic regression, links of 25 to 400 MB/s
 
-The shape of Kadhe et al.'s EC2 experiment: a large model (the message is
-the gradient of length dim + 1), each worker's link delays its message by
-size / bandwidth, plus shifted-exponential delays (10 ms).  Dask floor here:
+The shape of Kadhe et al.'s EC2 experiment: a large model (200,000
+coefficients, so each uncoded message is 1.6 MB), each worker's link delays its
+message by size / bandwidth, plus shifted-exponential delays (10 ms).  A larger
+`m` sends `m` times fewer bytes but raises the load to `s + m` partitions per
+worker, so which wins depends on the link.  Dask floor here:
 {1e3 * comm_floor:.1f} ms.  The paper reports 16% lower mean iteration time
 for its Gaussian MDS code against earlier gradient codes on EC2.
 

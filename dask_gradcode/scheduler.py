@@ -32,8 +32,10 @@ from dask_gradcode.stragglers import Bandwidth
 __all__ = ["CodedGradient", "RoundRecord", "WorkerFailureWarning"]
 
 #: Weights up to this size travel inside each task; larger ones are scattered
-#: once per round to the workers (a direct client-to-worker transfer each).
-EMBED_WEIGHTS_MAX_BYTES = 64 * 1024
+#: once per round to the workers (a direct client-to-worker transfer each), so
+#: the scheduler does not relay ``n`` copies.  benchmarks/iteration_time.py
+#: measures both on worker processes.
+EMBED_WEIGHTS_MAX_BYTES = 1024 * 1024
 
 
 class WorkerFailureWarning(RuntimeWarning):
@@ -361,8 +363,12 @@ class CodedGradient:
                 "or add workers to the cluster"
             )
         self._background = ThreadPoolExecutor(1, thread_name_prefix="gradcode-wake")
-        self.client.run(_share_cores, self._token)
-        self._place(sorted(available)[: self.code.n_workers])
+        try:
+            self.client.run(_share_cores, self._token)
+            self._place(sorted(available)[: self.code.n_workers])
+        except BaseException:
+            self.close()
+            raise
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -664,8 +670,7 @@ class CodedGradient:
             )
             self._approximate = True
             return
-        old = self.code
-        self.code = replan_code(old, len(survivors))
+        self.code = replan_code(self.code, len(survivors))
         warnings.warn(
             f"{reason}; re-planned on the {len(survivors)} surviving workers with "
             f"{self.code!r} and placed the data again (on_failure='replan')",
@@ -682,9 +687,11 @@ def replan_code(code: GradientCode, n_workers: int) -> GradientCode:
 
     Keeps ``comm_reduction`` and as many stragglers as the scheme allows on
     that many workers; falls back to ``comm_reduction=1`` and finally to the
-    uncoded scheme.
+    uncoded scheme.  A ``"linear"`` code keeps its generator while the
+    survivors can hold its block length, else becomes ``"gaussian-mds"``.
     """
-    if code.scheme == "linear":
+    scheme = code.scheme
+    if scheme == "linear":
         try:
             return make_code(
                 "linear",
@@ -692,18 +699,12 @@ def replan_code(code: GradientCode, n_workers: int) -> GradientCode:
                 None,
                 generator=code.generator,  # type: ignore[attr-defined]
             )
-        except ValueError:  # too few workers for this generator: the Gaussian twin
-            code = make_code(
-                "gaussian-mds",
-                max(n_workers, code.n_stragglers + code.comm_reduction),
-                code.n_stragglers,
-                code.comm_reduction,
-                random_state=0,
-            )
+        except ValueError:
+            scheme = "gaussian-mds"
     for m in dict.fromkeys((code.comm_reduction, 1)):
         for s in range(min(code.n_stragglers, n_workers - 1), -1, -1):
             try:
-                return make_code(code.scheme, n_workers, s, m, random_state=0)
+                return make_code(scheme, n_workers, s, m, random_state=0)
             except ValueError:
                 continue
     return make_code("uncoded", n_workers, 0)

@@ -207,14 +207,18 @@ def test_dask_array_and_dataframe_inputs_stay_on_the_cluster(client, data):
         assert_close(cg(w), expected)
 
 
-def test_large_weights_are_scattered_and_give_the_same_result(client):
+def test_large_weights_are_scattered_and_give_the_same_result(client, monkeypatch):
+    import dask_gradcode.scheduler
+
+    monkeypatch.setattr(dask_gradcode.scheduler, "EMBED_WEIGHTS_MAX_BYTES", 1024)
     rng = np.random.default_rng(0)
-    X = rng.standard_normal((60, 9000))  # 72 kB of weights: above the embed limit
+    X = rng.standard_normal((60, 900))  # 7 kB of weights: above the lowered limit
     y = rng.standard_normal(60)
-    w = rng.standard_normal(9000) * 0.01
+    w = rng.standard_normal(900) * 0.01
     code = make_code("gaussian-mds", 4, 1, 3, random_state=0)
     with CodedGradient(client, code, X, y, "squared_error") as cg:
         assert_close(cg(w), reference(X, y, w, "squared_error"))
+        assert cg.history[-1].submit_seconds > 0
 
 
 def test_task_keys_carry_a_readable_prefix(client, data):
@@ -350,8 +354,15 @@ def test_replanned_codes_keep_the_scheme_where_possible(scheme):
     )
     smaller = replan_code(code, 4)
     assert smaller.n_workers == 4
-    if scheme not in ("linear",):
-        assert smaller.scheme == scheme or scheme == "fractional-repetition"
+    assert smaller.comm_reduction == code.comm_reduction
+    assert smaller.scheme == scheme
+
+
+def test_replanning_a_linear_code_on_too_few_workers_keeps_its_shape():
+    code = make_code("linear", 6, None, generator=[[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]])
+    smaller = replan_code(code, 2)  # fewer workers than the block length 3
+    assert smaller.scheme == "gaussian-mds" and smaller.n_workers == 2
+    assert smaller.comm_reduction == 2 and smaller.n_stragglers == 0
 
 
 def _name_of(cluster, address):
