@@ -60,7 +60,10 @@ class RoundRecord:
     wait_seconds : float
         Time spent waiting for workers until the responders were decodable.
     decode_seconds : float
-        Time to decode.
+        Time to decode (wall clock).
+    decode_cpu_seconds : float
+        CPU time the decoding thread spent decoding: the decode's own cost,
+        without time lost to other threads of the client process.
     responders : tuple of int
         Workers (code indices) whose messages were decoded.
     stragglers : tuple of int
@@ -90,6 +93,7 @@ class RoundRecord:
     submit_seconds: float
     wait_seconds: float
     decode_seconds: float
+    decode_cpu_seconds: float
     responders: tuple[int, ...]
     stragglers: tuple[int, ...]
     failed: tuple[int, ...]
@@ -537,12 +541,13 @@ class CodedGradient:
         collected = time.perf_counter()
         failed = sorted(set(failed) | lost)
         messages = {worker: reply.message for worker, reply in replies.items()}
+        collected_cpu = time.thread_time()
         try:
             vector, decoder = code.decode(
                 messages, 1 + self.dim, approximate=self._approximate, return_info=True
             )
         finally:
-            decoded = time.perf_counter()
+            decoded, decoded_cpu = time.perf_counter(), time.thread_time()
             # After decoding, so the cancel and wake-up RPCs do not compete
             # with the decode for the client's CPU.
             self._release(pending)
@@ -554,6 +559,7 @@ class CodedGradient:
             submit_seconds=submitted - start,
             wait_seconds=collected - submitted,
             decode_seconds=decoded - collected,
+            decode_cpu_seconds=decoded_cpu - collected_cpu,
             responders=decoder.responders,
             stragglers=tuple(stragglers),
             failed=tuple(failed),
