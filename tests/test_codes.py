@@ -451,3 +451,12 @@ def test_overflow_while_decoding_is_an_error_not_inf():
     huge = {0: np.array([1.5e308]), 1: np.array([1.5e308])}
     with pytest.raises(FloatingPointError, match="overflowed"):
         code.decode(huge, 1)
+
+
+def test_nan_in_a_message_the_decoder_ignores_is_still_rejected():
+    code = make_code("fractional-repetition", 6, 1)
+    messages = {w: np.ones(3) for w in range(6)}
+    assert 1 in code.decoder(messages.keys()).unused  # worker 0 speaks for group 0
+    messages[1] = np.array([0.0, np.nan, 0.0])
+    with pytest.raises(ValueError, match="worker 1 contains NaN"):
+        code.decode(messages, 3)

@@ -18,11 +18,12 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.linalg
+from scipy.linalg.blas import daxpy as axpy
 
 from dask_gradcode.codes._validation import (
     check_partial_gradients,
@@ -115,10 +116,28 @@ class Decoder:
     error_bound: float
     condition_number: float
 
-    def apply(self, stacked_messages: np.ndarray, dim: int) -> np.ndarray:
-        """Combine messages stacked in ``responders`` order into a gradient."""
-        sub_vectors = self.coefficients.T @ stacked_messages
+    def apply(self, messages: Sequence[np.ndarray], dim: int) -> np.ndarray:
+        """Combine messages, in ``responders`` order, into the gradient.
+
+        Accumulates ``coefficients[r, v] * messages[r]`` into sub-vector ``v``
+        with BLAS ``axpy``, reading each message once and never copying the
+        messages into one array (the decode's cost is this pass over the
+        received bytes).
+        """
+        m = self.coefficients.shape[1]
+        sub_vectors = np.zeros((m, len(messages[0])))
+        for row, message in enumerate(messages):
+            for v in range(m):
+                # axpy returns early for a zero coefficient: rows that are all
+                # zero are checked by the caller instead of by propagation.
+                axpy(message, sub_vectors[v], a=self.coefficients[row, v])
         return sub_vectors.reshape(-1)[:dim]
+
+    @property
+    def unused(self) -> tuple[int, ...]:
+        """Responders whose messages the decoder ignores (all-zero rows)."""
+        rows = np.flatnonzero(~self.coefficients.any(axis=1))
+        return tuple(self.responders[row] for row in rows)
 
 
 class GradientCode:
@@ -353,10 +372,12 @@ class GradientCode:
         arrays = [np.asarray(messages[worker]) for worker in decoder.responders]
         if all(a.shape == (length,) and a.dtype.kind in "fiu" for a in arrays):
             with np.errstate(over="ignore", invalid="ignore"):  # checked just below
-                gradient = decoder.apply(np.array(arrays, dtype=np.float64), dim)
-            # NaN or inf in any message reaches the result (0 * inf is NaN), so
-            # checking the short result checks every message.
-            if np.isfinite(gradient).all():
+                gradient = decoder.apply(arrays, dim)
+            # NaN or inf in a message with a non-zero coefficient reaches the
+            # result, so checking the short result checks those messages.
+            if np.isfinite(gradient).all() and all(
+                np.isfinite(messages[worker]).all() for worker in decoder.unused
+            ):
                 return (gradient, decoder) if return_info else gradient
         for worker, array in zip(decoder.responders, arrays, strict=True):
             self._check_message(worker, array, length)  # name the culprit
