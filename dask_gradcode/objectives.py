@@ -1,4 +1,4 @@
-"""Losses of linear models: value and gradient over a block of rows.
+"""Losses and penalties of linear models: values, gradients, proximal steps.
 
 Pure numpy/scipy.  Every objective works on a linear score ``z = X @ W``
 (``W`` is the coefficient vector, or for :class:`Softmax` a
@@ -19,6 +19,7 @@ from scipy.special import expit, log_expit, logsumexp
 
 __all__ = [
     "OBJECTIVES",
+    "ElasticNet",
     "EpsilonInsensitive",
     "Hinge",
     "Huber",
@@ -29,6 +30,7 @@ __all__ = [
     "SquaredError",
     "SquaredHinge",
     "get_objective",
+    "make_penalty",
 ]
 
 
@@ -295,3 +297,93 @@ def get_objective(loss: str | Objective, **params: Any) -> Objective:
         return OBJECTIVES[loss](**params)
     except TypeError as error:
         raise TypeError(f"loss {loss!r}: {error}") from None
+
+
+class ElasticNet:
+    """``alpha * ((1 - l1_ratio) / 2 * ||w||^2 + l1_ratio * ||w||_1)``.
+
+    scikit-learn's SGD penalty: ``"l2"`` is ``l1_ratio=0``, ``"l1"`` is
+    ``l1_ratio=1``.  The squared part is smooth (it goes into the gradient);
+    the absolute part is handled by its proximal step, soft-thresholding.
+
+    Parameters
+    ----------
+    alpha : float, default=0.0
+        Strength, >= 0.
+    l1_ratio : float, default=0.0
+        Share of the l1 part, in [0, 1].
+    mask : ndarray of bool, optional
+        Which coefficients are penalised (leave the intercept out).
+    """
+
+    def __init__(
+        self, alpha: float = 0.0, l1_ratio: float = 0.0, mask: np.ndarray | None = None
+    ) -> None:
+        if not (alpha >= 0 and np.isfinite(alpha)):
+            raise ValueError(f"alpha must be a finite number >= 0, got {alpha}")
+        if not 0 <= l1_ratio <= 1:
+            raise ValueError(f"l1_ratio must be in [0, 1], got {l1_ratio}")
+        self.alpha = float(alpha)
+        self.l1_ratio = float(l1_ratio)
+        self.mask = None if mask is None else np.asarray(mask, dtype=bool)
+
+    @property
+    def l2_strength(self) -> float:
+        """``alpha * (1 - l1_ratio)``."""
+        return self.alpha * (1.0 - self.l1_ratio)
+
+    @property
+    def l1_strength(self) -> float:
+        """``alpha * l1_ratio``."""
+        return self.alpha * self.l1_ratio
+
+    def _penalised(self, w: np.ndarray) -> np.ndarray:
+        return w if self.mask is None else np.where(self.mask, w, 0.0)
+
+    def smooth(self, w: np.ndarray) -> tuple[float, np.ndarray]:
+        """Value and gradient of the squared part."""
+        penalised = self._penalised(w)
+        return (
+            0.5 * self.l2_strength * float(penalised @ penalised),
+            self.l2_strength * penalised,
+        )
+
+    def nonsmooth(self, w: np.ndarray) -> float:
+        """Value of the absolute part."""
+        return self.l1_strength * float(np.abs(self._penalised(w)).sum())
+
+    def value(self, w: np.ndarray) -> float:
+        """The whole penalty."""
+        return self.smooth(w)[0] + self.nonsmooth(w)
+
+    def prox(self, w: np.ndarray, step: float) -> np.ndarray:
+        """``argmin_u nonsmooth(u) + ||u - w||^2 / (2 step)``: soft-thresholding."""
+        threshold = step * self.l1_strength
+        if threshold == 0:
+            return w
+        shrunk = np.sign(w) * np.maximum(np.abs(w) - threshold, 0.0)
+        return shrunk if self.mask is None else np.where(self.mask, shrunk, w)
+
+    def __repr__(self) -> str:
+        return f"ElasticNet(alpha={self.alpha}, l1_ratio={self.l1_ratio})"
+
+
+def make_penalty(
+    penalty: str | None,
+    alpha: float,
+    l1_ratio: float = 0.15,
+    mask: np.ndarray | None = None,
+) -> ElasticNet:
+    """scikit-learn's penalty names as an :class:`ElasticNet`.
+
+    Examples
+    --------
+    >>> make_penalty("l1", 0.1)
+    ElasticNet(alpha=0.1, l1_ratio=1.0)
+    """
+    ratios = {None: 0.0, "l2": 0.0, "l1": 1.0, "elasticnet": l1_ratio}
+    if penalty not in ratios:
+        raise ValueError(
+            f"unknown penalty {penalty!r}; choose 'l2', 'l1', 'elasticnet' or None"
+        )
+    return ElasticNet(0.0 if penalty is None else alpha, ratios[penalty], mask)

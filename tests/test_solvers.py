@@ -1,0 +1,157 @@
+"""Solvers against scipy and closed forms; penalties and their proximal steps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.optimize
+
+from dask_gradcode.objectives import ElasticNet, get_objective, make_penalty
+from dask_gradcode.solvers import minimize
+
+
+@pytest.fixture(scope="module")
+def logistic():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((300, 6))
+    y = (X @ rng.standard_normal(6) + rng.standard_normal(300) > 0).astype(float)
+    objective = get_objective("log_loss")
+
+    def fun(w):
+        value, gradient = objective.value_and_gradient(w, X, y)
+        return value / len(y), gradient / len(y)
+
+    return fun
+
+
+def reference_l2(fun, alpha, dim=6):
+    def total(w):
+        value, gradient = fun(w)
+        return value + 0.5 * alpha * w @ w, gradient + alpha * w
+
+    result = scipy.optimize.minimize(
+        total,
+        np.zeros(dim),
+        jac=True,
+        method="L-BFGS-B",
+        options={"ftol": 1e-15, "gtol": 1e-12},
+    )
+    return result.fun
+
+
+@pytest.mark.parametrize(
+    ("solver", "learning_rate"),
+    [("lbfgs", "auto"), ("nesterov", "auto"), ("gd", "auto"), ("gd", "adaptive")],
+)
+def test_solvers_reach_the_l2_optimum(logistic, solver, learning_rate):
+    best = reference_l2(logistic, 0.01)
+    result = minimize(
+        logistic,
+        np.zeros(6),
+        penalty=make_penalty("l2", 0.01),
+        solver=solver,
+        learning_rate=learning_rate,
+        eta0=1.0,
+        max_iter=5000,
+        tol=1e-12,
+    )
+    assert result.objective == pytest.approx(best, rel=1e-6)
+    assert result.n_evaluations >= result.n_iter
+    assert result.objectives[-1] == pytest.approx(result.objective)
+
+
+def test_nesterov_needs_fewer_rounds_than_plain_gradient_descent(logistic):
+    common = {"penalty": make_penalty("l2", 1e-3), "max_iter": 5000, "tol": 1e-10}
+    fast = minimize(logistic, np.zeros(6), solver="nesterov", **common)
+    slow = minimize(logistic, np.zeros(6), solver="gd", **common)
+    assert fast.objective == pytest.approx(slow.objective, rel=1e-6)
+    assert fast.n_iter < slow.n_iter
+
+
+@pytest.mark.parametrize("solver", ["nesterov", "gd"])
+def test_l1_gives_a_sparse_optimum_that_satisfies_optimality(logistic, solver):
+    alpha = 0.05
+    penalty = make_penalty("l1", alpha)
+    result = minimize(
+        logistic, np.zeros(6), penalty=penalty, solver=solver, max_iter=5000, tol=1e-12
+    )
+    w = result.coef
+    _, gradient = logistic(w)
+    active = np.abs(w) > 1e-8
+    assert not active.all()  # some coefficient is exactly zero
+    # subgradient optimality: grad = -alpha sign(w) on the support, |grad| <= alpha off it
+    np.testing.assert_allclose(gradient[active], -alpha * np.sign(w[active]), atol=1e-5)
+    assert np.all(np.abs(gradient[~active]) <= alpha + 1e-5)
+
+
+def test_lbfgs_refuses_an_l1_penalty(logistic):
+    with pytest.raises(ValueError, match="solver='nesterov'"):
+        minimize(logistic, np.zeros(6), penalty=make_penalty("l1", 0.1), solver="lbfgs")
+
+
+@pytest.mark.parametrize("schedule", ["constant", "invscaling", "optimal", "adaptive"])
+def test_learning_rate_schedules_decrease_the_objective(logistic, schedule):
+    result = minimize(
+        logistic,
+        np.zeros(6),
+        penalty=make_penalty("l2", 0.01),
+        solver="gd",
+        learning_rate=schedule,
+        eta0=0.5,
+        max_iter=200,
+        tol=None,
+    )
+    assert result.n_iter == 200 and not result.converged
+    assert result.objective < result.objectives[0] < np.log(2) + 1e-9
+
+
+def test_callback_sees_every_iteration(logistic):
+    seen = []
+    result = minimize(
+        logistic,
+        np.zeros(6),
+        solver="nesterov",
+        max_iter=7,
+        tol=None,
+        callback=lambda it, w, value: seen.append((it, value)),
+    )
+    assert [it for it, _ in seen] == list(range(1, 8))
+    assert seen[-1][1] == result.objective
+
+
+def test_elastic_net_penalty_and_its_proximal_step():
+    penalty = ElasticNet(alpha=2.0, l1_ratio=0.25, mask=np.array([True, True, False]))
+    w = np.array([1.0, -0.1, 5.0])  # the last coefficient (an intercept) is free
+    value, gradient = penalty.smooth(w)
+    assert value == pytest.approx(0.5 * 1.5 * (1.0 + 0.01))
+    np.testing.assert_allclose(gradient, [1.5, -0.15, 0.0])
+    assert penalty.nonsmooth(w) == pytest.approx(0.5 * 1.1)
+    np.testing.assert_allclose(penalty.prox(w, 0.4), [0.8, 0.0, 5.0])
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: make_penalty("l3", 1.0), "unknown penalty"),
+        (lambda: ElasticNet(alpha=-1.0), "alpha must be"),
+        (lambda: ElasticNet(alpha=1.0, l1_ratio=2.0), "l1_ratio"),
+        (
+            lambda: minimize(lambda w: (0.0, w), np.zeros(2), solver="sgd"),
+            "unknown solver",
+        ),
+        (
+            lambda: minimize(lambda w: (0.0, w), np.zeros(2), learning_rate="fast"),
+            "learning_rate",
+        ),
+        (lambda: minimize(lambda w: (0.0, w), np.zeros(2), max_iter=0), "max_iter"),
+        (
+            lambda: minimize(
+                lambda w: (0.0, w), np.zeros(2), solver="gd", learning_rate="optimal"
+            ),
+            "alpha > 0",
+        ),
+    ],
+)
+def test_bad_solver_arguments(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
