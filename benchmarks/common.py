@@ -60,7 +60,7 @@ def round_trip_floor(
             )
             for i, address in enumerate(workers)
         ]
-        for _ in as_completed(futures):
+        for _ in as_completed(futures, loop=client.loop):
             pass
         times.append(time.perf_counter() - start)
     return np.array(times[warmup:])

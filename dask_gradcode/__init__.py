@@ -2,8 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from dask_gradcode.codes import GradientCode, NotDecodableError, make_code
 
-__all__ = ["GradientCode", "NotDecodableError", "__version__", "make_code"]
+__all__ = [
+    "CodedSGDClassifier",
+    "CodedSGDRegressor",
+    "GradientCode",
+    "NotDecodableError",
+    "__version__",
+    "make_code",
+]
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    # The estimators import Dask; the pure codes must not pay for that.
+    if name in ("CodedSGDClassifier", "CodedSGDRegressor"):
+        from dask_gradcode import estimators
+
+        return getattr(estimators, name)
+    raise AttributeError(f"module 'dask_gradcode' has no attribute {name!r}")

@@ -26,6 +26,7 @@ __all__ = [
     "LogLoss",
     "ModifiedHuber",
     "Objective",
+    "OneVsRest",
     "Softmax",
     "SquaredError",
     "SquaredHinge",
@@ -259,6 +260,58 @@ class Softmax(Objective):
 
     def __repr__(self) -> str:
         return f"Softmax(n_classes={self.n_classes})"
+
+
+class OneVsRest(Objective):
+    """``K`` binary problems at once: class ``k`` against the rest.
+
+    The coefficients are a ``(n_features, n_classes)`` matrix stored flat
+    (row-major); column ``k`` scores class ``k``.  The objective is the sum of
+    the ``K`` binary losses, which are independent, so minimising it solves the
+    ``K`` one-vs-rest problems of scikit-learn's SGDClassifier together, from
+    one placement of the data.
+
+    Parameters
+    ----------
+    binary : Objective
+        A binary classification loss (labels in {0, 1}).
+    n_classes : int
+        Number of classes, at least 3.
+    """
+
+    name = "one_vs_rest"
+
+    def __init__(self, binary: Objective, n_classes: int) -> None:
+        if isinstance(binary, (Softmax, OneVsRest)):
+            raise TypeError("one-vs-rest needs a binary loss")
+        if int(n_classes) != n_classes or n_classes < 3:
+            raise ValueError(f"n_classes must be an integer >= 3, got {n_classes}")
+        self.binary = binary
+        self.n_classes = int(n_classes)
+
+    def n_coef(self, n_features: int) -> int:
+        """``n_features * n_classes``."""
+        return n_features * self.n_classes
+
+    def value_and_gradient(self, coef, X, y, sample_weight=None):
+        """Sum of the binary losses, and the gradient (flat)."""
+        weights = np.asarray(coef).reshape(-1, self.n_classes)
+        scores = np.asarray(X @ weights)
+        labels = np.asarray(y).astype(np.intp)
+        total = 0.0
+        slopes = np.empty_like(scores)
+        for k in range(self.n_classes):
+            losses, slopes[:, k] = self.binary.pointwise(
+                scores[:, k], (labels == k).astype(np.float64)
+            )
+            if sample_weight is not None:
+                losses = losses * sample_weight
+                slopes[:, k] *= sample_weight
+            total += float(losses.sum())
+        return total, np.asarray(X.T @ slopes).ravel()
+
+    def __repr__(self) -> str:
+        return f"OneVsRest({self.binary!r}, n_classes={self.n_classes})"
 
 
 #: Objectives by name; ``Softmax`` needs ``n_classes``.

@@ -17,19 +17,20 @@ import uuid
 import warnings
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse
-from distributed import Client, Future, as_completed, wait
+from distributed import Client, Future, LocalCluster, as_completed, get_client, wait
 
 from dask_gradcode.codes import GradientCode, make_code
 from dask_gradcode.codes._base import WorkerEncoder
 from dask_gradcode.objectives import Objective, Softmax, get_objective
 from dask_gradcode.stragglers import Bandwidth
 
-__all__ = ["CodedGradient", "RoundRecord", "WorkerFailureWarning"]
+__all__ = ["CodedGradient", "RoundRecord", "WorkerFailureWarning", "client_for_fit"]
 
 #: Weights up to this size travel inside each task; larger ones are scattered
 #: once per round to the workers (a direct client-to-worker transfer each), so
@@ -242,8 +243,16 @@ def _build_shard(encoder: WorkerEncoder, *blocks: tuple) -> _Shard:
     return _Shard(encoder, tuple(blocks))
 
 
-def _as_block(X: Any, y: Any, sample_weight: Any) -> tuple:
-    X = X.tocsr() if scipy.sparse.issparse(X) else np.asarray(X, dtype=np.float64)
+def _as_block(X: Any, y: Any, sample_weight: Any, intercept: bool = False) -> tuple:
+    if scipy.sparse.issparse(X):
+        X = scipy.sparse.csr_matrix(X, dtype=np.float64)
+        if intercept:
+            ones = scipy.sparse.csr_matrix(np.ones((X.shape[0], 1)))
+            X = scipy.sparse.hstack([X, ones], format="csr")
+    else:
+        X = np.asarray(X, dtype=np.float64)
+        if intercept:
+            X = np.hstack([X, np.ones((X.shape[0], 1))])
     y = np.asarray(y, dtype=np.float64)
     if sample_weight is not None:
         sample_weight = np.asarray(sample_weight, dtype=np.float64)
@@ -294,6 +303,10 @@ class CodedGradient:
         the same weights.
     check_interval : float, default=2.0
         Seconds between liveness checks while a round waits.
+    fit_intercept : bool, default=False
+        Append a column of ones to ``X`` on the workers, so the last
+        coefficient (per class) is an intercept; ``w`` then has
+        ``objective.n_coef(n_features + 1)`` entries.
 
     Examples
     --------
@@ -319,6 +332,7 @@ class CodedGradient:
         bandwidth: float | Bandwidth | None = None,
         on_failure: Literal["replan", "approximate"] = "replan",
         check_interval: float = 2.0,
+        fit_intercept: bool = False,
     ) -> None:
         if on_failure not in ("replan", "approximate"):
             raise ValueError(
@@ -344,8 +358,9 @@ class CodedGradient:
         self.history: list[RoundRecord] = []
         self._X, self._y, self._sample_weight = _check_data(X, y, sample_weight)
         self.objective = _resolve_objective(loss, self._y)
+        self.fit_intercept = bool(fit_intercept)
         self.n_features = int(self._X.shape[1])
-        self.dim = self.objective.n_coef(self.n_features)
+        self.dim = self.objective.n_coef(self.n_features + self.fit_intercept)
         self._token = uuid.uuid4().hex[:12]
         self._iteration = 0
         self._addresses: list[str] = []
@@ -421,7 +436,7 @@ class CodedGradient:
     def _block(self, bounds: np.ndarray, partition: int) -> tuple:
         rows = slice(bounds[partition], bounds[partition + 1])
         weights = None if self._sample_weight is None else self._sample_weight[rows]
-        return _as_block(self._X[rows], self._y[rows], weights)
+        return _as_block(self._X[rows], self._y[rows], weights, self.fit_intercept)
 
     def _place_dask(self, bounds: np.ndarray) -> list[Future]:
         """Compute each partition on the cluster, then assemble shards on their workers."""
@@ -434,6 +449,7 @@ class CodedGradient:
                 None
                 if self._sample_weight is None
                 else self._sample_weight[bounds[j] : bounds[j + 1]],
+                self.fit_intercept,
             )
             for j in range(self.code.n_partitions)
         ]
@@ -636,7 +652,9 @@ class CodedGradient:
 
     def _completed(self, pending: dict[Future, int]) -> Iterator[Future]:
         """Futures as they finish; returns after ``check_interval`` without one."""
-        finished = as_completed(list(pending), timeout=self.check_interval)
+        finished = as_completed(
+            list(pending), loop=self.client.loop, timeout=self.check_interval
+        )
         try:
             yield from finished
         except (TimeoutError, asyncio.TimeoutError):  # distinct before Python 3.11
@@ -714,6 +732,45 @@ def replan_code(code: GradientCode, n_workers: int) -> GradientCode:
             except ValueError:
                 continue
     return make_code("uncoded", n_workers, 0)
+
+
+@contextmanager
+def client_for_fit(
+    n_workers: int | None = None, scheduler_address: str | None = None
+) -> Iterator[Client]:
+    """The Dask client a fit should use.
+
+    ``scheduler_address`` if given; else the current client (``with
+    Client(...):`` or the default one); else an in-process ``LocalCluster``
+    with ``n_workers`` single-thread workers (4 by default), closed when the
+    block ends.
+    """
+    if scheduler_address is not None:
+        with Client(scheduler_address, set_as_default=False) as client:
+            yield client
+        return
+    try:
+        current = get_client()
+    except ValueError:  # no client: start one for this fit
+        current = None
+    if current is not None:
+        yield current
+        return
+    with (
+        LocalCluster(
+            n_workers=n_workers or 4,
+            threads_per_worker=1,
+            processes=False,
+            dashboard_address=None,
+        ) as cluster,
+        Client(cluster, set_as_default=False) as client,
+    ):
+        yield client
+
+
+def n_cluster_workers(client: Client) -> int:
+    """How many workers the client's cluster has now."""
+    return len(client.scheduler_info(n_workers=-1)["workers"])
 
 
 # ------------------------------------------------------------------ helpers

@@ -84,7 +84,7 @@ def minimize(
     learning_rate: str = "auto",
     eta0: float = 0.01,
     power_t: float = 0.25,
-    callback: Callable[[int, np.ndarray, float], None] | None = None,
+    callback: Callable[[int, np.ndarray, float], bool | None] | None = None,
 ) -> SolverResult:
     """Minimise ``f(w) + penalty(w)`` given ``fun(w) = (f(w), grad f(w))``.
 
@@ -117,7 +117,8 @@ def minimize(
     eta0, power_t : float
         Schedule parameters.
     callback : callable, optional
-        ``callback(iteration, w, objective)`` after every iteration.
+        ``callback(iteration, w, objective)`` after every iteration; returning
+        True stops the solver (early stopping), which then counts as converged.
 
     Returns
     -------
@@ -166,11 +167,13 @@ def _lbfgs(smooth, x0, max_iter, tol, callback) -> SolverResult:
         )
     objectives: list[float] = []
     last = {"value": math.nan}
+    stopped = {"early": False}
 
     def record(w: np.ndarray) -> None:
         objectives.append(last["value"])
-        if callback is not None:
-            callback(len(objectives), w, last["value"])
+        if callback is not None and callback(len(objectives), w, last["value"]):
+            stopped["early"] = True
+            raise StopIteration  # scipy ends the run and returns the current point
 
     def value_and_gradient(w: np.ndarray) -> tuple[float, np.ndarray]:
         value, gradient = smooth(w)
@@ -196,7 +199,7 @@ def _lbfgs(smooth, x0, max_iter, tol, callback) -> SolverResult:
         objective=float(result.fun),
         n_iter=int(result.nit),
         n_evaluations=smooth.calls,
-        converged=bool(result.success),
+        converged=bool(result.success) or stopped["early"],
         objectives=objectives,
     )
 
@@ -252,8 +255,9 @@ def _proximal(
         x, f_x = candidate, f_c
         previous, objective = objective, new_objective
         objectives.append(objective)
-        if callback is not None:
-            callback(iteration, x, objective)
+        if callback is not None and callback(iteration, x, objective):
+            converged = True
+            break
         lipschitz = max(lipschitz / 1.5, 1e-12)  # let the step grow back
         if stall.update(previous, objective):
             converged = True
@@ -292,8 +296,9 @@ def _scheduled(
         f_x, g_x = smooth(x)
         previous, objective = objective, f_x + penalty.nonsmooth(x)
         objectives.append(objective)
-        if callback is not None:
-            callback(iteration, x, objective)
+        if callback is not None and callback(iteration, x, objective):
+            converged = True
+            break
         stalled = stall.update(previous, objective)
         if stalled and learning_rate == "adaptive" and eta > 1e-6:
             eta /= 5.0

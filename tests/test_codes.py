@@ -460,3 +460,14 @@ def test_nan_in_a_message_the_decoder_ignores_is_still_rejected():
     messages[1] = np.array([0.0, np.nan, 0.0])
     with pytest.raises(ValueError, match="worker 1 contains NaN"):
         code.decode(messages, 3)
+
+
+def test_the_codes_import_no_dask():
+    import subprocess
+    import sys
+
+    probe = "import sys, dask_gradcode.codes; print('distributed' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=False
+    )
+    assert out.stdout.strip() == "False", out.stderr

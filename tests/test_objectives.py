@@ -116,3 +116,25 @@ def test_bad_objective_requests_say_what_to_change():
         get_objective("huber", epsilon=0)
     with pytest.raises(ValueError, match=r"labels must be integers in 0..2"):
         Softmax(3).value_and_gradient(np.zeros(3), np.ones((1, 1)), np.array([3.0]))
+
+
+def test_one_vs_rest_is_the_sum_of_the_binary_problems():
+    from dask_gradcode.objectives import OneVsRest
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((50, 4))
+    y = rng.integers(0, 3, 50).astype(float)
+    sw = rng.uniform(0.5, 2, 50)
+    coef = rng.standard_normal((4, 3))
+    binary = get_objective("hinge")
+    value, gradient = OneVsRest(binary, 3).value_and_gradient(coef.ravel(), X, y, sw)
+    parts = [
+        binary.value_and_gradient(coef[:, k], X, (y == k).astype(float), sw)
+        for k in range(3)
+    ]
+    assert value == pytest.approx(sum(p[0] for p in parts))
+    np.testing.assert_allclose(
+        gradient.reshape(4, 3), np.column_stack([p[1] for p in parts])
+    )
+    with pytest.raises(TypeError, match="binary loss"):
+        OneVsRest(Softmax(3), 3)

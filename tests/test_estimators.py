@@ -1,0 +1,265 @@
+"""The scikit-learn estimators: sklearn's checks, optima, coded = uncoded iterates."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+from distributed import Client, LocalCluster
+from sklearn.base import clone
+from sklearn.datasets import (
+    load_breast_cancer,
+    load_digits,
+    make_classification,
+    make_regression,
+)
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from dask_gradcode import CodedSGDClassifier, CodedSGDRegressor
+from dask_gradcode.stragglers import SlowWorkers
+
+
+@pytest.fixture(scope="module", autouse=True)
+def client():
+    """One in-process cluster for the module; fits find it as the default client."""
+    with (
+        LocalCluster(
+            n_workers=4, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
+
+
+@parametrize_with_checks(
+    [CodedSGDClassifier(random_state=0), CodedSGDRegressor(random_state=0)]
+)
+def test_scikit_learn_estimator_checks(estimator, check):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=Warning)  # convergence on toy data
+        check(estimator)
+
+
+def log_loss_objective(X, y, coef, intercept, C):
+    """LogisticRegression's objective divided by n: mean loss + ||w||^2 / (2 C n)."""
+    scores = X @ coef.T + intercept
+    if scores.shape[1] == 1:
+        t = 2 * y - 1
+        losses = np.logaddexp(0, -t * scores[:, 0])
+    else:
+        shifted = scores - scores.max(axis=1, keepdims=True)
+        log_norm = np.log(np.exp(shifted).sum(axis=1))
+        losses = log_norm - shifted[np.arange(len(y)), y]
+    return losses.mean() + 0.5 / (C * len(y)) * np.sum(coef**2)
+
+
+@pytest.mark.parametrize("dataset", [load_breast_cancer, load_digits])
+def test_reaches_the_logistic_regression_optimum(dataset):
+    X, y = dataset(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    C = 1.0
+    reference = LogisticRegression(C=C, tol=1e-12, max_iter=20_000).fit(X, y)
+    model = CodedSGDClassifier(
+        loss="log_loss",
+        multi_class="multinomial",
+        alpha=1 / (C * len(y)),
+        tol=1e-12,
+        max_iter=5000,
+        random_state=0,
+    ).fit(X, y)
+    best = log_loss_objective(X, y, reference.coef_, reference.intercept_, C)
+    ours = log_loss_objective(X, y, model.coef_, model.intercept_, C)
+    assert ours == pytest.approx(best, rel=1e-6)
+
+
+def test_reaches_the_ridge_optimum():
+    X, y = make_regression(400, 8, noise=5.0, random_state=0)
+    alpha = 1e-3
+    model = CodedSGDRegressor(alpha=alpha, tol=1e-12, random_state=0).fit(X, y)
+    reference = Ridge(alpha=alpha * len(y)).fit(X, y)
+    np.testing.assert_allclose(model.coef_, reference.coef_, rtol=1e-6)
+    # the intercept is near 0 on targets of scale ~100: compare on that scale
+    assert abs(model.intercept_[0] - reference.intercept_) <= 1e-6 * y.std()
+
+
+@pytest.mark.parametrize(
+    ("scheme", "n_stragglers", "comm_reduction"),
+    [
+        ("gaussian-mds", 1, 1),
+        ("gaussian-mds", 1, 2),
+        ("cyclic-repetition", 1, 1),
+        ("fractional-repetition", 1, 1),
+        ("ye-abbe", 2, 2),
+    ],
+)
+def test_exact_schemes_give_the_iterates_of_uncoded_gradient_descent(
+    scheme, n_stragglers, comm_reduction
+):
+    X, y = make_classification(300, 6, random_state=0)
+    common = {
+        "loss": "log_loss",
+        "solver": "gd",
+        "learning_rate": "constant",
+        "eta0": 0.5,
+        "max_iter": 15,
+        "tol": None,
+        "random_state": 0,
+    }
+    uncoded = CodedSGDClassifier(scheme="uncoded", n_stragglers=0, **common).fit(X, y)
+    coded = CodedSGDClassifier(
+        scheme=scheme,
+        n_stragglers=n_stragglers,
+        comm_reduction=comm_reduction,
+        straggler_model=SlowWorkers(n_stragglers, delay=2.0, random_state=1),
+        **common,
+    ).fit(X, y)
+    np.testing.assert_allclose(coded.coef_, uncoded.coef_, rtol=1e-8)
+    np.testing.assert_allclose(
+        coded.intercept_, uncoded.intercept_, rtol=1e-8, atol=1e-12
+    )
+    assert coded.n_iter_ == 15
+    assert all(len(record["stragglers"]) >= 1 for record in coded.history_)
+
+
+def test_same_random_state_gives_the_same_model():
+    X, y = make_classification(200, 5, random_state=1)
+    first = CodedSGDClassifier(loss="log_loss", random_state=3).fit(X, y)
+    again = CodedSGDClassifier(loss="log_loss", random_state=3).fit(X, y)
+    # equal up to rounding: which workers answer first (and so the order the
+    # decode sums in) varies from run to run
+    np.testing.assert_allclose(first.coef_, again.coef_, rtol=1e-10)
+
+
+def test_pipeline_grid_search_and_clone():
+    X, y = make_classification(200, 5, random_state=0)
+    pipeline = make_pipeline(
+        StandardScaler(), CodedSGDClassifier(loss="log_loss", random_state=0)
+    )
+    search = GridSearchCV(pipeline, {"codedsgdclassifier__alpha": [1e-4, 1e-2]}, cv=2)
+    search.fit(X, y)
+    assert search.best_score_ > 0.8
+    copy = clone(CodedSGDClassifier(alpha=0.5, scheme="cyclic-repetition"))
+    assert copy.get_params()["alpha"] == 0.5 and not hasattr(copy, "coef_")
+
+
+def test_dask_pandas_and_sparse_inputs_agree():
+    da = pytest.importorskip("dask.array")
+    pd = pytest.importorskip("pandas")
+    import scipy.sparse
+
+    X, y = make_classification(240, 4, random_state=0)
+    kwargs = {"loss": "log_loss", "tol": 1e-10, "random_state": 0}
+    dense = CodedSGDClassifier(**kwargs).fit(X, y)
+    for data in (
+        da.from_array(X, chunks=(50, 4)),
+        pd.DataFrame(X, columns=list("abcd")),
+        scipy.sparse.csr_matrix(X),
+    ):
+        labels = da.from_array(y, chunks=50) if hasattr(data, "dask") else y
+        model = CodedSGDClassifier(**kwargs).fit(data, labels)
+        np.testing.assert_allclose(model.coef_, dense.coef_, rtol=1e-6, atol=1e-8)
+    assert list(
+        CodedSGDClassifier(**kwargs)
+        .fit(pd.DataFrame(X, columns=list("abcd")), y)
+        .feature_names_in_
+    ) == list("abcd")
+
+
+def test_sample_weight_class_weight_partial_fit_and_early_stopping():
+    X, y = make_classification(300, 5, weights=[0.8], random_state=0)
+    balanced = CodedSGDClassifier(
+        loss="log_loss", class_weight="balanced", random_state=0
+    ).fit(X, y)
+    plain = CodedSGDClassifier(loss="log_loss", random_state=0).fit(X, y)
+    assert balanced.predict(X).mean() > plain.predict(X).mean()
+    model = CodedSGDClassifier(loss="log_loss", random_state=0)
+    for _ in range(3):
+        model.partial_fit(X, y, classes=[0, 1])
+    assert model.score(X, y) > 0.7
+    stopped = CodedSGDClassifier(
+        loss="log_loss",
+        early_stopping=True,
+        n_iter_no_change=2,
+        tol=1e-3,
+        random_state=0,
+    ).fit(X, y)
+    assert stopped.n_iter_ < 100
+    probabilities = plain.predict_proba(X)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0)
+
+
+def test_history_and_progress_bar(capsys):
+    X, y = make_classification(200, 4, random_state=0)
+    model = CodedSGDClassifier(loss="log_loss", verbose=1, random_state=0).fit(X, y)
+    assert len(model.history_) == model.n_iter_
+    record = model.history_[-1]
+    assert {
+        "objective",
+        "wall_seconds",
+        "responders",
+        "stragglers",
+        "bytes_received",
+    } <= set(record)
+    assert "CodedSGDClassifier" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ({"loss": "nope"}, "loss 'nope' is not supported"),
+        ({"scheme": "nope"}, "scheme must be one of"),
+        ({"n_stragglers": 4}, "n_stragglers <= 3"),
+        ({"penalty": "l1"}, "solver='nesterov'"),
+        (
+            {"comm_reduction": 2, "scheme": "cyclic-repetition"},
+            "comm_reduction must be 1",
+        ),
+        ({"n_workers": 9}, "needs 9 workers but the cluster has 4"),
+        ({"multi_class": "multinomial"}, "needs loss='log_loss'"),
+    ],
+)
+def test_invalid_parameters_say_what_to_change(params, match):
+    X, y = make_classification(60, 3, n_informative=2, n_redundant=0, random_state=0)
+    with pytest.raises(ValueError, match=match):
+        CodedSGDClassifier(**params).fit(X, y)
+
+
+def test_bad_data_gets_scikit_learns_errors():
+    X, y = make_classification(60, 3, n_informative=2, n_redundant=0, random_state=0)
+    with pytest.raises(ValueError, match="NaN"):
+        CodedSGDClassifier().fit(np.where(X > 1, np.nan, X), y)
+    with pytest.raises(ValueError, match="greater than one"):
+        CodedSGDClassifier().fit(X, np.zeros(60))
+    with pytest.raises(ValueError, match="Unknown label type"):
+        CodedSGDClassifier().fit(X, np.linspace(0, 1, 60))
+
+
+def test_fit_without_a_client_starts_and_closes_a_local_cluster():
+    script = (
+        "from sklearn.datasets import make_classification\n"
+        "from dask_gradcode import CodedSGDClassifier\n"
+        "X, y = make_classification(100, 4, random_state=0)\n"
+        "model = CodedSGDClassifier(loss='log_loss', n_workers=2, random_state=0).fit(X, y)\n"
+        "from distributed import get_client\n"
+        "try:\n"
+        "    get_client()\n"
+        "    raise SystemExit('a client outlived the fit')\n"
+        "except ValueError:\n"
+        "    pass\n"
+        "print(model.score(X, y) > 0.8)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert out.stdout.strip().endswith("True"), out.stderr[-2000:]
