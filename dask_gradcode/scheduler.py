@@ -195,7 +195,7 @@ def _share_cores(token: str) -> bool:
             return False
         _BLAS_RUNS.add(token)
         if _BLAS_LIMITER is None:
-            _BLAS_LIMITER = threadpool_limits(limits=1)
+            _BLAS_LIMITER = threadpool_limits(limits=1, user_api="blas")
         return True
 
 
