@@ -77,6 +77,7 @@ class _CodedSGD(BaseEstimator):
         comm_reduction: int = 1,
         straggler_model: Any = None,
         scheduler_address: str | None = None,
+        batch_size: int | None = None,
     ) -> None:
         self.loss = loss
         self.penalty = penalty
@@ -102,6 +103,7 @@ class _CodedSGD(BaseEstimator):
         self.comm_reduction = comm_reduction
         self.straggler_model = straggler_model
         self.scheduler_address = scheduler_address
+        self.batch_size = batch_size
 
     # ------------------------------------------------------------ validation
     def _check_params(self) -> None:
@@ -144,6 +146,17 @@ class _CodedSGD(BaseEstimator):
             raise ValueError(
                 f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}"
             )
+        if self.batch_size is not None:
+            if not isinstance(self.batch_size, numbers.Integral) or self.batch_size < 1:
+                raise ValueError(
+                    f"batch_size must be an integer >= 1 or None, got {self.batch_size!r}"
+                )
+            if self.solver != "gd" or self.learning_rate == "auto":
+                raise ValueError(
+                    "batch_size (coded mini-batches) needs solver='gd' with a "
+                    "learning_rate schedule ('constant', 'optimal', 'invscaling' or "
+                    "'adaptive'): line searches and L-BFGS need exact objective values"
+                )
         if (
             self.solver == "lbfgs"
             and self.penalty in ("l1", "elasticnet")
@@ -228,9 +241,15 @@ class _CodedSGD(BaseEstimator):
                 straggler_model=self.straggler_model,
                 fit_intercept=self.fit_intercept,
             ) as coded:
+                fraction = (
+                    None
+                    if self.batch_size is None
+                    else min(1.0, self.batch_size / X.shape[0])
+                )
+                seed = self.random_state if isinstance(self.random_state, int) else 0
 
                 def mean_loss(w: np.ndarray) -> tuple[float, np.ndarray]:
-                    loss, gradient = coded(w)
+                    loss, gradient = coded(w, batch_fraction=fraction, batch_seed=seed)
                     return loss / total_weight, gradient / total_weight
 
                 monitor = _Monitor(self, coded, validation, n_targets, max_iter)
@@ -281,14 +300,15 @@ class _CodedSGD(BaseEstimator):
         )
 
     def _initial_coef(self, n_rows: int, n_targets: int) -> np.ndarray:
+        """The current model as a start (warm start, partial_fit), else zeros."""
         if hasattr(self, "coef_") and (
             self.warm_start or getattr(self, "_partial", False)
         ):
-            coef = np.vstack(
-                [np.atleast_2d(self.coef_).T, np.atleast_2d(self.intercept_)]
-            )
-            if coef.shape == (n_rows, n_targets) or not self.fit_intercept:
-                return coef[:n_rows].ravel()
+            coef = np.atleast_2d(self.coef_).T
+            if self.fit_intercept:
+                coef = np.vstack([coef, np.atleast_2d(self.intercept_)])
+            if coef.shape == (n_rows, n_targets):
+                return coef.ravel()
         return np.zeros(n_rows * n_targets)
 
     def _set_coef(self, coef: np.ndarray) -> None:
@@ -354,6 +374,17 @@ class _Monitor:
             self.bar.close()
 
 
+def _class_weights(class_weight, classes, present, counts) -> np.ndarray:
+    """Per-class weights from counts (so dask labels need not be collected)."""
+    if class_weight == "balanced":
+        full = np.zeros(len(classes))
+        full[np.searchsorted(classes, present)] = counts
+        if np.any(full == 0):
+            raise ValueError("class_weight='balanced' needs every class present in y")
+        return full.sum() / (len(classes) * full)
+    return compute_class_weight(class_weight, classes=classes, y=present)
+
+
 class CodedSGDClassifier(ClassifierMixin, _CodedSGD):
     """Linear classifier trained by coded gradient descent on a Dask cluster.
 
@@ -408,6 +439,12 @@ class CodedSGDClassifier(ClassifierMixin, _CodedSGD):
         Injected delays, see :mod:`dask_gradcode.stragglers`.
     scheduler_address : str, optional
         Address of a Dask scheduler to use instead of the current client.
+    batch_size : int, optional
+        Coded mini-batches: each round uses about ``batch_size`` rows, the
+        same random rows of a partition on every worker that holds it (so the
+        decode stays exact for the batch), rescaled to an unbiased estimate of
+        the full gradient.  Needs ``solver="gd"`` with a ``learning_rate``
+        schedule.  None (default): the full gradient.
 
     Attributes
     ----------
@@ -462,6 +499,7 @@ class CodedSGDClassifier(ClassifierMixin, _CodedSGD):
         comm_reduction: int = 1,
         straggler_model: Any = None,
         scheduler_address: str | None = None,
+        batch_size: int | None = None,
     ) -> None:
         super().__init__(
             loss,
@@ -487,6 +525,7 @@ class CodedSGDClassifier(ClassifierMixin, _CodedSGD):
             comm_reduction=comm_reduction,
             straggler_model=straggler_model,
             scheduler_address=scheduler_address,
+            batch_size=batch_size,
         )
         self.class_weight = class_weight
         self.multi_class = multi_class
@@ -536,28 +575,42 @@ class CodedSGDClassifier(ClassifierMixin, _CodedSGD):
         self, X, y, sample_weight, max_iter, *, reset, classes
     ) -> CodedSGDClassifier:
         X, y = self._validate(X, y, reset=reset)
-        y_local = y.compute() if _is_dask(y) else y
-        check_classification_targets(y_local)
+        if _is_dask(y):  # labels stay on the cluster: only their classes come back
+            import dask.array as da
+
+            present, counts = (
+                np.asarray(a) for a in da.compute(*da.unique(y, return_counts=True))
+            )
+        else:
+            present, counts = np.unique(y, return_counts=True)
+        check_classification_targets(present)
         if classes is not None:
             self.classes_ = np.unique(classes)
         elif reset or not hasattr(self, "classes_"):
-            self.classes_ = np.unique(y_local)
+            self.classes_ = present
         if len(self.classes_) < 2:
             raise ValueError(
                 "The number of classes has to be greater than one; got "
                 f"{len(self.classes_)} class"
             )
-        if not np.isin(np.unique(y_local), self.classes_).all():
+        if not np.isin(present, self.classes_).all():
             raise ValueError(f"y has labels that are not in classes_ {self.classes_}")
-        labels = np.searchsorted(self.classes_, y_local).astype(np.float64)
+        classes_ = self.classes_
+        labels = (
+            y.map_blocks(lambda b: np.searchsorted(classes_, b).astype(np.float64))
+            if _is_dask(y)
+            else np.searchsorted(classes_, y).astype(np.float64)
+        )
         weights = (
             _check_sample_weight(sample_weight, X) if not _is_dask(X) else sample_weight
         )
         if self.class_weight is not None:
-            per_class = compute_class_weight(
-                self.class_weight, classes=self.classes_, y=y_local
+            per_class = _class_weights(self.class_weight, classes_, present, counts)
+            factor = (
+                labels.map_blocks(lambda b: per_class[b.astype(np.intp)])
+                if _is_dask(labels)
+                else per_class[labels.astype(np.intp)]
             )
-            factor = per_class[labels.astype(np.intp)]
             weights = factor if weights is None else weights * factor
         n_targets = 1 if len(self.classes_) == 2 else len(self.classes_)
         validation = None
@@ -575,10 +628,6 @@ class CodedSGDClassifier(ClassifierMixin, _CodedSGD):
                 stratify=labels,
             )
             validation = (X_val, self.classes_[y_val_idx.astype(np.intp)])
-        if _is_dask(X):
-            import dask.array as da
-
-            labels = da.from_array(labels, chunks=X.chunks[0])
         self._run(X, labels, weights, n_targets, max_iter, validation)
         return self
 
@@ -680,6 +729,7 @@ class CodedSGDRegressor(RegressorMixin, _CodedSGD):
         comm_reduction: int = 1,
         straggler_model: Any = None,
         scheduler_address: str | None = None,
+        batch_size: int | None = None,
     ) -> None:
         super().__init__(
             loss,
@@ -706,6 +756,7 @@ class CodedSGDRegressor(RegressorMixin, _CodedSGD):
             comm_reduction=comm_reduction,
             straggler_model=straggler_model,
             scheduler_address=scheduler_address,
+            batch_size=batch_size,
         )
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> CodedSGDRegressor:
@@ -760,18 +811,6 @@ class CodedSGDRegressor(RegressorMixin, _CodedSGD):
     def _set_coef(self, coef: np.ndarray) -> None:
         super()._set_coef(coef)
         self.coef_ = self.coef_.ravel()
-
-    def _initial_coef(self, n_rows: int, n_targets: int) -> np.ndarray:
-        if hasattr(self, "coef_") and (
-            self.warm_start or getattr(self, "_partial", False)
-        ):
-            coef = (
-                np.append(self.coef_, self.intercept_)
-                if self.fit_intercept
-                else self.coef_
-            )
-            return np.asarray(coef, dtype=np.float64)
-        return np.zeros(n_rows * n_targets)
 
     def predict(self, X: Any) -> np.ndarray:
         """Predicted value of each row."""

@@ -120,6 +120,7 @@ class _Shard:
     """What one worker holds for a fit: its encoder and its partitions' rows."""
 
     encoder: WorkerEncoder
+    partition_ids: tuple[int, ...]
     blocks: tuple[tuple[Any, np.ndarray, np.ndarray | None], ...]
 
 
@@ -217,14 +218,20 @@ def _coded_round(
     straggler_model: Any,
     bandwidth: Bandwidth | None,
     token: str,
+    batch: tuple[int, float] | None = None,
 ) -> _Reply:
     """One worker's part of a round: partial (loss, gradient)s, encoded."""
     start = time.perf_counter()
     rows = np.empty((len(shard.blocks), 1 + weights.size))
-    for row, (X, y, sample_weight) in enumerate(shard.blocks):
-        loss, gradient = objective.value_and_gradient(weights, X, y, sample_weight)
-        rows[row, 0] = loss
-        rows[row, 1:] = gradient
+    for row, (partition, block) in enumerate(
+        zip(shard.partition_ids, shard.blocks, strict=True)
+    ):
+        scale = 1.0
+        if batch is not None:
+            block, scale = _sample_block(block, partition, iteration, batch)
+        loss, gradient = objective.value_and_gradient(weights, *block)
+        rows[row, 0] = scale * loss
+        rows[row, 1:] = scale * gradient
     message = shard.encoder(rows)
     compute_seconds = time.perf_counter() - start
     delay = 0.0
@@ -239,8 +246,34 @@ def _coded_round(
     return _Reply(message, compute_seconds, delay)
 
 
-def _build_shard(encoder: WorkerEncoder, *blocks: tuple) -> _Shard:
-    return _Shard(encoder, tuple(blocks))
+def _build_shard(
+    encoder: WorkerEncoder, partition_ids: Sequence[int], *blocks: tuple
+) -> _Shard:
+    return _Shard(encoder, tuple(partition_ids), tuple(blocks))
+
+
+def _sample_block(
+    block: tuple, partition: int, iteration: int, batch: tuple[int, float]
+) -> tuple[tuple, float]:
+    """The rows of a mini-batch round, and the factor that keeps the sum unbiased.
+
+    Every holder of ``partition`` draws the same rows (the draw depends only
+    on the seed, the round and the partition), so the coded sum stays exact
+    for the mini-batch.
+    """
+    seed, fraction = batch
+    X, y, sample_weight = block
+    n_rows = X.shape[0]
+    if n_rows == 0 or fraction >= 1:
+        return block, 1.0
+    size = max(1, math.ceil(fraction * n_rows))
+    rows = np.sort(
+        np.random.default_rng([seed, iteration, partition]).choice(
+            n_rows, size, replace=False
+        )
+    )
+    weights = None if sample_weight is None else sample_weight[rows]
+    return (X[rows], y[rows], weights), n_rows / size
 
 
 def _as_block(X: Any, y: Any, sample_weight: Any, intercept: bool = False) -> tuple:
@@ -425,6 +458,7 @@ class CodedGradient:
                 self.client.scatter(
                     _build_shard(
                         code.worker_encoder(worker),
+                        code.partitions(worker),
                         *(self._block(bounds, j) for j in code.partitions(worker)),
                     ),
                     workers=[address],
@@ -458,6 +492,7 @@ class CodedGradient:
             self.client.submit(
                 _build_shard,
                 self.code.worker_encoder(worker),
+                self.code.partitions(worker),
                 *(block_futures[j] for j in self.code.partitions(worker)),
                 key=f"gradcode-place-w{worker}-{self._token}-{next(self._submissions)}",
                 workers=[address],
@@ -474,8 +509,16 @@ class CodedGradient:
         return shards
 
     # --------------------------------------------------------------- rounds
-    def __call__(self, w: Any) -> tuple[float, np.ndarray]:
-        """One coded round at weights ``w``: ``(loss, gradient)`` summed over rows."""
+    def __call__(
+        self, w: Any, *, batch_fraction: float | None = None, batch_seed: int = 0
+    ) -> tuple[float, np.ndarray]:
+        """One coded round at weights ``w``: ``(loss, gradient)`` summed over rows.
+
+        With ``batch_fraction``, every partition contributes a random
+        ``batch_fraction`` of its rows (the same rows on every worker holding
+        it, drawn anew each round from ``batch_seed``), rescaled so the result
+        is an unbiased estimate of the full sums: a coded mini-batch.
+        """
         if self._background is None:
             raise RuntimeError(
                 "use CodedGradient as a context manager: with ... as cg:"
@@ -488,9 +531,16 @@ class CodedGradient:
             )
         if not np.all(np.isfinite(weights)):
             raise ValueError("w contains NaN or inf")
+        batch = None
+        if batch_fraction is not None:
+            if not 0 < batch_fraction <= 1:
+                raise ValueError(
+                    f"batch_fraction must be in (0, 1], got {batch_fraction}"
+                )
+            batch = (int(batch_seed), float(batch_fraction))
         while True:
             try:
-                record, gradient = self._round(weights)
+                record, gradient = self._round(weights, batch)
             except _Failure as failure:
                 self._adapt(str(failure))
                 continue
@@ -520,7 +570,9 @@ class CodedGradient:
             if address in live and shard.status == "finished"
         ]
 
-    def _round(self, weights: np.ndarray) -> tuple[RoundRecord, np.ndarray]:
+    def _round(
+        self, weights: np.ndarray, batch: tuple[int, float] | None = None
+    ) -> tuple[RoundRecord, np.ndarray]:
         code, iteration = self.code, self._iteration
         start = time.perf_counter()
         alive = self._alive()
@@ -545,6 +597,7 @@ class CodedGradient:
                 self.straggler_model,
                 self.bandwidth,
                 self._token,
+                batch,
                 key=f"gradcode-round-{iteration}-w{worker}-{self._token}-{attempt}",
                 workers=[self._addresses[worker]],
                 allow_other_workers=False,

@@ -223,7 +223,11 @@ class _Stall:
 def _proximal(
     smooth, x0, max_iter, tol, patience, callback, *, accelerated: bool
 ) -> SolverResult:
-    """Proximal gradient (FISTA when accelerated) with backtracking on ``L``."""
+    """Proximal gradient with backtracking on ``L``.
+
+    Accelerated: FISTA with adaptive restart.  Plain: each iteration starts
+    from the Barzilai-Borwein curvature of the last step.
+    """
     penalty = smooth.penalty
     x = x0
     f_x, g_x = smooth(x)
@@ -252,13 +256,21 @@ def _proximal(
             f_y, g_y = smooth(y) if not np.array_equal(y, candidate) else (f_c, g_c)
         else:
             y, f_y, g_y = candidate, f_c, g_c
-        x, f_x = candidate, f_c
+        if not accelerated:
+            # Barzilai-Borwein: the curvature along the last step is the next
+            # guess for L (the backtracking above still guards it).
+            step_taken, slope_change = candidate - x, g_c - g_x
+            curvature = float(step_taken @ slope_change)
+            if curvature > 0:
+                lipschitz = curvature / float(step_taken @ step_taken)
+        x, f_x, g_x = candidate, f_c, g_c
         previous, objective = objective, new_objective
         objectives.append(objective)
         if callback is not None and callback(iteration, x, objective):
             converged = True
             break
-        lipschitz = max(lipschitz / 1.5, 1e-12)  # let the step grow back
+        if accelerated:
+            lipschitz = max(lipschitz / 1.5, 1e-12)  # let the step grow back
         if stall.update(previous, objective):
             converged = True
             break

@@ -263,3 +263,28 @@ def test_fit_without_a_client_starts_and_closes_a_local_cluster():
         timeout=120,
     )
     assert out.stdout.strip().endswith("True"), out.stderr[-2000:]
+
+
+def test_coded_mini_batches_follow_uncoded_mini_batches():
+    X, y = make_classification(400, 5, random_state=0)
+    common = {
+        "loss": "log_loss",
+        "solver": "gd",
+        "learning_rate": "invscaling",
+        "eta0": 0.5,
+        "batch_size": 60,
+        "max_iter": 20,
+        "tol": None,
+        "random_state": 0,
+    }
+    uncoded = CodedSGDClassifier(scheme="uncoded", n_stragglers=0, **common).fit(X, y)
+    coded = CodedSGDClassifier(
+        scheme="gaussian-mds",
+        n_stragglers=1,
+        straggler_model=SlowWorkers(1, delay=2.0, random_state=0),
+        **common,
+    ).fit(X, y)
+    np.testing.assert_allclose(coded.coef_, uncoded.coef_, rtol=1e-8)
+    assert coded.score(X, y) > 0.8
+    with pytest.raises(ValueError, match=r"batch_size .* needs solver='gd'"):
+        CodedSGDClassifier(batch_size=10).fit(X, y)

@@ -407,3 +407,28 @@ def test_in_process_workers_use_one_blas_thread_while_running(client, data):
     after = blas_threads()
     assert all(n == 1 for n in during)
     assert after == before
+
+
+def test_coded_mini_batches_are_exact_for_the_batch_and_unbiased(client, data):
+    X, y, w = data
+    expected = reference(X, y, w)
+    uncoded = make_code("uncoded", N_WORKERS, 0)
+    coded = make_code(
+        "gaussian-mds", N_WORKERS, 2, 1, random_state=0
+    )  # same 6 partitions
+    slow = SlowWorkers(2, delay=2.0, random_state=0)
+    with (
+        CodedGradient(client, uncoded, X, y, "log_loss") as plain,
+        CodedGradient(client, coded, X, y, "log_loss", straggler_model=slow) as cg,
+    ):
+        rounds = []
+        for _ in range(40):
+            batch = cg(w, batch_fraction=0.2, batch_seed=7)
+            assert_close(batch, plain(w, batch_fraction=0.2, batch_seed=7), rtol=1e-9)
+            rounds.append(batch[1])
+        with pytest.raises(ValueError, match="batch_fraction"):
+            cg(w, batch_fraction=1.5)
+    # each round estimates the full sum without bias; 40 rounds average close to it
+    spread = np.linalg.norm(np.std(rounds, axis=0)) / np.sqrt(len(rounds))
+    assert np.linalg.norm(np.mean(rounds, axis=0) - expected[1]) < 4 * spread
+    assert not np.allclose(rounds[0], rounds[1])  # a new batch each round
