@@ -186,14 +186,24 @@ def write_markdown(rows, best, n_rows, dask_ml_version, args) -> None:
             f"| {'yes' if slow else 'no'} | {name} | {iterations or '-'} | {shown} |"
         )
     ratios = []
+    pairs = {
+        "L-BFGS": (
+            "dask_gradcode CodedSGDClassifier(solver='lbfgs')",
+            "dask-ml LogisticRegression(solver='lbfgs')",
+        ),
+        "gradient descent": (
+            "dask_gradcode CodedSGDClassifier(solver='gd')",
+            "dask-ml LogisticRegression(solver='gradient_descent')",
+        ),
+    }
     for slow in (False, True):
-        ours = seconds_of(slow, "dask_gradcode CodedSGDClassifier(solver='lbfgs')")
-        theirs = seconds_of(slow, "dask-ml LogisticRegression(solver='lbfgs')")
-        if ours and theirs:
-            ratios.append(
-                f"- {'with' if slow else 'without'} the slow worker, L-BFGS: dask-ml takes "
-                f"{theirs / ours:.2f}x the time of dask_gradcode"
-            )
+        for label, (ours_name, theirs_name) in pairs.items():
+            ours, theirs = seconds_of(slow, ours_name), seconds_of(slow, theirs_name)
+            if ours and theirs:
+                ratios.append(
+                    f"- {'with' if slow else 'without'} the slow worker, {label}: "
+                    f"dask-ml takes {theirs / ours:.2f}x the time of dask_gradcode"
+                )
     command = "python benchmarks/vs_dask_ml.py" + (" --quick" if args.quick else "")
     text = f"""# dask_gradcode against dask-ml
 

@@ -288,3 +288,22 @@ def test_coded_mini_batches_follow_uncoded_mini_batches():
     assert coded.score(X, y) > 0.8
     with pytest.raises(ValueError, match=r"batch_size .* needs solver='gd'"):
         CodedSGDClassifier(batch_size=10).fit(X, y)
+
+
+def test_dask_dataframe_input_with_a_dask_series_of_string_labels():
+    dd = pytest.importorskip("dask.dataframe")
+    pd = pytest.importorskip("pandas")
+    X, y = make_classification(240, 4, random_state=0)
+    names = np.array(["no", "yes"])[y]
+    frame = dd.from_pandas(pd.DataFrame(X, columns=list("abcd")), npartitions=4)
+    labels = dd.from_pandas(pd.Series(names), npartitions=4)
+    kwargs = {
+        "loss": "log_loss",
+        "tol": 1e-10,
+        "class_weight": "balanced",
+        "random_state": 0,
+    }
+    lazy = CodedSGDClassifier(**kwargs).fit(frame, labels)
+    eager = CodedSGDClassifier(**kwargs).fit(X, names)
+    assert list(lazy.classes_) == ["no", "yes"]
+    np.testing.assert_allclose(lazy.coef_, eager.coef_, rtol=1e-6, atol=1e-8)
