@@ -374,6 +374,28 @@ class _Monitor:
             self.bar.close()
 
 
+def _label_counts(y: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct labels and their counts.
+
+    Dask labels are counted block by block on the cluster: only the counts
+    come back to the client.
+    """
+    if not _is_dask(y):
+        return np.unique(y, return_counts=True)
+    import dask
+
+    parts = dask.compute(
+        *(
+            dask.delayed(np.unique)(block, return_counts=True)
+            for block in y.to_delayed().ravel()
+        )
+    )
+    labels = np.concatenate([values for values, _ in parts])
+    counts = np.concatenate([numbers for _, numbers in parts])
+    present, slots = np.unique(labels, return_inverse=True)
+    return present, np.bincount(slots.ravel(), weights=counts).astype(np.int64)
+
+
 def _class_weights(class_weight, classes, present, counts) -> np.ndarray:
     """Per-class weights from counts (so dask labels need not be collected)."""
     if class_weight == "balanced":
@@ -575,14 +597,9 @@ class CodedSGDClassifier(ClassifierMixin, _CodedSGD):
         self, X, y, sample_weight, max_iter, *, reset, classes
     ) -> CodedSGDClassifier:
         X, y = self._validate(X, y, reset=reset)
-        if _is_dask(y):  # labels stay on the cluster: only their classes come back
-            import dask.array as da
-
-            present, counts = (
-                np.asarray(a) for a in da.compute(*da.unique(y, return_counts=True))
-            )
-        else:
-            present, counts = np.unique(y, return_counts=True)
+        if hasattr(y, "to_dask_array"):  # a dask series
+            y = y.to_dask_array(lengths=True)
+        present, counts = _label_counts(y)
         check_classification_targets(present)
         if classes is not None:
             self.classes_ = np.unique(classes)
@@ -597,7 +614,10 @@ class CodedSGDClassifier(ClassifierMixin, _CodedSGD):
             raise ValueError(f"y has labels that are not in classes_ {self.classes_}")
         classes_ = self.classes_
         labels = (
-            y.map_blocks(lambda b: np.searchsorted(classes_, b).astype(np.float64))
+            y.map_blocks(
+                lambda b: np.searchsorted(classes_, b).astype(np.float64),
+                dtype=np.float64,
+            )
             if _is_dask(y)
             else np.searchsorted(classes_, y).astype(np.float64)
         )
@@ -607,7 +627,9 @@ class CodedSGDClassifier(ClassifierMixin, _CodedSGD):
         if self.class_weight is not None:
             per_class = _class_weights(self.class_weight, classes_, present, counts)
             factor = (
-                labels.map_blocks(lambda b: per_class[b.astype(np.intp)])
+                labels.map_blocks(
+                    lambda b: per_class[b.astype(np.intp)], dtype=np.float64
+                )
                 if _is_dask(labels)
                 else per_class[labels.astype(np.intp)]
             )
