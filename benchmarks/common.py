@@ -45,7 +45,9 @@ def round_trip_floor(
     """
     from distributed import as_completed
 
-    workers = sorted(client.scheduler_info(n_workers=-1)["workers"])[:n_workers]
+    from dask_gradcode.scheduler import worker_addresses
+
+    workers = worker_addresses(client)[:n_workers]
     times = []
     for round_ in range(n_rounds + warmup):
         start = time.perf_counter()

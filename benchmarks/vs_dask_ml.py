@@ -31,6 +31,7 @@ from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 
 from dask_gradcode import CodedSGDClassifier
+from dask_gradcode.scheduler import worker_addresses
 
 ROOT = Path(__file__).resolve().parent.parent
 FACTOR = 4.0
@@ -115,7 +116,7 @@ def main() -> None:
     ):
         X_dask = client.persist(da.from_array(X, chunks=(n_rows // 8, 100)))
         y_dask = client.persist(da.from_array(y, chunks=n_rows // 8))
-        slow_address = max(client.scheduler_info(n_workers=-1)["workers"])
+        slow_address = worker_addresses(client)[-1]
         for slow in (False, True):
             if slow:
                 client.register_plugin(SlowWorker(slow_address, FACTOR))

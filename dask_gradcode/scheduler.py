@@ -30,7 +30,13 @@ from dask_gradcode.codes._base import WorkerEncoder
 from dask_gradcode.objectives import Objective, Softmax, get_objective
 from dask_gradcode.stragglers import Bandwidth
 
-__all__ = ["CodedGradient", "RoundRecord", "WorkerFailureWarning", "client_for_fit"]
+__all__ = [
+    "CodedGradient",
+    "RoundRecord",
+    "WorkerFailureWarning",
+    "client_for_fit",
+    "worker_addresses",
+]
 
 #: Weights up to this size travel inside each task; larger ones are scattered
 #: once per round to the workers (a direct client-to-worker transfer each), so
@@ -556,7 +562,7 @@ class CodedGradient:
         """
         now = time.monotonic()
         if fresh or now - self._live_checked > self.check_interval:
-            self._live = set(self.client.scheduler_info(n_workers=-1)["workers"])
+            self._live = set(worker_addresses(self.client))
             self._live_checked = now
         return self._live
 
@@ -821,9 +827,19 @@ def client_for_fit(
         yield client
 
 
+def worker_addresses(client: Client) -> list[str]:
+    """Addresses of the cluster's workers now, sorted.
+
+    Asks the scheduler directly: ``Client.scheduler_info`` returns a cached
+    attribute that the client's periodic refresh may have just replaced with
+    one listing no worker.
+    """
+    return sorted(client.sync(client.scheduler.identity, n_workers=-1)["workers"])
+
+
 def n_cluster_workers(client: Client) -> int:
     """How many workers the client's cluster has now."""
-    return len(client.scheduler_info(n_workers=-1)["workers"])
+    return len(worker_addresses(client))
 
 
 # ------------------------------------------------------------------ helpers
