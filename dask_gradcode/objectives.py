@@ -216,7 +216,33 @@ class EpsilonInsensitive(Objective):
         return f"EpsilonInsensitive(epsilon={self.epsilon})"
 
 
-class Softmax(Objective):
+class _MultiClass(Objective):
+    """Coefficients as a ``(n_features, n_classes)`` matrix stored flat."""
+
+    min_classes = 2
+
+    def __init__(self, n_classes: int) -> None:
+        if int(n_classes) != n_classes or n_classes < self.min_classes:
+            raise ValueError(
+                f"n_classes must be an integer >= {self.min_classes}, got {n_classes}"
+            )
+        self.n_classes = int(n_classes)
+
+    def n_coef(self, n_features: int) -> int:
+        """``n_features * n_classes``."""
+        return n_features * self.n_classes
+
+    def _scores_and_labels(self, coef, X, y) -> tuple[np.ndarray, np.ndarray]:
+        scores = np.asarray(X @ np.asarray(coef).reshape(-1, self.n_classes))
+        labels = np.asarray(y).astype(np.intp)
+        if labels.size and (labels.min() < 0 or labels.max() >= self.n_classes):
+            raise ValueError(
+                f"{self.name} labels must be integers in 0..{self.n_classes - 1}"
+            )
+        return scores, labels
+
+
+class Softmax(_MultiClass):
     """Multinomial logistic loss (cross-entropy of the softmax).
 
     The coefficients are a ``(n_features, n_classes)`` matrix stored flat
@@ -230,24 +256,9 @@ class Softmax(Objective):
 
     name = "softmax"
 
-    def __init__(self, n_classes: int) -> None:
-        if int(n_classes) != n_classes or n_classes < 2:
-            raise ValueError(f"n_classes must be an integer >= 2, got {n_classes}")
-        self.n_classes = int(n_classes)
-
-    def n_coef(self, n_features: int) -> int:
-        """``n_features * n_classes``."""
-        return n_features * self.n_classes
-
     def value_and_gradient(self, coef, X, y, sample_weight=None):
         """Cross-entropy summed over rows, and its gradient (flat)."""
-        weights = np.asarray(coef).reshape(-1, self.n_classes)
-        scores = np.asarray(X @ weights)
-        labels = np.asarray(y).astype(np.intp)
-        if labels.size and (labels.min() < 0 or labels.max() >= self.n_classes):
-            raise ValueError(
-                f"softmax labels must be integers in 0..{self.n_classes - 1}"
-            )
+        scores, labels = self._scores_and_labels(coef, X, y)
         log_norm = logsumexp(scores, axis=1)
         losses = log_norm - scores[np.arange(labels.size), labels]
         slopes = np.exp(scores - log_norm[:, None])
@@ -262,7 +273,7 @@ class Softmax(Objective):
         return f"Softmax(n_classes={self.n_classes})"
 
 
-class OneVsRest(Objective):
+class OneVsRest(_MultiClass):
     """``K`` binary problems at once: class ``k`` against the rest.
 
     The coefficients are a ``(n_features, n_classes)`` matrix stored flat
@@ -280,24 +291,17 @@ class OneVsRest(Objective):
     """
 
     name = "one_vs_rest"
+    min_classes = 3
 
     def __init__(self, binary: Objective, n_classes: int) -> None:
-        if isinstance(binary, (Softmax, OneVsRest)):
+        if isinstance(binary, _MultiClass):
             raise TypeError("one-vs-rest needs a binary loss")
-        if int(n_classes) != n_classes or n_classes < 3:
-            raise ValueError(f"n_classes must be an integer >= 3, got {n_classes}")
+        super().__init__(n_classes)
         self.binary = binary
-        self.n_classes = int(n_classes)
-
-    def n_coef(self, n_features: int) -> int:
-        """``n_features * n_classes``."""
-        return n_features * self.n_classes
 
     def value_and_gradient(self, coef, X, y, sample_weight=None):
         """Sum of the binary losses, and the gradient (flat)."""
-        weights = np.asarray(coef).reshape(-1, self.n_classes)
-        scores = np.asarray(X @ weights)
-        labels = np.asarray(y).astype(np.intp)
+        scores, labels = self._scores_and_labels(coef, X, y)
         total = 0.0
         slopes = np.empty_like(scores)
         for k in range(self.n_classes):
