@@ -705,14 +705,14 @@ class CodedSGDRegressor(RegressorMixin, _CodedSGD):
     :class:`~sklearn.linear_model.Ridge` with ``alpha_ridge = alpha * n_samples``
     and the same intercept.
 
+    The parameters other than ``loss`` and ``epsilon`` are those of
+    :class:`CodedSGDClassifier` (without ``class_weight`` and ``multi_class``).
+
     Parameters
     ----------
     loss : {"squared_error", "huber", "epsilon_insensitive"}, default="squared_error"
     epsilon : float, default=0.1
         Width of the ``huber`` and ``epsilon_insensitive`` zones.
-    **others
-        As :class:`CodedSGDClassifier` (without ``class_weight`` and
-        ``multi_class``).
 
     Attributes
     ----------
