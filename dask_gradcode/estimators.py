@@ -190,6 +190,23 @@ class _CodedSGD(BaseEstimator):
         )
 
     # ------------------------------------------------------------------- fit
+    #: Learned attributes a fresh (not warm-started) fit forgets.
+    _learned: tuple[str, ...] = ("coef_", "intercept_")
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> _CodedSGD:
+        """Fit on ``X, y`` (NumPy, SciPy sparse, pandas or dask).
+
+        Returns
+        -------
+        self : object
+        """
+        self._check_params()
+        self._partial = False
+        if not self.warm_start:
+            for attribute in self._learned:
+                self.__dict__.pop(attribute, None)
+        return self._fit(X, y, sample_weight, self.max_iter, reset=True)
+
     def _objective(self, n_targets: int) -> Any:
         loss = (
             get_objective(self.loss, epsilon=self.epsilon)
@@ -492,6 +509,7 @@ class CodedSGDClassifier(ClassifierMixin, _CodedSGD):
     """
 
     _losses = CLASSIFICATION_LOSSES
+    _learned = ("coef_", "intercept_", "classes_")
 
     def __init__(
         self,
@@ -561,20 +579,6 @@ class CodedSGDClassifier(ClassifierMixin, _CodedSGD):
         if self.multi_class == "multinomial" and self.loss != "log_loss":
             raise ValueError("multi_class='multinomial' needs loss='log_loss'")
 
-    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> CodedSGDClassifier:
-        """Fit on ``X, y`` (NumPy, SciPy sparse, pandas or dask).
-
-        Returns
-        -------
-        self : object
-        """
-        self._check_params()
-        self._partial = False
-        if not self.warm_start:
-            for attribute in ("coef_", "intercept_", "classes_"):
-                self.__dict__.pop(attribute, None)
-        return self._fit(X, y, sample_weight, self.max_iter, reset=True, classes=None)
-
     def partial_fit(
         self, X: Any, y: Any, classes: Any = None, sample_weight: Any = None
     ) -> CodedSGDClassifier:
@@ -594,7 +598,7 @@ class CodedSGDClassifier(ClassifierMixin, _CodedSGD):
         return self._fit(X, y, sample_weight, 1, reset=first, classes=classes)
 
     def _fit(
-        self, X, y, sample_weight, max_iter, *, reset, classes
+        self, X, y, sample_weight, max_iter, *, reset, classes=None
     ) -> CodedSGDClassifier:
         X, y = self._validate(X, y, reset=reset)
         if hasattr(y, "to_dask_array"):  # a dask series
@@ -780,20 +784,6 @@ class CodedSGDRegressor(RegressorMixin, _CodedSGD):
             scheduler_address=scheduler_address,
             batch_size=batch_size,
         )
-
-    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> CodedSGDRegressor:
-        """Fit on ``X, y`` (NumPy, SciPy sparse, pandas or dask).
-
-        Returns
-        -------
-        self : object
-        """
-        self._check_params()
-        self._partial = False
-        if not self.warm_start:
-            for attribute in ("coef_", "intercept_"):
-                self.__dict__.pop(attribute, None)
-        return self._fit(X, y, sample_weight, self.max_iter, reset=True)
 
     def partial_fit(
         self, X: Any, y: Any, sample_weight: Any = None
