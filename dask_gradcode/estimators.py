@@ -9,9 +9,11 @@ codes from :mod:`dask_gradcode.codes` (by name), the optimisation loops from
 from __future__ import annotations
 
 import numbers
+import warnings
 from typing import Any
 
 import numpy as np
+from dask import is_dask_collection as _is_dask
 from scipy.special import expit, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
@@ -39,10 +41,6 @@ __all__ = ["CodedSGDClassifier", "CodedSGDRegressor"]
 
 CLASSIFICATION_LOSSES = ("log_loss", "hinge", "modified_huber", "squared_hinge")
 REGRESSION_LOSSES = ("squared_error", "huber", "epsilon_insensitive")
-
-
-def _is_dask(data: Any) -> bool:
-    return hasattr(data, "__dask_graph__")
 
 
 class _CodedSGD(BaseEstimator):
@@ -189,6 +187,29 @@ class _CodedSGD(BaseEstimator):
             y_numeric=not isinstance(self, ClassifierMixin),
         )
 
+    def _sample_weight(self, sample_weight: Any, X: Any) -> Any:
+        """scikit-learn's checked weights; dask weights stay as they are."""
+        return sample_weight if _is_dask(X) else _check_sample_weight(sample_weight, X)
+
+    def _hold_out(self, X: Any, targets: Any, weights: Any, *, stratify: bool) -> tuple:
+        """Split off ``validation_fraction`` for early stopping.
+
+        Returns ``(X, targets, weights, X_val, targets_val)``.
+        """
+        if _is_dask(X):
+            raise ValueError("early_stopping needs NumPy or SciPy input, not dask")
+        if weights is None:
+            weights = np.ones(X.shape[0])
+        X, X_val, targets, targets_val, weights, _ = train_test_split(
+            X,
+            targets,
+            weights,
+            test_size=self.validation_fraction,
+            random_state=self.random_state,
+            stratify=targets if stratify else None,
+        )
+        return X, targets, weights, X_val, targets_val
+
     # ------------------------------------------------------------------- fit
     #: Learned attributes a fresh (not warm-started) fit forgets.
     _learned: tuple[str, ...] = ("coef_", "intercept_")
@@ -295,8 +316,6 @@ class _CodedSGD(BaseEstimator):
         self.code_ = code
         self.history_ = monitor.history
         if not result.converged and max_iter > 1 and self.tol is not None:
-            import warnings
-
             warnings.warn(
                 f"{type(self).__name__} did not converge in max_iter={max_iter} "
                 "iterations; increase max_iter or tol",
@@ -625,9 +644,7 @@ class CodedSGDClassifier(ClassifierMixin, _CodedSGD):
             if _is_dask(y)
             else np.searchsorted(classes_, y).astype(np.float64)
         )
-        weights = (
-            _check_sample_weight(sample_weight, X) if not _is_dask(X) else sample_weight
-        )
+        weights = self._sample_weight(sample_weight, X)
         if self.class_weight is not None:
             per_class = _class_weights(self.class_weight, classes_, present, counts)
             factor = (
@@ -641,19 +658,10 @@ class CodedSGDClassifier(ClassifierMixin, _CodedSGD):
         n_targets = 1 if len(self.classes_) == 2 else len(self.classes_)
         validation = None
         if self.early_stopping:
-            if _is_dask(X):
-                raise ValueError("early_stopping needs NumPy or SciPy input, not dask")
-            if weights is None:
-                weights = np.ones(X.shape[0])
-            X, X_val, labels, y_val_idx, weights, _ = train_test_split(
-                X,
-                labels,
-                weights,
-                test_size=self.validation_fraction,
-                random_state=self.random_state,
-                stratify=labels,
+            X, labels, weights, X_val, val_labels = self._hold_out(
+                X, labels, weights, stratify=True
             )
-            validation = (X_val, self.classes_[y_val_idx.astype(np.intp)])
+            validation = (X_val, self.classes_[val_labels.astype(np.intp)])
         self._run(X, labels, weights, n_targets, max_iter, validation)
         return self
 
@@ -800,22 +808,10 @@ class CodedSGDRegressor(RegressorMixin, _CodedSGD):
 
     def _fit(self, X, y, sample_weight, max_iter, *, reset) -> CodedSGDRegressor:
         X, y = self._validate(X, y, reset=reset)
-        weights = (
-            _check_sample_weight(sample_weight, X) if not _is_dask(X) else sample_weight
-        )
+        weights = self._sample_weight(sample_weight, X)
         validation = None
         if self.early_stopping:
-            if _is_dask(X):
-                raise ValueError("early_stopping needs NumPy or SciPy input, not dask")
-            if weights is None:
-                weights = np.ones(X.shape[0])
-            X, X_val, y, y_val, weights, _ = train_test_split(
-                X,
-                y,
-                weights,
-                test_size=self.validation_fraction,
-                random_state=self.random_state,
-            )
+            X, y, weights, X_val, y_val = self._hold_out(X, y, weights, stratify=False)
             validation = (X_val, y_val)
         self._run(X, y, weights, 1, max_iter, validation)
         return self

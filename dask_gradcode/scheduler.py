@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse
+from dask import is_dask_collection as _is_dask
 from distributed import Client, Future, LocalCluster, as_completed, get_client, wait
 
 from dask_gradcode.codes import GradientCode, make_code
@@ -843,10 +844,6 @@ def n_cluster_workers(client: Client) -> int:
 
 
 # ------------------------------------------------------------------ helpers
-def _is_dask(data: Any) -> bool:
-    return hasattr(data, "dask") and hasattr(data, "__dask_graph__")
-
-
 def _check_data(X: Any, y: Any, sample_weight: Any) -> tuple[Any, Any, Any]:
     """Arrays the scheduler can slice by rows, with shapes checked."""
     X = _rows_container(X, "X", ndim=2)
