@@ -1,12 +1,16 @@
-"""Command-line interface: ``dask-gradcode demo`` and ``dask-gradcode stability``."""
+"""Command-line interface: ``dask-gradcode demo | stability | bench NAME``."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import inspect
+import shlex
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
 
 #: (scheme, n_stragglers, comm_reduction) rows of the demo.
 DEMO_SCHEMES = (
@@ -18,11 +22,24 @@ DEMO_SCHEMES = (
     ("gaussian-mds", 1, 2),
 )
 
+#: ``bench`` sub-command -> module of :mod:`dask_gradcode.bench`.
+BENCHMARKS = {
+    "stability": "stability",
+    "iteration-time": "iteration_time",
+    "convergence": "convergence",
+    "vs-dask-ml": "vs_dask_ml",
+}
+
+
+def _target(args: argparse.Namespace):
+    from dask_gradcode.bench.cluster import ClusterTarget
+
+    return ClusterTarget(args.scheduler_address, args.scheduler_file)
+
 
 def _demo(args: argparse.Namespace) -> int:
     """Train on breast-cancer data with one slow worker per round, per scheme."""
     import numpy as np
-    from distributed import Client, LocalCluster
     from sklearn.datasets import load_breast_cancer
     from sklearn.model_selection import train_test_split
     from sklearn.preprocessing import StandardScaler
@@ -37,34 +54,33 @@ def _demo(args: argparse.Namespace) -> int:
     scaler = StandardScaler().fit(X_train)
     X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
     slow = SlowWorkers(1, delay=args.delay, random_state=0)
+    target = _target(args)
     print(
         f"Logistic regression on scikit-learn's breast-cancer data "
-        f"({len(y_train)} training rows), {args.workers} Dask workers; every round one "
-        f"worker, drawn at random, is {1e3 * args.delay:.0f} ms late. "
-        f"{args.iterations} gradient-descent iterations per scheme.\n"
+        f"({len(y_train)} training rows), {args.workers} Dask workers of "
+        f"{target.describe()}; every round one worker, drawn at random, is "
+        f"{1e3 * args.delay:.0f} ms late. {args.iterations} gradient-descent "
+        "iterations per scheme.\n"
     )
     rows = []
-    with (
-        LocalCluster(
-            n_workers=args.workers, threads_per_worker=1, processes=False
-        ) as cluster,
-        Client(cluster),
-    ):
-        print(f"Dask dashboard: {cluster.dashboard_link}\n")
+    with target.connect(args.workers, dashboard=True) as client:
+        print(f"Dask dashboard: {client.dashboard_link}\n")
         for scheme, s, m in DEMO_SCHEMES:
-            model = CodedSGDClassifier(
-                loss="log_loss",
-                solver="gd",
-                learning_rate="constant",
-                eta0=0.25,
-                max_iter=args.iterations,
-                tol=None,
-                scheme=scheme,
-                n_stragglers=s,
-                comm_reduction=m,
-                straggler_model=slow,
-                random_state=0,
-            ).fit(X_train, y_train)
+            with client.as_current():
+                model = CodedSGDClassifier(
+                    loss="log_loss",
+                    solver="gd",
+                    learning_rate="constant",
+                    eta0=0.25,
+                    max_iter=args.iterations,
+                    tol=None,
+                    scheme=scheme,
+                    n_stragglers=s,
+                    comm_reduction=m,
+                    n_workers=args.workers,
+                    straggler_model=slow,
+                    random_state=0,
+                ).fit(X_train, y_train)
             history = model.history_
             rows.append(
                 (
@@ -109,18 +125,221 @@ def _stability(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+def _bench(args: argparse.Namespace) -> int:
+    """Run one benchmark and write its files into ``args.out``."""
+    module = importlib.import_module(f"dask_gradcode.bench.{BENCHMARKS[args.name]}")
+    accepted = inspect.signature(module.run).parameters
+    options = {
+        key: value
+        for key, value in vars(args).items()
+        if key in accepted and key not in ("target", "command", "progress")
+    }
+    report = module.run(
+        **options,
+        target=_target(args),
+        command=args.command_line,
+        progress=not args.no_progress,
+    )
+    for path in report.write(args.out):
+        print(f"wrote {path}")
+    print()
+    print(report.markdown)
+    return 0
+
+
+def _integer(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+_positive = _integer(1)
+_non_negative = _integer(0)
 
 
 def _seconds(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
     return value
+
+
+def _positive_float(text: str) -> float:
+    value = _seconds(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be > 0")
+    return value
+
+
+def _add_cluster_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "cluster",
+        "where to run: an embedded LocalCluster unless one of these names an "
+        "existing scheduler (TLS settings come from the scheduler file or "
+        "Dask's configuration, distributed.comm.tls)",
+    )
+    exclusive = group.add_mutually_exclusive_group()
+    exclusive.add_argument(
+        "--scheduler-address", metavar="ADDRESS", help="tcp://HOST:PORT or tls://..."
+    )
+    exclusive.add_argument(
+        "--scheduler-file",
+        metavar="FILE",
+        help="the JSON file written by `dask scheduler --scheduler-file`",
+    )
+
+
+def _add_bench_commands(bench: argparse.ArgumentParser) -> None:
+    names = bench.add_subparsers(dest="name", required=True, metavar="NAME")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--out",
+        type=Path,
+        default=Path("gradcode-results"),
+        help="folder for the CSV, JSON, PNG and markdown files "
+        "(default: gradcode-results; docs/ holds the published ones)",
+    )
+    common.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_cluster_options(common)
+
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        return names.add_parser(name, parents=[common], help=text, description=text)
+
+    stability = command(
+        "stability",
+        "decoding error, conditioning and cost against n (ye-abbe, "
+        "gaussian-mds, cyclic-mds)",
+    )
+    stability.add_argument(
+        "--workers",
+        type=_integer(2),
+        nargs="+",
+        default=[10, 20, 30, 50, 100],
+        help="numbers of workers n (s is about n/10)",
+    )
+    stability.add_argument(
+        "--comm-reductions",
+        type=_positive,
+        nargs="+",
+        default=[1, 2],
+        metavar="M",
+        help="communication reductions m",
+    )
+    stability.add_argument(
+        "--sets", type=_positive, default=200, help="straggler sets per code"
+    )
+    stability.add_argument(
+        "--no-floor",
+        dest="floor",
+        action="store_false",
+        help="skip the Dask round-trip measurement",
+    )
+
+    iteration = command(
+        "iteration-time",
+        "iteration time of every scheme under stragglers, speed-up against slow "
+        "workers, overhead, weights shipping, bytes against m over slow links",
+    )
+    iteration.add_argument("--workers", type=_integer(2), default=9, help="n")
+    iteration.add_argument(
+        "--stragglers", type=_non_negative, default=2, help="s tolerated and slow"
+    )
+    iteration.add_argument(
+        "--rounds", type=_positive, default=30, help="rounds per scheme"
+    )
+    iteration.add_argument(
+        "--rows", type=_positive, default=36_000, help="rows of the data"
+    )
+    iteration.add_argument(
+        "--delay", type=_seconds, default=0.3, help="seconds a slow worker is late"
+    )
+    iteration.add_argument(
+        "--comm-workers",
+        type=_integer(2),
+        default=12,
+        help="workers of the communication part",
+    )
+    iteration.add_argument(
+        "--dim",
+        type=_positive,
+        default=200_000,
+        help="coefficients of the communication part",
+    )
+    iteration.add_argument(
+        "--bandwidths",
+        type=_positive_float,
+        nargs="+",
+        default=[25.0, 100.0, 400.0],
+        metavar="MB_PER_S",
+        help="link speeds of the communication part",
+    )
+    from dask_gradcode.bench.iteration_time import PARTS
+
+    iteration.add_argument(
+        "--parts", nargs="+", choices=PARTS, default=list(PARTS), help="what to run"
+    )
+    iteration.add_argument(
+        "--quick", action="store_true", help="fewer schemes and sizes: a smoke run"
+    )
+
+    convergence = command(
+        "convergence", "training loss against wall-clock time per scheme"
+    )
+    convergence.add_argument("--workers", type=_integer(2), default=8, help="n")
+    convergence.add_argument(
+        "--stragglers", type=_non_negative, default=2, help="s tolerated"
+    )
+    convergence.add_argument(
+        "--slow",
+        type=_non_negative,
+        default=None,
+        help="slow workers per round (default: --stragglers)",
+    )
+    convergence.add_argument(
+        "--delay", type=_seconds, default=0.2, help="seconds a slow worker is late"
+    )
+    convergence.add_argument(
+        "--iterations", type=_positive, default=60, help="per scheme"
+    )
+    convergence.add_argument("--rows", type=_integer(10), default=40_000)
+    convergence.add_argument("--features", type=_integer(2), default=50)
+    convergence.add_argument(
+        "--solver", choices=("gd", "nesterov", "lbfgs"), default="gd"
+    )
+
+    versus = command(
+        "vs-dask-ml",
+        "time to a near-optimal logistic regression against dask-ml, with and "
+        "without a slow worker",
+    )
+    versus.add_argument("--rows", type=_integer(100), default=200_000)
+    versus.add_argument("--features", type=_integer(2), default=100)
+    versus.add_argument(
+        "--workers", type=_integer(2), default=4, help="worker processes"
+    )
+    versus.add_argument(
+        "--factor",
+        type=_positive_float,
+        default=4.0,
+        help="how many times as long tasks take on the slow worker",
+    )
+    versus.add_argument(
+        "--gap",
+        type=_positive_float,
+        default=1e-4,
+        help="how close to the optimal loss a fit must come",
+    )
+    bench.set_defaults(run=_bench)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -131,16 +350,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser(
-        "demo", help="train with every scheme on an embedded cluster with a slow worker"
+        "demo", help="train with every scheme on a cluster with a slow worker"
     )
-    demo.add_argument("--workers", type=_positive, default=4, help="Dask workers")
+    demo.add_argument("--workers", type=_integer(2), default=4, help="Dask workers")
     demo.add_argument("--iterations", type=_positive, default=40, help="per scheme")
     demo.add_argument(
         "--delay", type=_seconds, default=0.2, help="seconds the slow worker is late"
     )
+    _add_cluster_options(demo)
     demo.set_defaults(run=_demo)
     stability = commands.add_parser(
-        "stability", help="compare the decoding stability of the codes"
+        "stability",
+        help="print the decoding stability table (pure numpy, no cluster)",
     )
     stability.add_argument(
         "--workers",
@@ -153,14 +374,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--sets", type=_positive, default=100, help="straggler sets per code"
     )
     stability.set_defaults(run=_stability)
+    bench = commands.add_parser(
+        "bench",
+        help="run a benchmark; writes CSV, JSON, PNG and markdown files",
+        description="Run a benchmark and write its CSV, JSON, PNG and markdown "
+        "files into --out.",
+    )
+    _add_bench_commands(bench)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.command_line = shlex.join(["dask-gradcode", *argv])
     try:
         return args.run(args)
-    except ValueError as error:
+    except (ValueError, ImportError, OSError) as error:
         print(f"dask-gradcode: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("dask-gradcode: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,647 @@
+"""Coded iteration time on a Dask cluster, side by side for every scheme.
+
+Five measurements, each in the same run and on the same cluster as the
+numbers it is compared with:
+
+1. ``stragglers``: every scheme under (a) ``SlowWorkers(n_slow=s)`` drawn anew
+   each round and (b) ``ShiftedExponential`` delays on every worker.  For each
+   round the *ideal* is the time at which the ``(n - s)``-th fastest worker
+   finished its computation plus its injected delay; the *floor* is the bare
+   Dask round trip (``n`` pinned no-op tasks collected with ``as_completed``).
+2. ``slow-workers``: speed-up over uncoded as the number of slow workers per
+   round grows from 0 past ``s``.
+3. ``overhead``: coded rounds without stragglers against the floor plus one
+   worker's computation, for two data sizes.
+4. ``weights``: embedding the weights in every task against scattering them
+   once per round, for growing ``dim`` (on worker processes).
+5. ``communication`` (the shape of Kadhe et al.'s EC2 experiment): a large
+   sparse model over a ``Bandwidth`` link, ``gaussian-mds`` and ``ye-abbe``
+   with ``m > 1`` against ``cyclic-repetition`` (``m = 1``) at equal ``s``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import scipy.sparse
+from tqdm.auto import tqdm
+
+import dask_gradcode.scheduler as scheduler_module
+from dask_gradcode.bench.cluster import ClusterTarget, round_trip_floor
+from dask_gradcode.bench.plots import (
+    bytes_against_m,
+    communication_bars,
+    iteration_time_boxes,
+    speedup_against_slow_workers,
+)
+from dask_gradcode.bench.report import Report, machine_description, markdown_table
+from dask_gradcode.codes import GradientCode, make_code
+from dask_gradcode.scheduler import CodedGradient, RoundRecord
+from dask_gradcode.stragglers import Bandwidth, ShiftedExponential, SlowWorkers
+
+__all__ = ["PARTS", "run"]
+
+NAME = "iteration_time"
+PARTS = ("stragglers", "slow-workers", "overhead", "weights", "communication")
+WARMUP = 2
+#: Schemes of the communication comparison: (scheme, m); the first is the reference.
+COMMUNICATION_SCHEMES = (
+    ("cyclic-repetition", 1),
+    ("ye-abbe", 2),
+    ("ye-abbe", 4),
+    ("gaussian-mds", 1),
+    ("gaussian-mds", 2),
+    ("gaussian-mds", 4),
+)
+
+
+def straggler_schemes(s: int) -> list[tuple[str, int, int]]:
+    """(scheme, s, m) rows of the straggler comparison."""
+    return [
+        ("uncoded", 0, 1),
+        ("ignore-stragglers", s, 1),
+        ("fractional-repetition", s, 1),
+        ("cyclic-repetition", s, 1),
+        ("cyclic-mds", s, 1),
+        ("ye-abbe", s, 1),
+        ("gaussian-mds", s, 1),
+        ("gaussian-mds", s, 2),
+    ]
+
+
+def classification_data(n_rows: int, n_features: int, seed: int = 0):
+    """Dense Gaussian features, labels from a random hyperplane."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n_rows, n_features))
+    y = (X @ rng.standard_normal(n_features) > 0).astype(float)
+    return X, y
+
+
+def sparse_rows(n_rows: int, dim: int, per_row: int, seed: int = 0):
+    """A CSR matrix with ``per_row`` random non-zeros in every row."""
+    rng = np.random.default_rng(seed)
+    indices = np.sort(rng.integers(0, dim, (n_rows, per_row)), axis=1).ravel()
+    indptr = np.arange(0, n_rows * per_row + 1, per_row)
+    values = rng.standard_normal(n_rows * per_row)
+    return scipy.sparse.csr_matrix((values, indices, indptr), shape=(n_rows, dim))
+
+
+def run_rounds(
+    client, code, X, y, loss, model, bandwidth, n_rounds
+) -> list[RoundRecord]:
+    """``WARMUP + n_rounds`` coded rounds at fixed weights; the last ``n_rounds``."""
+    w = np.random.default_rng(1).standard_normal(X.shape[1]) * 0.01
+    with CodedGradient(
+        client, code, X, y, loss, straggler_model=model, bandwidth=bandwidth
+    ) as cg:
+        for _ in range(WARMUP + n_rounds):
+            cg(w)
+    return cg.history[WARMUP:]
+
+
+def ideal_seconds(
+    record: RoundRecord, code: GradientCode, model, bandwidth, message_bytes: int
+) -> float:
+    """When the (n - s)-th fastest worker finished computing plus its delay."""
+    n = record.n_workers
+    compute_estimate = float(np.median(list(record.compute_seconds.values())))
+    finish = []
+    for worker in range(n):
+        if worker in record.compute_seconds:
+            finish.append(
+                record.compute_seconds[worker] + record.injected_delay[worker]
+            )
+            continue
+        delay = (
+            0.0
+            if model is None
+            else model.delay(record.iteration, worker, n, compute_estimate)
+        )
+        if bandwidth is not None:
+            delay += bandwidth.transfer_seconds(message_bytes)
+        finish.append(compute_estimate + delay)
+    return sorted(finish)[n - code.n_stragglers - 1]
+
+
+def measure(client, code, X, y, loss, model, bandwidth, n_rounds):
+    """Floor rounds, then the scheme's rounds, back to back on the same cluster.
+
+    The floor drifts by tens of percent over a run, so each scheme gets its own.
+    """
+    floor = float(np.mean(round_trip_floor(client, code.n_workers, n_rounds)))
+    return floor, run_rounds(client, code, X, y, loss, model, bandwidth, n_rounds)
+
+
+def summarise(scenario, code, records, model, bandwidth, floor, dim) -> dict:
+    """One result row: times, ratios to the ideal and the floor, bytes."""
+    walls = np.array([r.wall_seconds for r in records])
+    message_bytes = 8 * code.message_length(dim + 1)
+    ideals = np.array(
+        [ideal_seconds(r, code, model, bandwidth, message_bytes) for r in records]
+    )
+    return {
+        "scenario": scenario,
+        "scheme": code.scheme,
+        "s": code.n_stragglers,
+        "m": code.comm_reduction,
+        "load": code.load,
+        "floor_ms": 1e3 * floor,
+        "mean_ms": 1e3 * walls.mean(),
+        "p95_ms": 1e3 * np.percentile(walls, 95),
+        "ideal_plus_floor_ms": 1e3 * (ideals.mean() + floor),
+        "ratio_to_ideal": walls.mean() / (ideals.mean() + floor),
+        "decode_share": float(
+            np.mean([r.decode_seconds / r.wall_seconds for r in records])
+        ),
+        "decode_cpu_share": float(
+            np.mean([r.decode_cpu_seconds / r.wall_seconds for r in records])
+        ),
+        "exact": all(r.exact for r in records),
+        "formula_bytes": message_bytes,
+        "bytes_per_message": float(
+            np.mean([r.bytes_received / len(r.responders) for r in records])
+        ),
+        "walls": walls,
+    }
+
+
+class _Runner:
+    """Shared settings and the progress bar of one run."""
+
+    def __init__(self, target: ClusterTarget, rounds: int, progress: bool) -> None:
+        self.target = target
+        self.rounds = rounds
+        self.bar = tqdm(desc="iteration-time", unit="scheme", disable=not progress)
+
+    def step(self, text: str) -> None:
+        self.bar.update(1)
+        self.bar.set_postfix_str(text)
+
+    @contextmanager
+    def cluster(self, n_workers: int, *, processes: bool = False):
+        with self.target.connect(n_workers, processes=processes) as client:
+            yield client
+
+
+def straggler_comparison(
+    runner: _Runner, n: int, s: int, rows: int, delay: float, quick: bool
+) -> list[dict]:
+    """Every scheme under slow workers and under shifted-exponential delays."""
+    X, y = classification_data(rows, 100)
+    scenarios = {
+        f"{s} slow workers (+{delay:g} s)": SlowWorkers(s, delay=delay, random_state=0),
+        f"shifted exponential ({1e3 * delay / 10:g} ms)": ShiftedExponential(
+            scale=delay / 10, random_state=0
+        ),
+    }
+    schemes = straggler_schemes(s)
+    if quick:
+        schemes = [row for row in schemes if row[0] in ("uncoded", "gaussian-mds")]
+    results = []
+    with runner.cluster(n) as client:
+        for name, model in scenarios.items():
+            for scheme, s_, m in schemes:
+                code = make_code(scheme, n, s_, m, random_state=0)
+                floor, records = measure(
+                    client, code, X, y, "log_loss", model, None, runner.rounds
+                )
+                results.append(summarise(name, code, records, model, None, floor, 100))
+                runner.step(f"{scheme} m={m}")
+    return results
+
+
+def slow_worker_sweep(
+    runner: _Runner, n: int, s: int, rows: int, delay: float, max_slow: int
+) -> list[dict]:
+    """Speed-up over uncoded with 0 to ``max_slow`` slow workers per round."""
+    X, y = classification_data(rows, 100)
+    schemes = [
+        ("uncoded", 0, 1),
+        ("ignore-stragglers", s, 1),
+        ("cyclic-repetition", s, 1),
+        ("gaussian-mds", s, 1),
+        ("gaussian-mds", s, 2),
+    ]
+    results = []
+    with runner.cluster(n) as client:
+        for n_slow in range(max_slow + 1):
+            model = SlowWorkers(n_slow, delay=delay, random_state=0)
+            means = {}
+            for scheme, s_, m in schemes:
+                code = make_code(scheme, n, s_, m, random_state=0)
+                records = run_rounds(
+                    client, code, X, y, "log_loss", model, None, runner.rounds
+                )
+                means[scheme, m] = np.mean([r.wall_seconds for r in records])
+                results.append(
+                    {
+                        "n_slow": n_slow,
+                        "scheme": scheme,
+                        "s": code.n_stragglers,
+                        "m": m,
+                        "mean_ms": 1e3 * means[scheme, m],
+                        "exact": all(r.exact for r in records),
+                    }
+                )
+                runner.step(f"{n_slow} slow, {scheme} m={m}")
+            for row in results[-len(schemes) :]:
+                row["speedup"] = means["uncoded", 1] / (1e-3 * row["mean_ms"])
+    return results
+
+
+def overhead(runner: _Runner, n: int, s: int, rows: int) -> list[dict]:
+    """Coded rounds without stragglers against the bare floor, two data sizes."""
+    results = []
+    with runner.cluster(n) as client:
+        for n_rows in (rows, 4 * rows):
+            X, y = classification_data(n_rows, 100)
+            code = make_code("gaussian-mds", n, s, 1, random_state=0)
+            floor, records = measure(
+                client, code, X, y, "log_loss", None, None, runner.rounds
+            )
+            compute = np.median(
+                [np.median(list(r.compute_seconds.values())) for r in records]
+            )
+            mean = np.mean([r.wall_seconds for r in records])
+            results.append(
+                {
+                    "rows": n_rows,
+                    "floor_ms": 1e3 * floor,
+                    "compute_ms": 1e3 * compute,
+                    "mean_ms": 1e3 * mean,
+                    "ratio": mean / (floor + compute),
+                }
+            )
+            runner.step(f"overhead {n_rows} rows")
+    return results
+
+
+def weights_shipping(runner: _Runner, quick: bool) -> list[dict]:
+    """Round time with weights embedded in each task vs scattered once per round.
+
+    On worker processes over TCP: in-process workers pass task arguments by
+    reference, which would hide the cost being measured.
+    """
+    n = 4
+    dims = (1_000, 100_000) if quick else (1_000, 10_000, 100_000, 1_000_000)
+    results = []
+    original = scheduler_module.EMBED_WEIGHTS_MAX_BYTES
+    with runner.cluster(n, processes=True) as client:
+        for dim in dims:
+            X = scipy.sparse.random(
+                40, dim, density=10 / dim, format="csr", random_state=0
+            )
+            y = np.random.default_rng(0).standard_normal(40)
+            code = make_code("gaussian-mds", n, 1, 1, random_state=0)
+            for how, limit in (
+                ("embedded in each task", np.inf),
+                ("scattered per round", -1),
+            ):
+                scheduler_module.EMBED_WEIGHTS_MAX_BYTES = limit
+                try:
+                    records = run_rounds(
+                        client, code, X, y, "squared_error", None, None, runner.rounds
+                    )
+                finally:
+                    scheduler_module.EMBED_WEIGHTS_MAX_BYTES = original
+                results.append(
+                    {
+                        "dim": dim,
+                        "how": how,
+                        "submit_ms": 1e3 * np.mean([r.submit_seconds for r in records]),
+                        "mean_ms": 1e3 * np.mean([r.wall_seconds for r in records]),
+                    }
+                )
+                runner.step(f"weights dim={dim}")
+    return results
+
+
+def communication_comparison(
+    runner: _Runner, n: int, s: int, dim: int, bandwidths: Sequence[float]
+) -> list[dict]:
+    """Large sparse model over links of several speeds: bytes against load."""
+    X = sparse_rows(12_000, dim, per_row=40)
+    y = (np.random.default_rng(0).random(12_000) < 0.5).astype(float)
+    model = ShiftedExponential(scale=0.01, random_state=0)
+    results = []
+    with runner.cluster(n) as client:
+        for speed in bandwidths:
+            link = Bandwidth(speed)
+            for scheme, m in COMMUNICATION_SCHEMES:
+                code = make_code(scheme, n, s, m, random_state=0)
+                floor, records = measure(
+                    client, code, X, y, "log_loss", model, link, runner.rounds
+                )
+                name = f"{speed / 1e6:g} MB/s"
+                results.append(summarise(name, code, records, model, link, floor, dim))
+                runner.step(f"{name} {scheme} m={m}")
+    return results
+
+
+def run(
+    *,
+    workers: int = 9,
+    stragglers: int = 2,
+    rounds: int = 30,
+    rows: int = 36_000,
+    delay: float = 0.3,
+    comm_workers: int = 12,
+    dim: int = 200_000,
+    bandwidths: Sequence[float] = (25.0, 100.0, 400.0),
+    parts: Sequence[str] = PARTS,
+    quick: bool = False,
+    target: ClusterTarget = ClusterTarget(),  # noqa: B008 (frozen, immutable)
+    command: str = "dask-gradcode bench iteration-time",
+    progress: bool = True,
+) -> Report:
+    """Measure iteration time of every scheme; see the module docstring.
+
+    Parameters
+    ----------
+    workers : int, default=9
+        Workers ``n`` of the straggler, slow-worker and overhead parts.
+    stragglers : int, default=2
+        Stragglers ``s`` tolerated, and slow workers in the first scenario.
+    rounds : int, default=30
+        Measured rounds per scheme (after 2 warm-up rounds).
+    rows : int, default=36000
+        Rows of the logistic-regression data (100 features).
+    delay : float, default=0.3
+        Seconds a slow worker is late; the shifted-exponential scale is a
+        tenth of it.
+    comm_workers : int, default=12
+        Workers of the communication part.
+    dim : int, default=200000
+        Coefficients of the communication part's sparse model.
+    bandwidths : sequence of float, default=(25, 100, 400)
+        Link speeds of the communication part, MB/s.
+    parts : sequence of str
+        Which of :data:`PARTS` to run.
+    quick : bool, default=False
+        Fewer schemes and sizes: a smoke run.
+    target : ClusterTarget
+        Where to run.
+    command : str
+        The command line that reproduces the run, quoted in the report.
+    progress : bool, default=True
+        Show a progress bar.
+
+    Returns
+    -------
+    Report
+    """
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        raise ValueError(f"unknown parts {unknown}; choose from {list(PARTS)}")
+    if not 0 <= stragglers < workers:
+        raise ValueError(
+            f"stragglers={stragglers} must be between 0 and workers - 1 = {workers - 1}"
+        )
+    comm_dim = 50_000 if quick else dim
+    runner = _Runner(target, rounds, progress)
+    results: dict[str, list[dict[str, Any]]] = {}
+    try:
+        if "stragglers" in parts:
+            results["stragglers"] = straggler_comparison(
+                runner, workers, stragglers, rows, delay, quick
+            )
+        if "slow-workers" in parts:
+            results["slow_workers"] = slow_worker_sweep(
+                runner,
+                workers,
+                stragglers,
+                rows,
+                delay,
+                max_slow=min(workers - 1, stragglers + (1 if quick else 2)),
+            )
+        if "overhead" in parts:
+            results["overhead"] = overhead(runner, workers, stragglers, rows)
+        if "weights" in parts:
+            results["weights"] = weights_shipping(runner, quick)
+        if "communication" in parts:
+            results["communication"] = communication_comparison(
+                runner,
+                comm_workers,
+                stragglers,
+                comm_dim,
+                [1e6 * b for b in (bandwidths[1:2] if quick else bandwidths)],
+            )
+    finally:
+        runner.bar.close()
+    report = Report(NAME, tables=results)
+    if "stragglers" in results:
+        report.figures[""] = iteration_time_boxes(
+            results["stragglers"], f"n={workers}, s={stragglers}"
+        )
+    if "slow_workers" in results:
+        report.figures["speedup"] = speedup_against_slow_workers(
+            results["slow_workers"],
+            f"n={workers}, slow workers +{delay:g} s, drawn anew each round",
+        )
+    if "communication" in results:
+        title = f"n={comm_workers}, s={stragglers}, {comm_dim:,} coefficients"
+        report.figures["communication"] = communication_bars(
+            results["communication"], "cyclic-repetition", title
+        )
+        report.figures["bytes"] = bytes_against_m(results["communication"], title)
+    report.markdown = _markdown(
+        report, workers, stragglers, rows, comm_workers, comm_dim, target, command
+    )
+    return report
+
+
+STRAGGLER_COLUMNS = {
+    "scenario": "scenario",
+    "scheme": "scheme",
+    "s": "s",
+    "m": "m",
+    "load": "load",
+    "mean_ms": "mean (ms)",
+    "p95_ms": "p95 (ms)",
+    "floor_ms": "floor (ms)",
+    "ideal_plus_floor_ms": "ideal + floor (ms)",
+    "ratio_to_ideal": "mean / (ideal + floor)",
+    "decode_share": "decode share (wall)",
+    "decode_cpu_share": "decode share (CPU)",
+    "exact": "exact",
+}
+
+
+def _straggler_section(report: Report, n: int, s: int, rows: int) -> str:
+    results = report.tables["stragglers"]
+    slow = results[0]["scenario"]
+    uncoded = next(
+        r["mean_ms"]
+        for r in results
+        if r["scenario"] == slow and r["scheme"] == "uncoded"
+    )
+    speedups = ", ".join(
+        f"{r['scheme']} m={r['m']}: {uncoded / r['mean_ms']:.1f}x"
+        for r in results
+        if r["scenario"] == slow and r["scheme"] not in ("uncoded", "ignore-stragglers")
+    )
+    exact = [r for r in results if r["exact"] and r["scheme"] != "uncoded"]
+    everything = results + report.tables.get("communication", [])
+    return f"""## Stragglers: n = {n}, s = {s}, logistic loss on {rows:,} x 100
+
+{markdown_table(results, STRAGGLER_COLUMNS)}
+
+![iteration time distributions per scheme](iteration_time.png)
+
+- Speed-up over uncoded with {slow}: {speedups}.
+- Worst mean / (ideal + floor) over the exact coded schemes:
+  {max(r["ratio_to_ideal"] for r in exact):.2f}.
+- Largest share of an iteration spent decoding:
+  {100 * max(r["decode_share"] for r in everything):.2f}% of the wall time,
+  {100 * max(r["decode_cpu_share"] for r in everything):.2f}% counting only the
+  decoding thread's CPU time. The difference is time the decode waited for the
+  process's other threads (in-process workers still computing the round's
+  late results).
+"""
+
+
+def _slow_worker_section(report: Report, n: int) -> str:
+    results = report.tables["slow_workers"]
+    columns = {
+        "n_slow": "slow workers",
+        "scheme": "scheme",
+        "s": "s",
+        "m": "m",
+        "mean_ms": "mean (ms)",
+        "speedup": "speed-up over uncoded",
+        "exact": "exact",
+    }
+    return f"""## Speed-up against the number of slow workers (n = {n})
+
+Each round the given number of workers, drawn anew, is late; every scheme runs
+the same rounds. An exact code waits for a slow worker only once more workers
+are slow than it tolerates (and gaussian-mds, whose groups decode
+independently, often not even then); `ignore-stragglers` never waits but its
+gradient is approximate.
+
+{markdown_table(results, columns)}
+
+![speed-up against the number of slow workers](iteration_time_speedup.png)
+"""
+
+
+def _overhead_section(report: Report, n: int, s: int) -> str:
+    results = report.tables["overhead"]
+    columns = {
+        "rows": "rows",
+        "floor_ms": "floor (ms)",
+        "compute_ms": "compute (ms)",
+        "mean_ms": "round (ms)",
+        "ratio": "round / (floor + compute)",
+    }
+    return f"""## Overhead without stragglers
+
+gaussian-mds, n = {n}, s = {s}, no injected delay: the coded round against the
+floor plus one worker's median computation time, for two data sizes. The ratio
+is what the library adds to a bare Dask round trip and a worker's own
+computation; on an embedded cluster the workers share this machine's cores, so
+they do not all compute in parallel.
+
+{markdown_table(results, columns)}
+"""
+
+
+def _weights_section(report: Report) -> str:
+    columns = {
+        "dim": "dim",
+        "how": "weights",
+        "submit_ms": "submit (ms)",
+        "mean_ms": "round (ms)",
+    }
+    limit = scheduler_module.EMBED_WEIGHTS_MAX_BYTES // 1024
+    return f"""## Weights shipping
+
+Weights up to {limit} KiB travel inside each task (they reach the worker with
+the task, no extra round trip); larger weights are scattered to the round's
+workers with `client.scatter(w, workers=..., broadcast=True)` and the tasks
+reference the one key. Measured on 4 worker *processes* over TCP (in-process
+workers would pass the weights by reference and hide the cost), gaussian-mds
+with m = 1, tiny sparse data so the shipping dominates:
+
+{markdown_table(report.tables["weights"], columns)}
+"""
+
+
+def _communication_section(report: Report, n: int, s: int, dim: int) -> str:
+    results = report.tables["communication"]
+    lines = []
+    for speed in dict.fromkeys(r["scenario"] for r in results):
+        at_speed = [r for r in results if r["scenario"] == speed]
+        reference = at_speed[0]
+        changes = ", ".join(
+            f"{r['scheme']} m={r['m']} "
+            f"{100 * (r['mean_ms'] / reference['mean_ms'] - 1):+.0f}%"
+            for r in at_speed[1:]
+        )
+        lines.append(
+            f"- {speed}: against {reference['scheme']} "
+            f"({reference['mean_ms']:.1f} ms): {changes}"
+        )
+    columns = STRAGGLER_COLUMNS | {"bytes_per_message": "bytes / message (measured)"}
+    text = "\n".join(lines)
+    return f"""## Communication: n = {n}, s = {s}, sparse logistic regression over slow links
+
+The shape of Kadhe et al.'s EC2 experiment: a large model ({dim:,}
+coefficients, so each uncoded message is {8 * (dim + 1) / 1e6:.1f} MB), each
+worker's link delays its message by size / bandwidth, plus shifted-exponential
+delays (10 ms). A larger `m` sends `m` times fewer bytes but raises the load to
+`s + m` partitions per worker, so which wins depends on the link. The paper
+reports 16% lower mean iteration time for its Gaussian MDS code against
+earlier gradient codes on EC2.
+
+{markdown_table(results, columns)}
+
+{text}
+
+![mean iteration time against cyclic repetition per link speed](iteration_time_communication.png)
+
+Bytes each worker sent per iteration (measured: the decoded messages' size)
+against `m`, with the load each choice of `m` costs:
+
+![bytes per worker against m](iteration_time_bytes.png)
+"""
+
+
+def _markdown(
+    report, workers, stragglers, rows, comm_workers, comm_dim, target, command
+) -> str:
+    sections = []
+    if "stragglers" in report.tables:
+        sections.append(_straggler_section(report, workers, stragglers, rows))
+    if "slow_workers" in report.tables:
+        sections.append(_slow_worker_section(report, workers))
+    if "overhead" in report.tables:
+        sections.append(_overhead_section(report, workers, stragglers))
+    if "weights" in report.tables:
+        sections.append(_weights_section(report))
+    if "communication" in report.tables:
+        sections.append(
+            _communication_section(report, comm_workers, stragglers, comm_dim)
+        )
+    any_rows = next(iter(report.tables.values()), [{}])
+    n_rounds = len(any_rows[0].get("walls", ())) if any_rows else 0
+    rounds_text = f"{n_rounds} rounds" if n_rounds else "the rounds asked for"
+    body = "\n".join(sections)
+    return f"""# Iteration time
+
+Reproduce with `{command}` (from the repository root, after `make test` or
+`pip install -e .[bench]`).
+
+Measured on {machine_description()}, on {target.describe()} with one
+single-thread worker per code worker. Each scheme runs {rounds_text} after
+{WARMUP} warm-up rounds. "ideal" is, per round, the time at which the
+`(n - s)`-th fastest worker finished its computation plus its injected delay;
+"floor" is the bare Dask round trip (`n` pinned no-op tasks collected with
+`as_completed`), measured on the same cluster right before each scheme's
+rounds, because it drifts by tens of percent over a run. `ignore-stragglers`
+is approximate (it waits for `n - s` workers and rescales).
+
+{body}"""

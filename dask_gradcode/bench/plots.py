@@ -1,0 +1,231 @@
+"""The benchmark figures, drawn with matplotlib's object API (no global state)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "bytes_against_m",
+    "communication_bars",
+    "error_against_n",
+    "iteration_time_boxes",
+    "loss_against_time",
+    "speedup_against_slow_workers",
+]
+
+_MARKERS = "osD^v<>ph*"
+
+
+def _figure(width: float, height: float, ncols: int = 1) -> tuple[Any, Any]:
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as error:  # an optional dependency
+        raise ImportError(
+            "the benchmark plots need matplotlib: pip install 'dask-gradcode[bench]'"
+        ) from error
+    figure = Figure(figsize=(width, height), layout="constrained")
+    axes = figure.subplots(1, ncols, squeeze=False)[0]
+    return figure, axes
+
+
+def _label(row: dict[str, Any]) -> str:
+    return f"{row['scheme']} m={row['m']}"
+
+
+def iteration_time_boxes(rows: Sequence[dict[str, Any]], title: str) -> Any:
+    """Box plots of per-round iteration times, one panel per scenario.
+
+    ``rows`` need ``scenario``, ``scheme``, ``m`` and ``walls`` (seconds).
+    """
+    scenarios = list(dict.fromkeys(r["scenario"] for r in rows))
+    figure, axes = _figure(5.4 * len(scenarios), 4.8, len(scenarios))
+    for ax, scenario in zip(axes, scenarios, strict=True):
+        chosen = [r for r in rows if r["scenario"] == scenario]
+        ax.boxplot(
+            [1e3 * np.asarray(r["walls"]) for r in chosen],
+            tick_labels=[_label(r).replace(" ", "\n") for r in chosen],
+        )
+        ax.set_yscale("log")
+        ax.set(ylabel="iteration time (ms, log scale)", title=f"{title}: {scenario}")
+        ax.tick_params(axis="x", labelrotation=60, labelsize=8)
+        ax.grid(True, axis="y", alpha=0.3)
+    return figure
+
+
+def loss_against_time(curves: Sequence[dict[str, Any]], best: float, title: str) -> Any:
+    """Objective minus the optimum against wall-clock seconds, one line per scheme.
+
+    ``curves`` need ``scheme``, ``m``, ``seconds`` and ``objective`` arrays.
+    """
+    figure, (ax,) = _figure(7.5, 4.8)
+    for k, curve in enumerate(curves):
+        gap = np.maximum(np.asarray(curve["objective"]) - best, 1e-12)
+        ax.semilogy(
+            curve["seconds"],
+            gap,
+            marker=_MARKERS[k % len(_MARKERS)],
+            markevery=max(1, len(gap) // 10),
+            ms=4,
+            label=_label(curve),
+        )
+    ax.set(
+        xlabel="wall-clock time (s)",
+        ylabel="mean loss - optimum (log scale)",
+        title=title,
+    )
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8)
+    return figure
+
+
+def error_against_n(reports: Sequence[Any]) -> Any:
+    """Worst decoding error and condition number against the number of workers.
+
+    ``reports`` are :class:`~dask_gradcode.codes.diagnostics.StabilityReport`.
+    """
+    figure, (ax_err, ax_cond) = _figure(11, 4.4, 2)
+    series: dict[tuple[str, int], list[Any]] = {}
+    for report in reports:
+        series.setdefault((report.scheme, report.comm_reduction), []).append(report)
+    for k, ((scheme, m), chosen) in enumerate(sorted(series.items())):
+        ns = [r.n_workers for r in chosen]
+        style = {"marker": _MARKERS[k % len(_MARKERS)], "label": f"{scheme} m={m}"}
+        ax_err.semilogy(
+            ns, [max(r.worst_relative_error, 1e-17) for r in chosen], **style
+        )
+        ax_cond.semilogy(ns, [r.worst_condition_number for r in chosen], **style)
+    ax_err.axhline(1e-10, color="grey", lw=0.8, ls=":", label="target 1e-10")
+    ax_err.set(
+        xlabel="workers n (s ≈ n/10)",
+        ylabel="worst relative decoding error",
+        title="Decoding error over random straggler sets",
+    )
+    ax_cond.set(
+        xlabel="workers n (s ≈ n/10)",
+        ylabel="worst condition number",
+        title="Conditioning of the decoding solve",
+    )
+    for ax in (ax_err, ax_cond):
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(fontsize=7)
+    return figure
+
+
+def bytes_against_m(rows: Sequence[dict[str, Any]], title: str) -> Any:
+    """Bytes each worker sends per iteration, and its load, against ``m``.
+
+    ``rows`` need ``scheme``, ``m``, ``load`` and ``bytes_per_message`` (the
+    bytes measured), and may hold ``formula_bytes`` (``8 * ceil(dim / m)``).
+    """
+    figure, (ax,) = _figure(7.5, 4.8)
+    load_ax = ax.twinx()
+    schemes = list(dict.fromkeys(r["scheme"] for r in rows))
+    for k, scheme in enumerate(schemes):
+        chosen = sorted(
+            (r for r in rows if r["scheme"] == scheme), key=lambda r: r["m"]
+        )
+        ms = [r["m"] for r in chosen]
+        marker = _MARKERS[k % len(_MARKERS)]
+        ax.plot(
+            ms,
+            [r["bytes_per_message"] / 1e6 for r in chosen],
+            marker=marker,
+            ls="none",
+            ms=8,
+            label=f"{scheme}: bytes measured",
+        )
+        load_ax.plot(
+            ms,
+            [r["load"] for r in chosen],
+            marker=marker,
+            ls=":",
+            color="grey",
+            label=f"{scheme}: load (partitions per worker)",
+        )
+    formula = sorted(
+        {(r["m"], r["formula_bytes"]) for r in rows if "formula_bytes" in r}
+    )
+    if formula:
+        ax.plot(
+            [m for m, _ in formula],
+            [b / 1e6 for _, b in formula],
+            color="black",
+            lw=0.8,
+            label="8 bytes x ceil((dim + 1) / m)",
+        )
+    ax.set(
+        xlabel="communication reduction m",
+        ylabel="MB sent per worker per iteration",
+        title=title,
+        ylim=(0, None),
+    )
+    load_ax.set(ylabel="load d = s + m (partitions per worker)", ylim=(0, None))
+    ax.grid(True, alpha=0.3)
+    handles, labels = ax.get_legend_handles_labels()
+    more_handles, more_labels = load_ax.get_legend_handles_labels()
+    ax.legend(
+        handles + more_handles, labels + more_labels, fontsize=7, loc="upper center"
+    )
+    return figure
+
+
+def speedup_against_slow_workers(rows: Sequence[dict[str, Any]], title: str) -> Any:
+    """Speed-up over uncoded against the number of slow workers, per scheme.
+
+    ``rows`` need ``scheme``, ``m``, ``s``, ``n_slow`` and ``speedup``.
+    """
+    figure, (ax,) = _figure(7.5, 4.8)
+    keys = list(dict.fromkeys((r["scheme"], r["m"], r["s"]) for r in rows))
+    for k, (scheme, m, s) in enumerate(keys):
+        chosen = sorted(
+            (r for r in rows if (r["scheme"], r["m"], r["s"]) == (scheme, m, s)),
+            key=lambda r: r["n_slow"],
+        )
+        ax.plot(
+            [r["n_slow"] for r in chosen],
+            [r["speedup"] for r in chosen],
+            marker=_MARKERS[k % len(_MARKERS)],
+            label=f"{scheme} m={m} (s={s})",
+        )
+    ax.axhline(1.0, color="black", lw=0.8)
+    ax.set(
+        xlabel="slow workers per iteration",
+        ylabel="speed-up over uncoded (mean iteration time ratio)",
+        title=title,
+    )
+    ax.set_xticks(sorted({r["n_slow"] for r in rows}))
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    return figure
+
+
+def communication_bars(
+    rows: Sequence[dict[str, Any]], reference: str, title: str
+) -> Any:
+    """Mean iteration time relative to ``reference``, grouped by link speed.
+
+    ``rows`` need ``scenario`` (the link), ``scheme``, ``m`` and ``mean_ms``.
+    """
+    figure, (ax,) = _figure(7.5, 4.8)
+    speeds = list(dict.fromkeys(r["scenario"] for r in rows))
+    schemes = list(dict.fromkeys((r["scheme"], r["m"]) for r in rows))
+    width = 0.8 / len(speeds)
+    for k, speed in enumerate(speeds):
+        at_speed = {(r["scheme"], r["m"]): r for r in rows if r["scenario"] == speed}
+        base = next(r for key, r in at_speed.items() if key[0] == reference)["mean_ms"]
+        ax.bar(
+            np.arange(len(schemes)) + (k - (len(speeds) - 1) / 2) * width,
+            [at_speed[key]["mean_ms"] / base for key in schemes],
+            width,
+            label=f"{speed} links",
+        )
+    ax.axhline(1.0, color="black", lw=0.8)
+    ax.set_xticks(np.arange(len(schemes)), [f"{s}\nm={m}" for s, m in schemes])
+    ax.set(ylabel=f"mean iteration time / {reference}", title=title)
+    ax.tick_params(axis="x", labelsize=8)
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    return figure

@@ -1,0 +1,319 @@
+"""Time to a near-optimal logistic regression: dask_gradcode against dask-ml.
+
+Both libraries get the same persisted dask arrays on the same cluster.  The
+target is the optimal mean log-loss (scikit-learn's ``LogisticRegression`` on
+the same data, same regularisation) plus ``gap``.  A solver's time to the
+target is the wall time of a fit whose ``max_iter`` is the fewest iterations
+that reach it (both L-BFGS paths are deterministic, so that fit is a prefix of
+any longer one).  The slow worker is a real one: a worker plugin makes every
+task on one worker take ``factor`` times as long, for both libraries alike;
+the coded estimator tolerates one straggler.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from distributed.diagnostics.plugin import WorkerPlugin
+from sklearn.datasets import make_classification
+from sklearn.linear_model import LogisticRegression
+from tqdm.auto import tqdm
+
+from dask_gradcode.bench.cluster import ClusterTarget
+from dask_gradcode.bench.report import Report, machine_description, markdown_table
+from dask_gradcode.estimators import CodedSGDClassifier
+from dask_gradcode.scheduler import worker_addresses
+
+__all__ = ["SlowWorker", "run"]
+
+NAME = "vs_dask_ml"
+C = 1.0
+
+
+class SlowWorker(WorkerPlugin):
+    """Every task on the worker at ``address`` takes ``factor`` times as long.
+
+    Parameters
+    ----------
+    address : str
+        The worker to slow down.
+    factor : float
+        How many times its computation time each task takes.
+    """
+
+    name = "gradcode-slow-worker"
+
+    def __init__(self, address: str, factor: float) -> None:
+        self.address = address
+        self.factor = factor
+        self.started: dict = {}
+
+    def setup(self, worker) -> None:
+        """Remember which worker this plugin runs on."""
+        self.worker = worker
+
+    def transition(self, key, start, finish, **kwargs) -> None:
+        """Sleep after each task for ``factor - 1`` times its duration."""
+        if self.worker.address != self.address:
+            return
+        if finish == "executing":
+            self.started[key] = time.perf_counter()
+        elif start == "executing" and key in self.started:
+            elapsed = time.perf_counter() - self.started.pop(key)
+            time.sleep((self.factor - 1.0) * elapsed)
+
+
+def mean_log_loss(X, y, coef, intercept) -> float:
+    """Mean log-loss of a linear model with labels in {0, 1}."""
+    scores = X @ coef + intercept
+    return float(np.mean(np.logaddexp(0.0, -(2 * y - 1) * scores)))
+
+
+def first_reaching(
+    fit: Callable[[int], tuple[float, float]], target: float, limit: int
+) -> tuple[int | None, float | None]:
+    """Smallest max_iter whose fit reaches ``target``, and that fit's seconds.
+
+    Doubles ``max_iter`` until a fit reaches the target, then bisects between
+    the last miss and the first hit.  ``(None, None)`` if ``limit`` does not.
+    """
+    low, high = 0, 1
+    timings = {}
+    while high <= limit:
+        timings[high] = fit(high)
+        if timings[high][1] <= target:
+            break
+        low, high = high, high * 2
+    else:
+        return None, None
+    while high - low > 1:
+        middle = (low + high) // 2
+        timings[middle] = fit(middle)
+        if timings[middle][1] <= target:
+            high = middle
+        else:
+            low = middle
+    return high, timings[high][0]
+
+
+def _contenders(X, y, X_dask, y_dask, n_rows) -> dict[str, tuple[Callable, int]]:
+    from dask_ml.linear_model import LogisticRegression as DaskLogisticRegression
+
+    def coded(solver):
+        def fit(max_iter):
+            start = time.perf_counter()
+            model = CodedSGDClassifier(
+                loss="log_loss",
+                alpha=1 / (C * n_rows),
+                solver=solver,
+                max_iter=max_iter,
+                tol=None,
+                n_stragglers=1,
+                random_state=0,
+            ).fit(X_dask, y_dask)
+            seconds = time.perf_counter() - start
+            return seconds, mean_log_loss(
+                X, y, model.coef_.ravel(), model.intercept_[0]
+            )
+
+        return fit
+
+    def dask_ml(solver):
+        def fit(max_iter):
+            start = time.perf_counter()
+            model = DaskLogisticRegression(
+                C=C, solver=solver, max_iter=max_iter, tol=0.0
+            ).fit(X_dask, y_dask)
+            seconds = time.perf_counter() - start
+            return seconds, mean_log_loss(X, y, model.coef_.ravel(), model.intercept_)
+
+        return fit
+
+    return {
+        "dask_gradcode CodedSGDClassifier(solver='lbfgs')": (coded("lbfgs"), 128),
+        "dask_gradcode CodedSGDClassifier(solver='gd')": (coded("gd"), 256),
+        "dask-ml LogisticRegression(solver='lbfgs')": (dask_ml("lbfgs"), 128),
+        "dask-ml LogisticRegression(solver='gradient_descent')": (
+            dask_ml("gradient_descent"),
+            256,
+        ),
+    }
+
+
+#: (ours, theirs) name prefixes compared side by side.
+PAIRS = {
+    "L-BFGS": (
+        "dask_gradcode CodedSGDClassifier(solver='lbfgs')",
+        "dask-ml LogisticRegression(solver='lbfgs')",
+    ),
+    "gradient descent": (
+        "dask_gradcode CodedSGDClassifier(solver='gd')",
+        "dask-ml LogisticRegression(solver='gradient_descent')",
+    ),
+}
+
+
+def run(
+    *,
+    rows: int = 200_000,
+    features: int = 100,
+    workers: int = 4,
+    factor: float = 4.0,
+    gap: float = 1e-4,
+    target: ClusterTarget = ClusterTarget(),  # noqa: B008 (frozen, immutable)
+    command: str = "dask-gradcode bench vs-dask-ml",
+    progress: bool = True,
+) -> Report:
+    """Time both libraries to ``optimum + gap``, without and with a slow worker.
+
+    Parameters
+    ----------
+    rows, features : int
+        Size of the ``make_classification`` data.
+    workers : int, default=4
+        Worker processes (an embedded cluster), or workers the cluster needs.
+    factor : float, default=4
+        How many times as long every task takes on the slow worker.
+    gap : float, default=1e-4
+        How close to the optimal mean log-loss a fit must come.
+    target : ClusterTarget
+        Where to run.
+    command : str
+        The command line that reproduces the run, quoted in the report.
+    progress : bool, default=True
+        Show a progress bar.
+
+    Returns
+    -------
+    Report
+    """
+    try:
+        import dask.array as da
+        import dask_ml
+    except ImportError as error:
+        raise ImportError(
+            "the dask-ml comparison needs dask-ml: pip install 'dask-gradcode[bench]'"
+        ) from error
+    if not factor >= 1:
+        raise ValueError(f"factor must be >= 1, got {factor}")
+    X, y = make_classification(rows, features, n_informative=20, random_state=0)
+    y = y.astype(float)
+    reference = LogisticRegression(C=C, tol=1e-10, max_iter=10_000).fit(X, y)
+    best = mean_log_loss(X, y, reference.coef_.ravel(), reference.intercept_[0])
+    results: list[dict[str, Any]] = []
+    with target.connect(workers, processes=True) as client:
+        chunk = max(1, rows // (2 * workers))
+        X_dask = client.persist(da.from_array(X, chunks=(chunk, features)))
+        y_dask = client.persist(da.from_array(y, chunks=chunk))
+        contenders = _contenders(X, y, X_dask, y_dask, rows)
+        slow_address = worker_addresses(client)[-1]
+        with tqdm(
+            total=2 * len(contenders),
+            desc="vs-dask-ml",
+            unit="fit",
+            disable=not progress,
+        ) as bar:
+            for slow in (False, True):
+                if slow:
+                    client.register_plugin(SlowWorker(slow_address, factor))
+                try:
+                    for name, (fit, limit) in contenders.items():
+                        bar.set_postfix_str(name)
+                        iterations, seconds = first_reaching(fit, best + gap, limit)
+                        results.append(
+                            {
+                                "slow_worker": slow,
+                                "solver": name,
+                                "iterations": iterations,
+                                "seconds": seconds,
+                            }
+                        )
+                        bar.update(1)
+                finally:
+                    if slow:
+                        client.unregister_worker_plugin(SlowWorker.name)
+    return Report(
+        NAME,
+        tables={"fits": results},
+        markdown=_markdown(
+            results,
+            best,
+            rows,
+            features,
+            workers,
+            factor,
+            gap,
+            dask_ml.__version__,
+            target,
+            command,
+        ),
+    )
+
+
+def ratios(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """dask-ml's time over dask_gradcode's, per solver pair and slow-worker case."""
+
+    def seconds_of(slow: bool, name: str) -> float | None:
+        return next(
+            (
+                r["seconds"]
+                for r in results
+                if r["slow_worker"] == slow and r["solver"] == name
+            ),
+            None,
+        )
+
+    out = []
+    for slow in (False, True):
+        for label, (ours, theirs) in PAIRS.items():
+            mine, other = seconds_of(slow, ours), seconds_of(slow, theirs)
+            if mine and other:
+                out.append({"slow_worker": slow, "pair": label, "ratio": other / mine})
+    return out
+
+
+def _markdown(
+    results, best, rows, features, workers, factor, gap, version, target, command
+) -> str:
+    shown = [
+        {
+            **r,
+            "iterations": r["iterations"] or "-",
+            "seconds": "not reached" if r["seconds"] is None else f"{r['seconds']:.2f}",
+        }
+        for r in results
+    ]
+    table = markdown_table(
+        shown,
+        {
+            "slow_worker": "slow worker",
+            "solver": "solver",
+            "iterations": "iterations to target",
+            "seconds": "seconds to target",
+        },
+    )
+    lines = "\n".join(
+        f"- {'with' if r['slow_worker'] else 'without'} the slow worker, {r['pair']}: "
+        f"dask-ml takes {r['ratio']:.2f}x the time of dask_gradcode"
+        for r in ratios(results)
+    )
+    return f"""# dask_gradcode against dask-ml
+
+Reproduce with `{command}` (needs `pip install -e .[bench]`).
+
+Measured on {machine_description()}, dask-ml {version}: {target.describe()}
+with {workers} single-thread worker processes, `make_classification({rows:,},
+{features})`, both libraries fed the same persisted dask arrays. Target: the
+optimal mean log-loss ({best:.6f}, scikit-learn's `LogisticRegression` with
+`C = 1`) plus {gap:g}. The slow worker takes {factor:g} times as long for every
+task, for both libraries; `CodedSGDClassifier` uses `gaussian-mds` with one
+straggler tolerated. The seconds include each fit's own set-up
+(dask_gradcode places the partitions on their workers inside `fit`).
+
+{table}
+
+{lines}
+"""
