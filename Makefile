@@ -30,7 +30,7 @@ format: $(BIN)/python
 
 bench: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
-	$(BIN)/python benchmarks/decode_stability.py
+	$(BIN)/python benchmarks/reproduce.py
 
 clean:
 	rm -rf $(VENV) build site *.egg-info .pytest_cache .ruff_cache .hypothesis

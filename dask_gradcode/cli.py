@@ -34,7 +34,7 @@ BENCHMARKS = {
 def _target(args: argparse.Namespace):
     from dask_gradcode.bench.cluster import ClusterTarget
 
-    return ClusterTarget(args.scheduler_address, args.scheduler_file)
+    return ClusterTarget(args.scheduler_address, args.scheduler_file, args.timeout)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -45,6 +45,7 @@ def _demo(args: argparse.Namespace) -> int:
     from sklearn.preprocessing import StandardScaler
 
     from dask_gradcode import CodedSGDClassifier
+    from dask_gradcode.bench.schemes import buildable_codes
     from dask_gradcode.stragglers import SlowWorkers
 
     X, y = load_breast_cancer(return_X_y=True)
@@ -62,10 +63,13 @@ def _demo(args: argparse.Namespace) -> int:
         f"{1e3 * args.delay:.0f} ms late. {args.iterations} gradient-descent "
         "iterations per scheme.\n"
     )
+    built, skipped = buildable_codes(DEMO_SCHEMES, args.workers)
+    for line in skipped:
+        print(f"  left out: {line}")
     rows = []
     with target.connect(args.workers, dashboard=True) as client:
         print(f"Dask dashboard: {client.dashboard_link}\n")
-        for scheme, s, m in DEMO_SCHEMES:
+        for (scheme, s, m), _ in built:
             with client.as_current():
                 model = CodedSGDClassifier(
                     loss="log_loss",
@@ -196,6 +200,13 @@ def _add_cluster_options(parser: argparse.ArgumentParser) -> None:
         "--scheduler-file",
         metavar="FILE",
         help="the JSON file written by `dask scheduler --scheduler-file`",
+    )
+    group.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long to wait for the scheduler and its workers (default: 30)",
     )
 
 

@@ -1,9 +1,6 @@
-"""The stability measurement, the demo command and the benchmark script."""
+"""The stability measurement and the demo and stability commands."""
 
 from __future__ import annotations
-
-import runpy
-import sys
 
 import pytest
 
@@ -108,18 +105,3 @@ def test_errors_from_the_library_become_a_one_line_message(capsys):
     assert main(["stability", "--workers", "1", "--sets", "2"]) == 2
     last_line = capsys.readouterr().err.strip().splitlines()[-1]
     assert last_line.startswith("dask-gradcode: error: n_stragglers=")
-
-
-def test_stability_benchmark_runs_and_writes_its_outputs(tmp_path, monkeypatch):
-    pytest.importorskip("matplotlib")
-    monkeypatch.syspath_prepend("benchmarks")
-    monkeypatch.setattr(
-        sys,
-        "argv",
-        ["decode_stability.py", "--quick", "--no-floor", "--out", str(tmp_path)],
-    )
-    runpy.run_path("benchmarks/decode_stability.py", run_name="__main__")
-    table = (tmp_path / "decode_stability.md").read_text()
-    assert "| gaussian-mds | 20 |" in table
-    assert (tmp_path / "decode_stability.png").stat().st_size > 10_000
-    assert (tmp_path / "decode_stability.csv").read_text().startswith("scheme,")

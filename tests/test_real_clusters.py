@@ -127,3 +127,87 @@ def test_coded_rounds_on_a_tls_secured_cluster():
     ):
         assert client.scheduler.address.startswith("tls://")
         run_rounds(client, 4)
+
+
+def test_bench_runs_on_a_cluster_named_by_its_scheduler_file(process_cluster, tmp_path):
+    from dask_gradcode.cli import main
+
+    out = tmp_path / "results"
+    status = main(
+        [
+            "bench",
+            "convergence",
+            "--scheduler-file",
+            str(tmp_path / "scheduler.json"),
+            "--workers",
+            "3",
+            "--stragglers",
+            "1",
+            "--iterations",
+            "2",
+            "--rows",
+            "300",
+            "--features",
+            "4",
+            "--delay",
+            "0.01",
+            "--no-progress",
+            "--out",
+            str(out),
+        ]
+    )
+    assert status == 0
+    assert "scheduler.json" in (out / "convergence.md").read_text()
+
+
+def test_cli_reaches_a_tls_cluster_through_dask_config(tmp_path, capsys):
+    """TLS settings for --scheduler-address come from Dask's configuration."""
+    pytest.importorskip("cryptography")
+    import dask
+    from distributed.security import Security
+
+    from dask_gradcode.cli import main
+
+    security = Security.temporary()
+    files = {}
+    for name, pem in (
+        ("ca", security.tls_ca_file),
+        ("cert", security.tls_client_cert),
+        ("key", security.tls_client_key),
+    ):
+        files[name] = tmp_path / f"{name}.pem"
+        files[name].write_text(pem)
+    with (
+        LocalCluster(
+            n_workers=3,
+            threads_per_worker=1,
+            processes=False,
+            protocol="tls://",
+            security=security,
+            dashboard_address=None,
+        ) as cluster,
+        dask.config.set(
+            {
+                "distributed.comm.tls.ca-file": str(files["ca"]),
+                "distributed.comm.tls.client.cert": str(files["cert"]),
+                "distributed.comm.tls.client.key": str(files["key"]),
+                "distributed.comm.require-encryption": True,
+            }
+        ),
+    ):
+        assert cluster.scheduler_address.startswith("tls://")
+        status = main(
+            [
+                "demo",
+                "--scheduler-address",
+                cluster.scheduler_address,
+                "--workers",
+                "3",
+                "--iterations",
+                "2",
+                "--delay",
+                "0.01",
+            ]
+        )
+    assert status == 0
+    assert cluster.scheduler_address in capsys.readouterr().out

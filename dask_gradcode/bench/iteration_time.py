@@ -38,6 +38,7 @@ from dask_gradcode.bench.plots import (
     speedup_against_slow_workers,
 )
 from dask_gradcode.bench.report import Report, machine_description, markdown_table
+from dask_gradcode.bench.schemes import buildable_codes, skipped_note
 from dask_gradcode.codes import GradientCode, make_code
 from dask_gradcode.scheduler import CodedGradient, RoundRecord
 from dask_gradcode.stragglers import Bandwidth, ShiftedExponential, SlowWorkers
@@ -47,7 +48,8 @@ __all__ = ["PARTS", "run"]
 NAME = "iteration_time"
 PARTS = ("stragglers", "slow-workers", "overhead", "weights", "communication")
 WARMUP = 2
-#: Schemes of the communication comparison: (scheme, m); the first is the reference.
+#: Schemes of the communication comparison: (scheme, m); the first is the
+#: reference.
 COMMUNICATION_SCHEMES = (
     ("cyclic-repetition", 1),
     ("ye-abbe", 2),
@@ -175,6 +177,12 @@ class _Runner:
         self.target = target
         self.rounds = rounds
         self.bar = tqdm(desc="iteration-time", unit="scheme", disable=not progress)
+        self.skipped: list[str] = []
+
+    def codes(self, rows, n_workers: int) -> list[GradientCode]:
+        built, skipped = buildable_codes(rows, n_workers)
+        self.skipped += [f"n={n_workers}, {line}" for line in skipped]
+        return [code for _, code in built]
 
     def step(self, text: str) -> None:
         self.bar.update(1)
@@ -200,16 +208,16 @@ def straggler_comparison(
     schemes = straggler_schemes(s)
     if quick:
         schemes = [row for row in schemes if row[0] in ("uncoded", "gaussian-mds")]
+    codes = runner.codes(schemes, n)
     results = []
     with runner.cluster(n) as client:
         for name, model in scenarios.items():
-            for scheme, s_, m in schemes:
-                code = make_code(scheme, n, s_, m, random_state=0)
+            for code in codes:
                 floor, records = measure(
                     client, code, X, y, "log_loss", model, None, runner.rounds
                 )
                 results.append(summarise(name, code, records, model, None, floor, 100))
-                runner.step(f"{scheme} m={m}")
+                runner.step(f"{code.scheme} m={code.comm_reduction}")
     return results
 
 
@@ -218,20 +226,23 @@ def slow_worker_sweep(
 ) -> list[dict]:
     """Speed-up over uncoded with 0 to ``max_slow`` slow workers per round."""
     X, y = classification_data(rows, 100)
-    schemes = [
-        ("uncoded", 0, 1),
-        ("ignore-stragglers", s, 1),
-        ("cyclic-repetition", s, 1),
-        ("gaussian-mds", s, 1),
-        ("gaussian-mds", s, 2),
-    ]
+    codes = runner.codes(
+        [
+            ("uncoded", 0, 1),
+            ("ignore-stragglers", s, 1),
+            ("cyclic-repetition", s, 1),
+            ("gaussian-mds", s, 1),
+            ("gaussian-mds", s, 2),
+        ],
+        n,
+    )
     results = []
     with runner.cluster(n) as client:
         for n_slow in range(max_slow + 1):
             model = SlowWorkers(n_slow, delay=delay, random_state=0)
             means = {}
-            for scheme, s_, m in schemes:
-                code = make_code(scheme, n, s_, m, random_state=0)
+            for code in codes:
+                scheme, m = code.scheme, code.comm_reduction
                 records = run_rounds(
                     client, code, X, y, "log_loss", model, None, runner.rounds
                 )
@@ -247,7 +258,7 @@ def slow_worker_sweep(
                     }
                 )
                 runner.step(f"{n_slow} slow, {scheme} m={m}")
-            for row in results[-len(schemes) :]:
+            for row in results[-len(codes) :]:
                 row["speedup"] = means["uncoded", 1] / (1e-3 * row["mean_ms"])
     return results
 
@@ -326,18 +337,18 @@ def communication_comparison(
     X = sparse_rows(12_000, dim, per_row=40)
     y = (np.random.default_rng(0).random(12_000) < 0.5).astype(float)
     model = ShiftedExponential(scale=0.01, random_state=0)
+    codes = runner.codes([(scheme, s, m) for scheme, m in COMMUNICATION_SCHEMES], n)
     results = []
     with runner.cluster(n) as client:
         for speed in bandwidths:
             link = Bandwidth(speed)
-            for scheme, m in COMMUNICATION_SCHEMES:
-                code = make_code(scheme, n, s, m, random_state=0)
+            for code in codes:
                 floor, records = measure(
                     client, code, X, y, "log_loss", model, link, runner.rounds
                 )
                 name = f"{speed / 1e6:g} MB/s"
                 results.append(summarise(name, code, records, model, link, floor, dim))
-                runner.step(f"{name} {scheme} m={m}")
+                runner.step(f"{name} {code.scheme} m={code.comm_reduction}")
     return results
 
 
@@ -400,7 +411,8 @@ def run(
         raise ValueError(
             f"stragglers={stragglers} must be between 0 and workers - 1 = {workers - 1}"
         )
-    comm_dim = 50_000 if quick else dim
+    comm_dim = min(dim, 50_000) if quick else dim
+    middle = len(bandwidths) // 2
     runner = _Runner(target, rounds, progress)
     results: dict[str, list[dict[str, Any]]] = {}
     try:
@@ -427,11 +439,15 @@ def run(
                 comm_workers,
                 stragglers,
                 comm_dim,
-                [1e6 * b for b in (bandwidths[1:2] if quick else bandwidths)],
+                [
+                    1e6 * b
+                    for b in (bandwidths[middle : middle + 1] if quick else bandwidths)
+                ],
             )
     finally:
         runner.bar.close()
     report = Report(NAME, tables=results)
+    skipped = list(dict.fromkeys(runner.skipped))
     if "stragglers" in results:
         report.figures[""] = iteration_time_boxes(
             results["stragglers"], f"n={workers}, s={stragglers}"
@@ -449,7 +465,7 @@ def run(
         report.figures["bytes"] = bytes_against_m(results["communication"], title)
     report.markdown = _markdown(
         report, workers, stragglers, rows, comm_workers, comm_dim, target, command
-    )
+    ) + skipped_note(skipped)
     return report
 
 

@@ -163,6 +163,7 @@ def bytes_against_m(rows: Sequence[dict[str, Any]], title: str) -> Any:
         ylim=(0, None),
     )
     load_ax.set(ylabel="load d = s + m (partitions per worker)", ylim=(0, None))
+    ax.set_xticks(sorted({r["m"] for r in rows}))
     ax.grid(True, alpha=0.3)
     handles, labels = ax.get_legend_handles_labels()
     more_handles, more_labels = load_ax.get_legend_handles_labels()

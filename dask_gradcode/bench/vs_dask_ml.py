@@ -199,7 +199,9 @@ def run(
         ) from error
     if not factor >= 1:
         raise ValueError(f"factor must be >= 1, got {factor}")
-    X, y = make_classification(rows, features, n_informative=20, random_state=0)
+    X, y = make_classification(
+        rows, features, n_informative=max(1, min(20, features - 2)), random_state=0
+    )
     y = y.astype(float)
     reference = LogisticRegression(C=C, tol=1e-10, max_iter=10_000).fit(X, y)
     best = mean_log_loss(X, y, reference.coef_.ravel(), reference.intercept_[0])

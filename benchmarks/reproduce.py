@@ -1,0 +1,34 @@
+"""Regenerate the published benchmark tables and figures in docs/.
+
+Each benchmark lives in :mod:`dask_gradcode.bench` and runs as
+``dask-gradcode bench NAME --out docs``; this script runs them one after the
+other (about 15 minutes on 2 cores with dask-ml installed), or one of them
+with its own options.  Run from the repository root::
+
+    python benchmarks/reproduce.py                      # every benchmark
+    python benchmarks/reproduce.py iteration-time --rounds 60
+    python benchmarks/reproduce.py convergence --scheduler-address tcp://HOST:8786
+"""
+
+from __future__ import annotations
+
+import sys
+
+from dask_gradcode.cli import BENCHMARKS, main
+
+
+def reproduce(argv: list[str]) -> int:
+    if argv and argv[0] in BENCHMARKS:
+        return main(["bench", argv[0], "--out", "docs", *argv[1:]])
+    if argv:
+        print(f"usage: reproduce.py [{' | '.join(BENCHMARKS)} [OPTIONS]]")
+        return 2
+    for name in BENCHMARKS:
+        status = main(["bench", name, "--out", "docs"])
+        if status:
+            return status
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(reproduce(sys.argv[1:]))

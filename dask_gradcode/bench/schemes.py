@@ -1,0 +1,51 @@
+"""The codes a comparison can build on a given number of workers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from dask_gradcode.codes import GradientCode, make_code
+
+__all__ = ["buildable_codes"]
+
+
+Row = tuple[str, int, int]
+
+
+def buildable_codes(
+    rows: Iterable[Row], n_workers: int, random_state: int = 0
+) -> tuple[list[tuple[Row, GradientCode]], list[str]]:
+    """Build each ``(scheme, n_stragglers, comm_reduction)`` on ``n_workers``.
+
+    Some schemes exist only for some sizes (fractional repetition needs
+    ``s + 1`` to divide ``n``, cyclic MDS an odd ``n - s``, ...); a comparison
+    runs the others and says which it left out and why.
+
+    Returns
+    -------
+    built : list of (row, GradientCode)
+        Each row that could be built with its code, in the order given (a
+        code may tolerate more stragglers than its row asked for).
+    skipped : list of str
+        ``"scheme m=M: reason"`` for each one that could not.
+    """
+    built, skipped = [], []
+    for row in rows:
+        scheme, stragglers, comm_reduction = row
+        try:
+            code = make_code(
+                scheme, n_workers, stragglers, comm_reduction, random_state=random_state
+            )
+        except ValueError as error:
+            skipped.append(f"{scheme} m={comm_reduction}: {error}")
+        else:
+            built.append((row, code))
+    return built, skipped
+
+
+def skipped_note(skipped: list[str]) -> str:
+    """A markdown paragraph listing the schemes left out, or nothing."""
+    if not skipped:
+        return ""
+    items = "\n".join(f"- {line}" for line in skipped)
+    return f"Left out at this size:\n\n{items}\n"

@@ -1,0 +1,376 @@
+"""The benchmarks behind `dask-gradcode bench`, each in a small configuration."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from distributed import Client, LocalCluster
+
+from dask_gradcode.bench.cluster import ClusterTarget, round_trip_floor
+from dask_gradcode.bench.report import Report, markdown_table
+from dask_gradcode.cli import BENCHMARKS, main
+
+pytest.importorskip("matplotlib")
+
+
+def png_files(folder):
+    return sorted(path.name for path in folder.glob("*.png"))
+
+
+def assert_readable_png(path):
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert path.stat().st_size > 10_000  # drawn, not an empty canvas
+
+
+def test_report_writes_scalars_to_csv_and_everything_to_json(tmp_path):
+    report = Report(
+        "demo",
+        tables={
+            "main": [{"a": 1, "b": 0.5, "walls": np.array([0.1, 0.2])}],
+            "extra": [{"c": "x"}],
+        },
+        markdown="# hi\n",
+    )
+    written = report.write(tmp_path / "out")
+    assert sorted(p.name for p in written) == [
+        "demo.csv",
+        "demo.json",
+        "demo.md",
+        "demo_extra.csv",
+    ]
+    with open(tmp_path / "out" / "demo.csv") as handle:
+        assert list(csv.DictReader(handle)) == [{"a": "1", "b": "0.5"}]
+    data = json.loads((tmp_path / "out" / "demo.json").read_text())
+    assert data["main"][0]["walls"] == [0.1, 0.2]
+    assert data["extra"] == [{"c": "x"}]
+
+
+def test_markdown_table_formats_floats_and_flags():
+    table = markdown_table(
+        [{"x": 0.123456, "ok": True}, {"x": 2.0, "ok": False}],
+        {"x": "x (s)", "ok": "exact"},
+    ).splitlines()
+    assert table == ["| x (s) | exact |", "|---|---|", "| 0.123 | yes |", "| 2 | no |"]
+
+
+def test_round_trip_floor_uses_the_first_workers():
+    with ClusterTarget().connect(3) as client:
+        times = round_trip_floor(client, 2, n_rounds=4, warmup=1)
+    assert times.shape == (4,)
+    assert np.all(times > 0)
+
+
+def test_bench_stability_writes_tables_plot_and_page(tmp_path, capsys):
+    out = tmp_path / "stability"
+    status = main(
+        [
+            "bench",
+            "stability",
+            "--workers",
+            "10",
+            "--sets",
+            "5",
+            "--no-progress",
+            "--out",
+            str(out),
+        ]
+    )
+    assert status == 0
+    assert (out / "decode_stability.csv").read_text().startswith("scheme,")
+    floors = json.loads((out / "decode_stability.json").read_text())["decode_vs_floor"]
+    assert [row["n"] for row in floors] == [10]
+    assert floors[0]["floor_ms"] > 0
+    page = (out / "decode_stability.md").read_text()
+    assert "| gaussian-mds | 10 | 1 | 1 |" in page
+    assert "dask-gradcode bench stability --workers 10" in page
+    assert png_files(out) == ["decode_stability.png"]
+    assert_readable_png(out / "decode_stability.png")
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_bench_convergence_exact_schemes_follow_uncoded(tmp_path):
+    out = tmp_path / "convergence"
+    status = main(
+        [
+            "bench",
+            "convergence",
+            "--workers",
+            "4",
+            "--stragglers",
+            "1",
+            "--iterations",
+            "4",
+            "--rows",
+            "600",
+            "--features",
+            "6",
+            "--delay",
+            "0.05",
+            "--no-progress",
+            "--out",
+            str(out),
+        ]
+    )
+    assert status == 0
+    rows = json.loads((out / "convergence.json").read_text())["schemes"]
+    uncoded = np.array(rows[0]["objective"])
+    assert rows[0]["scheme"] == "uncoded"
+    assert uncoded[-1] < uncoded[0]  # it trains
+    for row in rows[1:]:
+        assert len(row["seconds"]) == 5
+        assert np.all(np.diff(row["seconds"]) > 0)
+        if row["exact"]:
+            np.testing.assert_allclose(row["objective"], uncoded, rtol=1e-9)
+    assert any(not row["exact"] for row in rows)  # ignore-stragglers
+    assert png_files(out) == ["convergence.png"]
+    assert_readable_png(out / "convergence.png")
+    assert "| gaussian-mds | 1 | 1 |" in (out / "convergence.md").read_text()
+
+
+def test_bench_iteration_time_every_part_small(tmp_path):
+    out = tmp_path / "iteration"
+    status = main(
+        [
+            "bench",
+            "iteration-time",
+            "--quick",
+            "--workers",
+            "4",
+            "--stragglers",
+            "1",
+            "--rounds",
+            "2",
+            "--rows",
+            "800",
+            "--delay",
+            "0.05",
+            "--comm-workers",
+            "4",
+            "--dim",
+            "2000",
+            "--bandwidths",
+            "50",
+            "--no-progress",
+            "--out",
+            str(out),
+        ]
+    )
+    assert status == 0
+    tables = json.loads((out / "iteration_time.json").read_text())
+    assert set(tables) == {
+        "stragglers",
+        "slow_workers",
+        "overhead",
+        "weights",
+        "communication",
+    }
+    sweep = tables["slow_workers"]
+    assert sorted({row["n_slow"] for row in sweep}) == [0, 1, 2]
+    assert all(
+        row["speedup"] == pytest.approx(1.0)
+        for row in sweep
+        if row["scheme"] == "uncoded"
+    )
+    comm = tables["communication"]
+    assert {row["scenario"] for row in comm} == {"50 MB/s"}
+    for row in comm:  # measured bytes are the formula's: m times fewer per worker
+        assert row["bytes_per_message"] == pytest.approx(row["formula_bytes"])
+    assert png_files(out) == [
+        "iteration_time.png",
+        "iteration_time_bytes.png",
+        "iteration_time_communication.png",
+        "iteration_time_speedup.png",
+    ]
+    for name in png_files(out):
+        assert_readable_png(out / name)
+    page = (out / "iteration_time.md").read_text()
+    for heading in ("## Stragglers", "## Speed-up", "## Overhead", "## Weights"):
+        assert heading in page
+
+
+def test_bench_iteration_time_runs_only_the_parts_asked(tmp_path):
+    out = tmp_path / "overhead"
+    status = main(
+        [
+            "bench",
+            "iteration-time",
+            "--parts",
+            "overhead",
+            "--workers",
+            "3",
+            "--stragglers",
+            "1",
+            "--rounds",
+            "2",
+            "--rows",
+            "300",
+            "--no-progress",
+            "--out",
+            str(out),
+        ]
+    )
+    assert status == 0
+    assert set(json.loads((out / "iteration_time.json").read_text())) == {"overhead"}
+    assert png_files(out) == []
+    assert "## Stragglers" not in (out / "iteration_time.md").read_text()
+
+
+def test_bench_vs_dask_ml_small(tmp_path):
+    pytest.importorskip("dask_ml")
+    out = tmp_path / "versus"
+    status = main(
+        [
+            "bench",
+            "vs-dask-ml",
+            "--rows",
+            "2000",
+            "--features",
+            "5",
+            "--workers",
+            "2",
+            "--gap",
+            "1e-2",
+            "--factor",
+            "2",
+            "--no-progress",
+            "--out",
+            str(out),
+        ]
+    )
+    assert status == 0
+    fits = json.loads((out / "vs_dask_ml.json").read_text())["fits"]
+    assert len(fits) == 8
+    assert all(fit["seconds"] is not None for fit in fits)
+    assert "dask-ml takes" in (out / "vs_dask_ml.md").read_text()
+
+
+def test_bench_on_an_existing_cluster_by_address(tmp_path):
+    with LocalCluster(
+        n_workers=4, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster:
+        out = tmp_path / "remote"
+        status = main(
+            [
+                "bench",
+                "convergence",
+                "--scheduler-address",
+                cluster.scheduler_address,
+                "--workers",
+                "3",
+                "--stragglers",
+                "1",
+                "--iterations",
+                "2",
+                "--rows",
+                "300",
+                "--features",
+                "4",
+                "--delay",
+                "0.01",
+                "--no-progress",
+                "--out",
+                str(out),
+            ]
+        )
+        assert status == 0
+        assert cluster.scheduler_address in (out / "convergence.md").read_text()
+
+
+def test_demo_on_an_existing_cluster_by_address(capsys):
+    with (
+        LocalCluster(
+            n_workers=3, threads_per_worker=1, processes=False, dashboard_address=":0"
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        status = main(
+            [
+                "demo",
+                "--scheduler-address",
+                cluster.scheduler_address,
+                "--workers",
+                "3",
+                "--iterations",
+                "2",
+                "--delay",
+                "0.01",
+            ]
+        )
+        assert status == 0
+        assert not any(client.has_what().values())  # the demo released its data
+    out = capsys.readouterr().out
+    assert cluster.scheduler_address in out
+    assert out.count("| gaussian-mds |") == 2
+    assert "left out: fractional-repetition m=1" in out  # 2 does not divide 3
+
+
+def test_a_cluster_with_too_few_workers_is_a_short_error(capsys):
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster:
+        status = main(
+            [
+                "bench",
+                "convergence",
+                "--scheduler-address",
+                cluster.scheduler_address,
+                "--workers",
+                "3",
+                "--timeout",
+                "0.5",
+                "--rows",
+                "100",
+            ]
+        )
+    assert status == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "needs 3 workers but the cluster has 2" in error
+
+
+def test_an_unreachable_scheduler_is_a_short_error(capsys):
+    status = main(
+        ["demo", "--scheduler-address", "tcp://127.0.0.1:1", "--timeout", "0.5"]
+    )
+    assert status == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("dask-gradcode: error: cannot reach the scheduler")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["bench"],
+        ["bench", "nope"],
+        ["bench", "iteration-time", "--parts", "nope"],
+        ["bench", "convergence", "--workers", "1"],
+        ["bench", "vs-dask-ml", "--gap", "-1"],
+        ["bench", "stability", "--sets", "many"],
+        ["demo", "--scheduler-address", "a", "--scheduler-file", "b"],
+    ],
+)
+def test_bad_bench_options_exit_2_without_a_traceback(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert "error:" in err
+
+
+def test_contradicting_values_are_a_one_line_error(capsys):
+    status = main(["bench", "convergence", "--workers", "3", "--stragglers", "3"])
+    assert status == 2
+    assert (
+        "stragglers=3 must be between 0 and workers - 1 = 2" in capsys.readouterr().err
+    )
+
+
+def test_every_benchmark_has_a_help_page(capsys):
+    for name in BENCHMARKS:
+        with pytest.raises(SystemExit) as exit_info:
+            main(["bench", name, "--help"])
+        assert exit_info.value.code == 0
+        assert "--scheduler-address" in capsys.readouterr().out
