@@ -210,6 +210,38 @@ def _add_cluster_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+class _BenchCommand:
+    """One ``bench NAME`` sub-parser whose defaults are its ``run`` function's.
+
+    Options left out on the command line are left out of the call, so each
+    default lives in one place: the benchmark's signature (``--help`` shows it).
+    """
+
+    def __init__(self, names, common: argparse.ArgumentParser, name: str, text: str):
+        module = importlib.import_module(f"dask_gradcode.bench.{BENCHMARKS[name]}")
+        self.defaults = {
+            key: parameter.default
+            for key, parameter in inspect.signature(module.run).parameters.items()
+        }
+        self.parser = names.add_parser(
+            name,
+            parents=[common],
+            help=text,
+            description=text,
+            argument_default=argparse.SUPPRESS,
+        )
+
+    def option(self, flag: str, *, help: str, **kwargs) -> None:
+        """Add ``flag``; its help ends with the default of ``run``."""
+        dest = kwargs.get("dest", flag.lstrip("-").replace("-", "_"))
+        default = self.defaults[dest]
+        if kwargs.get("action") not in ("store_true", "store_false"):
+            if isinstance(default, list | tuple):
+                default = " ".join(str(value) for value in default)
+            help = f"{help} (default: {default})"
+        self.parser.add_argument(flag, help=help, **kwargs)
+
+
 def _add_bench_commands(bench: argparse.ArgumentParser) -> None:
     names = bench.add_subparsers(dest="name", required=True, metavar="NAME")
     common = argparse.ArgumentParser(add_help=False)
@@ -223,132 +255,110 @@ def _add_bench_commands(bench: argparse.ArgumentParser) -> None:
     common.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_cluster_options(common)
 
-    def command(name: str, text: str) -> argparse.ArgumentParser:
-        return names.add_parser(name, parents=[common], help=text, description=text)
-
-    stability = command(
+    stability = _BenchCommand(
+        names,
+        common,
         "stability",
-        "decoding error, conditioning and cost against n (ye-abbe, "
-        "gaussian-mds, cyclic-mds)",
+        "decoding error, conditioning and cost against n (ye-abbe, gaussian-mds, "
+        "cyclic-mds)",
     )
-    stability.add_argument(
+    stability.option(
         "--workers",
         type=_integer(2),
         nargs="+",
-        default=[10, 20, 30, 50, 100],
         help="numbers of workers n (s is about n/10)",
     )
-    stability.add_argument(
+    stability.option(
         "--comm-reductions",
         type=_positive,
         nargs="+",
-        default=[1, 2],
         metavar="M",
         help="communication reductions m",
     )
-    stability.add_argument(
-        "--sets", type=_positive, default=200, help="straggler sets per code"
-    )
-    stability.add_argument(
+    stability.option("--sets", type=_positive, help="straggler sets per code")
+    stability.option(
         "--no-floor",
         dest="floor",
         action="store_false",
         help="skip the Dask round-trip measurement",
     )
 
-    iteration = command(
+    from dask_gradcode.bench.iteration_time import PARTS
+
+    iteration = _BenchCommand(
+        names,
+        common,
         "iteration-time",
         "iteration time of every scheme under stragglers, speed-up against slow "
         "workers, overhead, weights shipping, bytes against m over slow links",
     )
-    iteration.add_argument("--workers", type=_integer(2), default=9, help="n")
-    iteration.add_argument(
-        "--stragglers", type=_non_negative, default=2, help="s tolerated and slow"
+    iteration.option("--workers", type=_integer(2), help="workers n")
+    iteration.option(
+        "--stragglers", type=_non_negative, help="stragglers s tolerated, and slow"
     )
-    iteration.add_argument(
-        "--rounds", type=_positive, default=30, help="rounds per scheme"
+    iteration.option("--rounds", type=_positive, help="measured rounds per scheme")
+    iteration.option("--rows", type=_positive, help="rows of the data")
+    iteration.option("--delay", type=_seconds, help="seconds a slow worker is late")
+    iteration.option(
+        "--comm-workers", type=_integer(2), help="workers of the communication part"
     )
-    iteration.add_argument(
-        "--rows", type=_positive, default=36_000, help="rows of the data"
+    iteration.option(
+        "--dim", type=_positive, help="coefficients of the communication part"
     )
-    iteration.add_argument(
-        "--delay", type=_seconds, default=0.3, help="seconds a slow worker is late"
-    )
-    iteration.add_argument(
-        "--comm-workers",
-        type=_integer(2),
-        default=12,
-        help="workers of the communication part",
-    )
-    iteration.add_argument(
-        "--dim",
-        type=_positive,
-        default=200_000,
-        help="coefficients of the communication part",
-    )
-    iteration.add_argument(
+    iteration.option(
         "--bandwidths",
         type=_positive_float,
         nargs="+",
-        default=[25.0, 100.0, 400.0],
         metavar="MB_PER_S",
         help="link speeds of the communication part",
     )
-    from dask_gradcode.bench.iteration_time import PARTS
-
-    iteration.add_argument(
-        "--parts", nargs="+", choices=PARTS, default=list(PARTS), help="what to run"
-    )
-    iteration.add_argument(
+    iteration.option("--parts", nargs="+", choices=PARTS, help="what to run")
+    iteration.option(
         "--quick", action="store_true", help="fewer schemes and sizes: a smoke run"
     )
 
-    convergence = command(
-        "convergence", "training loss against wall-clock time per scheme"
+    convergence = _BenchCommand(
+        names,
+        common,
+        "convergence",
+        "training loss against wall-clock time per scheme",
     )
-    convergence.add_argument("--workers", type=_integer(2), default=8, help="n")
-    convergence.add_argument(
-        "--stragglers", type=_non_negative, default=2, help="s tolerated"
+    convergence.option("--workers", type=_integer(2), help="workers n")
+    convergence.option(
+        "--stragglers", type=_non_negative, help="stragglers s tolerated"
     )
-    convergence.add_argument(
+    convergence.option(
         "--slow",
         type=_non_negative,
-        default=None,
-        help="slow workers per round (default: --stragglers)",
+        help="slow workers per round (None: as many as --stragglers)",
     )
-    convergence.add_argument(
-        "--delay", type=_seconds, default=0.2, help="seconds a slow worker is late"
-    )
-    convergence.add_argument(
-        "--iterations", type=_positive, default=60, help="per scheme"
-    )
-    convergence.add_argument("--rows", type=_integer(10), default=40_000)
-    convergence.add_argument("--features", type=_integer(2), default=50)
-    convergence.add_argument(
-        "--solver", choices=("gd", "nesterov", "lbfgs"), default="gd"
+    convergence.option("--delay", type=_seconds, help="seconds a slow worker is late")
+    convergence.option("--iterations", type=_positive, help="solver iterations")
+    convergence.option("--rows", type=_integer(10), help="rows of the data")
+    convergence.option("--features", type=_integer(2), help="features of the data")
+    convergence.option(
+        "--solver", choices=("gd", "nesterov", "lbfgs"), help="the solver"
     )
 
-    versus = command(
+    versus = _BenchCommand(
+        names,
+        common,
         "vs-dask-ml",
         "time to a near-optimal logistic regression against dask-ml, with and "
         "without a slow worker",
     )
-    versus.add_argument("--rows", type=_integer(100), default=200_000)
-    versus.add_argument("--features", type=_integer(2), default=100)
-    versus.add_argument(
-        "--workers", type=_integer(2), default=4, help="worker processes"
-    )
-    versus.add_argument(
+    versus.option("--rows", type=_integer(100), help="rows of the data")
+    versus.option("--features", type=_integer(2), help="features of the data")
+    versus.option("--workers", type=_integer(2), help="worker processes")
+    versus.option(
         "--factor",
         type=_positive_float,
-        default=4.0,
         help="how many times as long tasks take on the slow worker",
     )
-    versus.add_argument(
+    versus.option(
         "--gap",
         type=_positive_float,
-        default=1e-4,
-        help="how close to the optimal loss a fit must come",
+        help="how close to the optimal mean log-loss a fit must come",
     )
     bench.set_defaults(run=_bench)
 

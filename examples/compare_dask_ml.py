@@ -1,7 +1,7 @@
 """A coded logistic regression next to dask-ml's on the same cluster and data.
 
 Needs dask-ml (``pip install -e .[bench]``); the full comparison with a slow
-worker is ``benchmarks/vs_dask_ml.py``.
+worker is ``dask-gradcode bench vs-dask-ml``.
 
 Run:  python examples/compare_dask_ml.py
 """

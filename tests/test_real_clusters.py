@@ -109,23 +109,28 @@ def test_coded_rounds_on_separate_scheduler_and_worker_processes(process_cluster
     run_rounds(process_cluster, 3)
 
 
-def test_coded_rounds_on_a_tls_secured_cluster():
+@pytest.fixture
+def tls_cluster():
+    """An in-process LocalCluster that only speaks TLS, and its credentials."""
     pytest.importorskip("cryptography")
     from distributed.security import Security
 
     security = Security.temporary()
-    with (
-        LocalCluster(
-            n_workers=4,
-            threads_per_worker=1,
-            processes=False,
-            protocol="tls://",
-            security=security,
-            dashboard_address=None,
-        ) as cluster,
-        Client(cluster, security=security) as client,
-    ):
-        assert client.scheduler.address.startswith("tls://")
+    with LocalCluster(
+        n_workers=4,
+        threads_per_worker=1,
+        processes=False,
+        protocol="tls://",
+        security=security,
+        dashboard_address=None,
+    ) as cluster:
+        assert cluster.scheduler_address.startswith("tls://")
+        yield cluster, security
+
+
+def test_coded_rounds_on_a_tls_secured_cluster(tls_cluster):
+    cluster, security = tls_cluster
+    with Client(cluster, security=security) as client:
         run_rounds(client, 4)
 
 
@@ -160,42 +165,23 @@ def test_bench_runs_on_a_cluster_named_by_its_scheduler_file(process_cluster, tm
     assert "scheduler.json" in (out / "convergence.md").read_text()
 
 
-def test_cli_reaches_a_tls_cluster_through_dask_config(tmp_path, capsys):
+def test_cli_reaches_a_tls_cluster_through_dask_config(tls_cluster, tmp_path, capsys):
     """TLS settings for --scheduler-address come from Dask's configuration."""
-    pytest.importorskip("cryptography")
     import dask
-    from distributed.security import Security
 
     from dask_gradcode.cli import main
 
-    security = Security.temporary()
-    files = {}
-    for name, pem in (
-        ("ca", security.tls_ca_file),
-        ("cert", security.tls_client_cert),
-        ("key", security.tls_client_key),
+    cluster, security = tls_cluster
+    config = {"distributed.comm.require-encryption": True}
+    for key, pem in (
+        ("ca-file", security.tls_ca_file),
+        ("client.cert", security.tls_client_cert),
+        ("client.key", security.tls_client_key),
     ):
-        files[name] = tmp_path / f"{name}.pem"
-        files[name].write_text(pem)
-    with (
-        LocalCluster(
-            n_workers=3,
-            threads_per_worker=1,
-            processes=False,
-            protocol="tls://",
-            security=security,
-            dashboard_address=None,
-        ) as cluster,
-        dask.config.set(
-            {
-                "distributed.comm.tls.ca-file": str(files["ca"]),
-                "distributed.comm.tls.client.cert": str(files["cert"]),
-                "distributed.comm.tls.client.key": str(files["key"]),
-                "distributed.comm.require-encryption": True,
-            }
-        ),
-    ):
-        assert cluster.scheduler_address.startswith("tls://")
+        path = tmp_path / f"{key}.pem"
+        path.write_text(pem)
+        config[f"distributed.comm.tls.{key}"] = str(path)
+    with dask.config.set(config):
         status = main(
             [
                 "demo",

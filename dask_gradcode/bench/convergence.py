@@ -118,7 +118,7 @@ def seconds_to_reach(curve: dict[str, Any], objective: float) -> float:
 
 def run(
     *,
-    workers: int = 8,
+    workers: int = 9,
     stragglers: int = 2,
     slow: int | None = None,
     delay: float = 0.2,
@@ -134,7 +134,7 @@ def run(
 
     Parameters
     ----------
-    workers : int, default=8
+    workers : int, default=9
     stragglers : int, default=2
         Stragglers the codes tolerate.
     slow : int, optional

@@ -185,8 +185,9 @@ class _Runner:
         return [code for _, code in built]
 
     def step(self, text: str) -> None:
+        """One measurement finished; ``text`` names it."""
         self.bar.update(1)
-        self.bar.set_postfix_str(text)
+        self.bar.set_postfix_str(f"done: {text}")
 
     @contextmanager
     def cluster(self, n_workers: int, *, processes: bool = False):

@@ -127,23 +127,16 @@ def bytes_against_m(rows: Sequence[dict[str, Any]], title: str) -> Any:
         chosen = sorted(
             (r for r in rows if r["scheme"] == scheme), key=lambda r: r["m"]
         )
-        ms = [r["m"] for r in chosen]
-        marker = _MARKERS[k % len(_MARKERS)]
+        # Hollow markers of decreasing size: schemes sending the same bytes overlap.
         ax.plot(
-            ms,
+            [r["m"] for r in chosen],
             [r["bytes_per_message"] / 1e6 for r in chosen],
-            marker=marker,
+            marker=_MARKERS[k % len(_MARKERS)],
             ls="none",
-            ms=8,
+            ms=14 - 3 * k,
+            mew=2,
+            fillstyle="none",
             label=f"{scheme}: bytes measured",
-        )
-        load_ax.plot(
-            ms,
-            [r["load"] for r in chosen],
-            marker=marker,
-            ls=":",
-            color="grey",
-            label=f"{scheme}: load (partitions per worker)",
         )
     formula = sorted(
         {(r["m"], r["formula_bytes"]) for r in rows if "formula_bytes" in r}
@@ -156,6 +149,15 @@ def bytes_against_m(rows: Sequence[dict[str, Any]], title: str) -> Any:
             lw=0.8,
             label="8 bytes x ceil((dim + 1) / m)",
         )
+    loads = sorted({(r["m"], r["load"]) for r in rows})
+    load_ax.plot(
+        [m for m, _ in loads],
+        [d for _, d in loads],
+        ls=":",
+        marker="x",
+        color="grey",
+        label="load (partitions per worker, right axis)",
+    )
     ax.set(
         xlabel="communication reduction m",
         ylabel="MB sent per worker per iteration",
