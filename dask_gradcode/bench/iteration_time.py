@@ -22,7 +22,6 @@ numbers it is compared with:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -189,11 +188,6 @@ class _Runner:
         self.bar.update(1)
         self.bar.set_postfix_str(f"done: {text}")
 
-    @contextmanager
-    def cluster(self, n_workers: int, *, processes: bool = False):
-        with self.target.connect(n_workers, processes=processes) as client:
-            yield client
-
 
 def straggler_comparison(
     runner: _Runner, n: int, s: int, rows: int, delay: float, quick: bool
@@ -211,7 +205,7 @@ def straggler_comparison(
         schemes = [row for row in schemes if row[0] in ("uncoded", "gaussian-mds")]
     codes = runner.codes(schemes, n)
     results = []
-    with runner.cluster(n) as client:
+    with runner.target.connect(n) as client:
         for name, model in scenarios.items():
             for code in codes:
                 floor, records = measure(
@@ -238,7 +232,7 @@ def slow_worker_sweep(
         n,
     )
     results = []
-    with runner.cluster(n) as client:
+    with runner.target.connect(n) as client:
         for n_slow in range(max_slow + 1):
             model = SlowWorkers(n_slow, delay=delay, random_state=0)
             means = {}
@@ -267,7 +261,7 @@ def slow_worker_sweep(
 def overhead(runner: _Runner, n: int, s: int, rows: int) -> list[dict]:
     """Coded rounds without stragglers against the bare floor, two data sizes."""
     results = []
-    with runner.cluster(n) as client:
+    with runner.target.connect(n) as client:
         for n_rows in (rows, 4 * rows):
             X, y = classification_data(n_rows, 100)
             code = make_code("gaussian-mds", n, s, 1, random_state=0)
@@ -301,7 +295,7 @@ def weights_shipping(runner: _Runner, quick: bool) -> list[dict]:
     dims = (1_000, 100_000) if quick else (1_000, 10_000, 100_000, 1_000_000)
     results = []
     original = scheduler_module.EMBED_WEIGHTS_MAX_BYTES
-    with runner.cluster(n, processes=True) as client:
+    with runner.target.connect(n, processes=True) as client:
         for dim in dims:
             X = scipy.sparse.random(
                 40, dim, density=10 / dim, format="csr", random_state=0
@@ -340,7 +334,7 @@ def communication_comparison(
     model = ShiftedExponential(scale=0.01, random_state=0)
     codes = runner.codes([(scheme, s, m) for scheme, m in COMMUNICATION_SCHEMES], n)
     results = []
-    with runner.cluster(n) as client:
+    with runner.target.connect(n) as client:
         for speed in bandwidths:
             link = Bandwidth(speed)
             for code in codes:
