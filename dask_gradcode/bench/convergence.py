@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import scipy.optimize
-from scipy.special import expit
 from sklearn.datasets import make_classification
 from sklearn.preprocessing import StandardScaler
 from tqdm.auto import tqdm
@@ -25,6 +24,7 @@ from dask_gradcode.bench.cluster import ClusterTarget
 from dask_gradcode.bench.plots import loss_against_time
 from dask_gradcode.bench.report import Report, machine_description, markdown_table
 from dask_gradcode.bench.schemes import buildable_codes, skipped_note
+from dask_gradcode.objectives import LogLoss
 from dask_gradcode.scheduler import CodedGradient
 from dask_gradcode.solvers import minimize
 from dask_gradcode.stragglers import SlowWorkers
@@ -48,22 +48,20 @@ def convergence_schemes(s: int) -> list[tuple[str, int, int]]:
 
 def mean_log_loss(X: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
     """Mean log-loss of coefficients ``w[:-1]`` and intercept ``w[-1]``."""
-    margins = (2 * y - 1) * (X @ w[:-1] + w[-1])
-    return float(np.mean(np.logaddexp(0.0, -margins)))
+    losses, _ = LogLoss().pointwise(X @ w[:-1] + w[-1], y)
+    return float(losses.mean())
 
 
 def optimal_loss(X: np.ndarray, y: np.ndarray) -> float:
     """The least mean log-loss of a linear model with intercept (L-BFGS, tight)."""
     with_ones = np.hstack([X, np.ones((len(y), 1))])
-    signs = 2 * y - 1
 
-    def loss_and_gradient(w: np.ndarray) -> tuple[float, np.ndarray]:
-        margins = signs * (with_ones @ w)
-        gradient = -with_ones.T @ (signs * expit(-margins)) / len(y)
-        return float(np.mean(np.logaddexp(0.0, -margins))), gradient
+    def mean_loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+        loss, gradient = LogLoss().value_and_gradient(w, with_ones, y)
+        return loss / len(y), gradient / len(y)
 
     result = scipy.optimize.minimize(
-        loss_and_gradient,
+        mean_loss,
         np.zeros(with_ones.shape[1]),
         jac=True,
         method="L-BFGS-B",

@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 from distributed.diagnostics.plugin import WorkerPlugin
 from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
@@ -25,6 +24,7 @@ from tqdm.auto import tqdm
 from dask_gradcode.bench.cluster import ClusterTarget
 from dask_gradcode.bench.report import Report, machine_description, markdown_table
 from dask_gradcode.estimators import CodedSGDClassifier
+from dask_gradcode.objectives import LogLoss
 from dask_gradcode.scheduler import worker_addresses
 
 __all__ = ["SlowWorker", "run"]
@@ -68,8 +68,8 @@ class SlowWorker(WorkerPlugin):
 
 def mean_log_loss(X, y, coef, intercept) -> float:
     """Mean log-loss of a linear model with labels in {0, 1}."""
-    scores = X @ coef + intercept
-    return float(np.mean(np.logaddexp(0.0, -(2 * y - 1) * scores)))
+    losses, _ = LogLoss().pointwise(X @ coef + intercept, y)
+    return float(losses.mean())
 
 
 def first_reaching(
