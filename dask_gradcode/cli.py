@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import inspect
 import shlex
@@ -134,7 +135,7 @@ def _stability(args: argparse.Namespace) -> int:
 
 def _bench(args: argparse.Namespace) -> int:
     """Run one benchmark and write its files into ``args.out``."""
-    module = importlib.import_module(f"dask_gradcode.bench.{BENCHMARKS[args.name]}")
+    module = _bench_module(args.name)
     accepted = inspect.signature(module.run).parameters
     options = {
         key: value
@@ -213,36 +214,52 @@ def _add_cluster_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-class _BenchCommand:
-    """One ``bench NAME`` sub-parser whose defaults are its ``run`` function's.
+def _bench_module(name: str):
+    return importlib.import_module(f"dask_gradcode.bench.{BENCHMARKS[name]}")
 
-    Options left out on the command line are left out of the call, so each
-    default lives in one place: the benchmark's signature (``--help`` shows it).
+
+class _RunDefaultsFormatter(argparse.HelpFormatter):
+    """Help that ends each option with the default of its benchmark's ``run``.
+
+    The bench options have no argparse default (absent ones are left out of
+    the call, so each default lives only in ``run``'s signature); the module,
+    which imports scikit-learn and Dask, is imported only to print help.
     """
 
-    def __init__(self, names, common: argparse.ArgumentParser, name: str, text: str):
-        module = importlib.import_module(f"dask_gradcode.bench.{BENCHMARKS[name]}")
-        self.defaults = {
-            key: parameter.default
-            for key, parameter in inspect.signature(module.run).parameters.items()
-        }
-        self.parser = names.add_parser(
-            name,
-            parents=[common],
-            help=text,
-            description=text,
-            argument_default=argparse.SUPPRESS,
-        )
+    def __init__(self, prog: str, *, benchmark: str) -> None:
+        super().__init__(prog)
+        self.benchmark = benchmark
 
-    def option(self, flag: str, *, help: str, **kwargs) -> None:
-        """Add ``flag``; its help ends with the default of ``run``."""
-        dest = kwargs.get("dest", flag.lstrip("-").replace("-", "_"))
-        default = self.defaults[dest]
-        if kwargs.get("action") not in ("store_true", "store_false"):
-            if isinstance(default, list | tuple):
-                default = " ".join(str(value) for value in default)
-            help = f"{help} (default: {default})"
-        self.parser.add_argument(flag, help=help, **kwargs)
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help
+        if action.nargs == 0 or action.default is not argparse.SUPPRESS:
+            return text  # flags, and the options every benchmark shares
+        parameters = inspect.signature(_bench_module(self.benchmark).run).parameters
+        default = parameters[action.dest].default
+        if isinstance(default, list | tuple):
+            default = " ".join(str(value) for value in default)
+        return f"{text} (default: {default})"
+
+
+def _part(text: str) -> str:
+    from dask_gradcode.bench.iteration_time import PARTS
+
+    if text not in PARTS:
+        raise argparse.ArgumentTypeError(
+            f"unknown part {text!r}; choose from {', '.join(PARTS)}"
+        )
+    return text
+
+
+def _bench_parser(names, common, name: str, text: str) -> argparse.ArgumentParser:
+    return names.add_parser(
+        name,
+        parents=[common],
+        help=text,
+        description=text,
+        argument_default=argparse.SUPPRESS,
+        formatter_class=functools.partial(_RunDefaultsFormatter, benchmark=name),
+    )
 
 
 def _add_bench_commands(bench: argparse.ArgumentParser) -> None:
@@ -258,107 +275,115 @@ def _add_bench_commands(bench: argparse.ArgumentParser) -> None:
     common.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_cluster_options(common)
 
-    stability = _BenchCommand(
+    stability = _bench_parser(
         names,
         common,
         "stability",
         "decoding error, conditioning and cost against n (ye-abbe, gaussian-mds, "
         "cyclic-mds)",
     )
-    stability.option(
+    stability.add_argument(
         "--workers",
         type=_integer(2),
         nargs="+",
         help="numbers of workers n (s is about n/10)",
     )
-    stability.option(
+    stability.add_argument(
         "--comm-reductions",
         type=_positive,
         nargs="+",
         metavar="M",
         help="communication reductions m",
     )
-    stability.option("--sets", type=_positive, help="straggler sets per code")
-    stability.option(
+    stability.add_argument("--sets", type=_positive, help="straggler sets per code")
+    stability.add_argument(
         "--no-floor",
         dest="floor",
         action="store_false",
         help="skip the Dask round-trip measurement",
     )
 
-    from dask_gradcode.bench.iteration_time import PARTS
-
-    iteration = _BenchCommand(
+    iteration = _bench_parser(
         names,
         common,
         "iteration-time",
         "iteration time of every scheme under stragglers, speed-up against slow "
         "workers, overhead, weights shipping, bytes against m over slow links",
     )
-    iteration.option("--workers", type=_integer(2), help="workers n")
-    iteration.option(
+    iteration.add_argument("--workers", type=_integer(2), help="workers n")
+    iteration.add_argument(
         "--stragglers", type=_non_negative, help="stragglers s tolerated, and slow"
     )
-    iteration.option("--rounds", type=_positive, help="measured rounds per scheme")
-    iteration.option("--rows", type=_positive, help="rows of the data")
-    iteration.option("--delay", type=_seconds, help="seconds a slow worker is late")
-    iteration.option(
+    iteration.add_argument(
+        "--rounds", type=_positive, help="measured rounds per scheme"
+    )
+    iteration.add_argument("--rows", type=_positive, help="rows of the data")
+    iteration.add_argument(
+        "--delay", type=_seconds, help="seconds a slow worker is late"
+    )
+    iteration.add_argument(
         "--comm-workers", type=_integer(2), help="workers of the communication part"
     )
-    iteration.option(
+    iteration.add_argument(
         "--dim", type=_positive, help="coefficients of the communication part"
     )
-    iteration.option(
+    iteration.add_argument(
         "--bandwidths",
         type=_positive_float,
         nargs="+",
         metavar="MB_PER_S",
         help="link speeds of the communication part",
     )
-    iteration.option("--parts", nargs="+", choices=PARTS, help="what to run")
-    iteration.option(
+    iteration.add_argument(
+        "--parts", nargs="+", type=_part, metavar="PART", help="what to run"
+    )
+    iteration.add_argument(
         "--quick", action="store_true", help="fewer schemes and sizes: a smoke run"
     )
 
-    convergence = _BenchCommand(
+    convergence = _bench_parser(
         names,
         common,
         "convergence",
         "training loss against wall-clock time per scheme",
     )
-    convergence.option("--workers", type=_integer(2), help="workers n")
-    convergence.option(
+    convergence.add_argument("--workers", type=_integer(2), help="workers n")
+    convergence.add_argument(
         "--stragglers", type=_non_negative, help="stragglers s tolerated"
     )
-    convergence.option(
+    convergence.add_argument(
         "--slow",
         type=_non_negative,
         help="slow workers per round (None: as many as --stragglers)",
     )
-    convergence.option("--delay", type=_seconds, help="seconds a slow worker is late")
-    convergence.option("--iterations", type=_positive, help="solver iterations")
-    convergence.option("--rows", type=_integer(10), help="rows of the data")
-    convergence.option("--features", type=_integer(2), help="features of the data")
-    convergence.option(
+    convergence.add_argument(
+        "--delay", type=_seconds, help="seconds a slow worker is late"
+    )
+    convergence.add_argument("--iterations", type=_positive, help="solver iterations")
+    convergence.add_argument("--rows", type=_integer(10), help="rows of the data")
+    convergence.add_argument(
+        "--features", type=_integer(2), help="features of the data"
+    )
+    convergence.add_argument(
         "--solver", choices=("gd", "nesterov", "lbfgs"), help="the solver"
     )
 
-    versus = _BenchCommand(
+    versus = _bench_parser(
         names,
         common,
         "vs-dask-ml",
         "time to a near-optimal logistic regression against dask-ml, with and "
         "without a slow worker",
     )
-    versus.option("--rows", type=_integer(100), help="rows of the data")
-    versus.option("--features", type=_integer(2), help="features of the data")
-    versus.option("--workers", type=_integer(2), help="worker processes")
-    versus.option(
+    versus.add_argument("--rows", type=_integer(100), help="rows of the data")
+    versus.add_argument("--features", type=_integer(2), help="features of the data")
+    versus.add_argument("--workers", type=_integer(2), help="worker processes")
+    versus.add_argument(
         "--factor",
         type=_positive_float,
         help="how many times as long tasks take on the slow worker",
     )
-    versus.option(
+    versus.add_argument(
         "--gap",
         type=_positive_float,
         help="how close to the optimal mean log-loss a fit must come",

@@ -23,7 +23,11 @@ from tqdm.auto import tqdm
 from dask_gradcode.bench.cluster import ClusterTarget
 from dask_gradcode.bench.plots import loss_against_time
 from dask_gradcode.bench.report import Report, machine_description, markdown_table
-from dask_gradcode.bench.schemes import buildable_codes, skipped_note
+from dask_gradcode.bench.schemes import (
+    buildable_codes,
+    check_stragglers,
+    skipped_note,
+)
 from dask_gradcode.objectives import LogLoss
 from dask_gradcode.scheduler import CodedGradient
 from dask_gradcode.solvers import minimize
@@ -102,7 +106,6 @@ def train(client, code, X, y, model, solver, iterations, step) -> dict[str, Any]
     return {
         "seconds": np.array(stamps),
         "objective": np.array([mean_log_loss(X, y, w) for w in iterates]),
-        "rounds": len(history),
         "stragglers_skipped": sum(len(r.stragglers) for r in history),
         "exact": all(r.exact for r in history),
     }
@@ -157,10 +160,7 @@ def run(
     -------
     Report
     """
-    if not 0 <= stragglers < workers:
-        raise ValueError(
-            f"stragglers={stragglers} must be between 0 and workers - 1 = {workers - 1}"
-        )
+    check_stragglers(stragglers, workers)
     slow = stragglers if slow is None else slow
     if not 0 <= slow <= workers:
         raise ValueError(f"slow={slow} must be between 0 and workers={workers}")
@@ -197,13 +197,14 @@ def run(
     rows_out = []
     for curve in curves:
         reach = seconds_to_reach(curve, goal)
+        done = len(curve["seconds"]) - 1
         rows_out.append(
             {
                 "scheme": curve["scheme"],
                 "s": curve["s"],
                 "m": curve["m"],
-                "iterations": len(curve["seconds"]) - 1,
-                "mean_iteration_ms": 1e3 * curve["seconds"][-1] / iterations,
+                "iterations": done,
+                "mean_iteration_ms": 1e3 * curve["seconds"][-1] / done,
                 "stragglers_skipped": curve["stragglers_skipped"],
                 "final_gap": curve["objective"][-1] - best,
                 "seconds_to_uncoded_final": reach,

@@ -37,7 +37,11 @@ from dask_gradcode.bench.plots import (
     speedup_against_slow_workers,
 )
 from dask_gradcode.bench.report import Report, machine_description, markdown_table
-from dask_gradcode.bench.schemes import buildable_codes, skipped_note
+from dask_gradcode.bench.schemes import (
+    buildable_codes,
+    check_stragglers,
+    skipped_note,
+)
 from dask_gradcode.codes import GradientCode, make_code
 from dask_gradcode.scheduler import CodedGradient, RoundRecord
 from dask_gradcode.stragglers import Bandwidth, ShiftedExponential, SlowWorkers
@@ -402,10 +406,7 @@ def run(
     unknown = sorted(set(parts) - set(PARTS))
     if unknown:
         raise ValueError(f"unknown parts {unknown}; choose from {list(PARTS)}")
-    if not 0 <= stragglers < workers:
-        raise ValueError(
-            f"stragglers={stragglers} must be between 0 and workers - 1 = {workers - 1}"
-        )
+    check_stragglers(stragglers, workers)
     comm_dim = min(dim, 50_000) if quick else dim
     middle = len(bandwidths) // 2
     runner = _Runner(target, rounds, progress)
@@ -459,7 +460,15 @@ def run(
         )
         report.figures["bytes"] = bytes_against_m(results["communication"], title)
     report.markdown = _markdown(
-        report, workers, stragglers, rows, comm_workers, comm_dim, target, command
+        report,
+        workers,
+        stragglers,
+        rows,
+        rounds,
+        comm_workers,
+        comm_dim,
+        target,
+        command,
     ) + skipped_note(skipped)
     return report
 
@@ -622,7 +631,7 @@ against `m`, with the load each choice of `m` costs:
 
 
 def _markdown(
-    report, workers, stragglers, rows, comm_workers, comm_dim, target, command
+    report, workers, stragglers, rows, rounds, comm_workers, comm_dim, target, command
 ) -> str:
     sections = []
     if "stragglers" in report.tables:
@@ -637,9 +646,6 @@ def _markdown(
         sections.append(
             _communication_section(report, comm_workers, stragglers, comm_dim)
         )
-    any_rows = next(iter(report.tables.values()), [{}])
-    n_rounds = len(any_rows[0].get("walls", ())) if any_rows else 0
-    rounds_text = f"{n_rounds} rounds" if n_rounds else "the rounds asked for"
     body = "\n".join(sections)
     return f"""# Iteration time
 
@@ -647,7 +653,7 @@ Reproduce with `{command}` (from the repository root, after `make test` or
 `pip install -e .[bench]`).
 
 Measured on {machine_description()}, on {target.describe()} with one
-single-thread worker per code worker. Each scheme runs {rounds_text} after
+single-thread worker per code worker. Each scheme runs {rounds} rounds after
 {WARMUP} warm-up rounds. "ideal" is, per round, the time at which the
 `(n - s)`-th fastest worker finished its computation plus its injected delay;
 "floor" is the bare Dask round trip (`n` pinned no-op tasks collected with

@@ -6,10 +6,22 @@ from collections.abc import Iterable
 
 from dask_gradcode.codes import GradientCode, make_code
 
-__all__ = ["buildable_codes"]
+__all__ = ["buildable_codes", "check_stragglers", "skipped_note"]
 
 
 Row = tuple[str, int, int]
+
+
+def check_stragglers(stragglers: int, workers: int) -> None:
+    """Raise if ``stragglers`` is no tolerance ``workers`` workers can have.
+
+    Checked before building: a comparison that only left the codes out would
+    run uncoded alone.
+    """
+    if not 0 <= stragglers < workers:
+        raise ValueError(
+            f"stragglers={stragglers} must be between 0 and workers - 1 = {workers - 1}"
+        )
 
 
 def buildable_codes(
