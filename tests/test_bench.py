@@ -232,7 +232,7 @@ def test_bench_vs_dask_ml_small(tmp_path):
             "--workers",
             "2",
             "--gap",
-            "1e-2",
+            "5e-2",
             "--factor",
             "2",
             "--no-progress",
