@@ -112,7 +112,7 @@ def _demo(args: argparse.Namespace) -> int:
     print("|---|--:|--:|--:|--:|--:|--:|--:|---|")
     for scheme, s, m, load, mean_ms, skipped, loss, accuracy, exact in rows:
         print(
-            f"| {scheme} | {s} | {m} | {load} | {mean_ms:.1f} | {skipped} "
+            f"| {scheme} | {s} | {m} | {load:g} | {mean_ms:.1f} | {skipped} "
             f"| {loss:.5f} | {accuracy:.3f} | {'yes' if exact else 'no'} |"
         )
     return 0
@@ -279,8 +279,8 @@ def _add_bench_commands(bench: argparse.ArgumentParser) -> None:
         names,
         common,
         "stability",
-        "decoding error, conditioning and cost against n (ye-abbe, gaussian-mds, "
-        "cyclic-mds)",
+        "decoding error, conditioning and cost against n, worst error over every "
+        "s, gaussian-mds build time up to n = 1000, load against the optimum",
     )
     stability.add_argument(
         "--workers",
@@ -296,6 +296,28 @@ def _add_bench_commands(bench: argparse.ArgumentParser) -> None:
         help="communication reductions m",
     )
     stability.add_argument("--sets", type=_positive, help="straggler sets per code")
+    stability.add_argument(
+        "--all-s-workers",
+        type=_integer(2),
+        nargs="*",
+        metavar="N",
+        help="numbers of workers at which every s is measured (none: skip)",
+    )
+    stability.add_argument(
+        "--build-workers",
+        type=_integer(2),
+        nargs="*",
+        metavar="N",
+        help="numbers of workers at which gaussian-mds build time is measured "
+        "(none: skip)",
+    )
+    stability.add_argument(
+        "--load-shapes",
+        type=_integer(0),
+        nargs="*",
+        metavar="S M",
+        help="s m pairs whose load is measured for n from s+m to 4(s+m) (none: skip)",
+    )
     stability.add_argument(
         "--no-floor",
         dest="floor",

@@ -34,7 +34,12 @@ from dask_gradcode.objectives import (
     get_objective,
     make_penalty,
 )
-from dask_gradcode.scheduler import CodedGradient, client_for_fit, n_cluster_workers
+from dask_gradcode.scheduler import (
+    CodedGradient,
+    DecodingAccuracyWarning,
+    client_for_fit,
+    n_cluster_workers,
+)
 from dask_gradcode.solvers import LEARNING_RATES, SOLVERS, minimize
 
 __all__ = ["CodedSGDClassifier", "CodedSGDRegressor"]
@@ -69,7 +74,7 @@ class _CodedSGD(BaseEstimator):
         warm_start: bool = False,
         random_state: int | None = None,
         verbose: int = 0,
-        scheme: str = "gaussian-mds",
+        scheme: str = "auto",
         n_workers: int | None = None,
         n_stragglers: int | None = None,
         comm_reduction: int = 1,
@@ -307,6 +312,7 @@ class _CodedSGD(BaseEstimator):
                     )
                 finally:
                     monitor.close()
+                _warn_about_accuracy(code, coded.history)
         coef = (monitor.best if monitor.best is not None else result.coef).reshape(
             n_coef_rows, n_targets
         )
@@ -364,6 +370,20 @@ class _CodedSGD(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         return tags
+
+
+def _warn_about_accuracy(code: Any, history: list) -> None:
+    """Say when rounds had to wait for workers to decode accurately."""
+    waited = sum(record.waited_for_accuracy for record in history)
+    if waited:
+        warnings.warn(
+            f"{waited} of {len(history)} rounds waited for more workers: the first "
+            f"workers to answer could not decode to rtol={code.rtol:g} with the "
+            f"{code.scheme!r} code ({code.describe()}); scheme='auto' picks a "
+            "scheme that decodes accurately at this size",
+            DecodingAccuracyWarning,
+            stacklevel=4,
+        )
 
 
 class _Monitor:
@@ -485,8 +505,13 @@ class CodedSGDClassifier(ClassifierMixin, _CodedSGD):
         Seeds the code's random construction and the validation split.
     verbose : int, default=0
         A tqdm progress bar with the loss and stragglers per iteration.
-    scheme : str, default="gaussian-mds"
-        A scheme of :func:`dask_gradcode.make_code`.
+    scheme : str, default="auto"
+        A scheme of :func:`dask_gradcode.make_code`.  ``"auto"`` picks, for
+        the cluster's size, the exact scheme with the least load whose decode
+        is verified to reach ``rtol = 1e-8`` (fractional repetition when
+        ``n_stragglers + 1`` divides the number of workers and
+        ``comm_reduction == 1``, else the Gaussian MDS code); the fitted
+        ``code_`` says which and why.
     n_workers : int, optional
         Workers the code uses; default: every worker of the cluster (4 for
         the in-process cluster started when there is none).
@@ -498,10 +523,10 @@ class CodedSGDClassifier(ClassifierMixin, _CodedSGD):
     scheduler_address : str, optional
         Address of a Dask scheduler to use instead of the current client.
     batch_size : int, optional
-        Coded mini-batches: each round uses about ``batch_size`` rows, the
-        same random rows of a partition on every worker that holds it (so the
-        decode stays exact for the batch), rescaled to an unbiased estimate of
-        the full gradient.  Needs ``solver="gd"`` with a ``learning_rate``
+        Coded mini-batches: each round uses about ``batch_size`` rows, each
+        row drawn by a hash of its index, ``random_state`` and the round (so
+        every worker holding it agrees and the decode stays exact for the
+        batch), rescaled to an unbiased estimate of the full gradient.  Needs ``solver="gd"`` with a ``learning_rate``
         schedule.  None (default): the full gradient.
 
     Attributes
@@ -552,7 +577,7 @@ class CodedSGDClassifier(ClassifierMixin, _CodedSGD):
         warm_start: bool = False,
         random_state: int | None = None,
         verbose: int = 0,
-        scheme: str = "gaussian-mds",
+        scheme: str = "auto",
         n_workers: int | None = None,
         n_stragglers: int | None = None,
         comm_reduction: int = 1,
@@ -757,7 +782,7 @@ class CodedSGDRegressor(RegressorMixin, _CodedSGD):
         warm_start: bool = False,
         random_state: int | None = None,
         verbose: int = 0,
-        scheme: str = "gaussian-mds",
+        scheme: str = "auto",
         n_workers: int | None = None,
         n_stragglers: int | None = None,
         comm_reduction: int = 1,

@@ -33,6 +33,7 @@ from dask_gradcode.stragglers import Bandwidth
 
 __all__ = [
     "CodedGradient",
+    "DecodingAccuracyWarning",
     "RoundRecord",
     "WorkerFailureWarning",
     "client_for_fit",
@@ -48,6 +49,10 @@ EMBED_WEIGHTS_MAX_BYTES = 1024 * 1024
 
 class WorkerFailureWarning(RuntimeWarning):
     """More workers failed than the code tolerates; the run adapted."""
+
+
+class DecodingAccuracyWarning(RuntimeWarning):
+    """Rounds waited for more workers because a decodable set missed ``rtol``."""
 
 
 # --------------------------------------------------------------------- records
@@ -85,10 +90,15 @@ class RoundRecord:
     injected_delay : dict of int to float
         Delay each responder's straggler and bandwidth models added.
     exact : bool
-        Whether the gradient is exact (False only for approximate decoding).
+        Whether the gradient is exact to the code's ``rtol`` (False only for
+        approximate decoding).
     error_bound : float
-        Decoder error bound (0 when exact), see
-        :class:`~dask_gradcode.codes.Decoder`.
+        Bound on the decoded gradient's error relative to the root-sum-square
+        of the partial gradients, see :class:`~dask_gradcode.codes.Decoder`.
+    waited_for_accuracy : bool
+        Whether the responders could decode in exact arithmetic earlier than
+        they did in float64: the round waited for more workers because the
+        first decodable set missed the code's ``rtol``.
     scheme, n_workers, n_stragglers, comm_reduction : str or int
         The code used (it changes after a re-plan).
     replanned : bool
@@ -110,6 +120,7 @@ class RoundRecord:
     injected_delay: dict[int, float] = field(repr=False)
     exact: bool
     error_bound: float
+    waited_for_accuracy: bool
     scheme: str
     n_workers: int
     n_stragglers: int
@@ -124,10 +135,15 @@ class RoundRecord:
 # ---------------------------------------------------------------- worker side
 @dataclass(frozen=True)
 class _Shard:
-    """What one worker holds for a fit: its encoder and its partitions' rows."""
+    """What one worker holds for a fit: its encoder and its partitions' rows.
+
+    ``first_rows[r]`` is the data set's index of block ``r``'s first row, so
+    that a mini-batch can sample rows by their global index.
+    """
 
     encoder: WorkerEncoder
     partition_ids: tuple[int, ...]
+    first_rows: tuple[int, ...]
     blocks: tuple[tuple[Any, np.ndarray, np.ndarray | None], ...]
 
 
@@ -231,7 +247,7 @@ def _coded_round(
     start = time.perf_counter()
     rows = np.empty((len(shard.blocks), 1 + weights.size))
     for row, (partition, block) in enumerate(
-        zip(shard.partition_ids, shard.blocks, strict=True)
+        zip(shard.first_rows, shard.blocks, strict=True)
     ):
         scale = 1.0
         if batch is not None:
@@ -254,33 +270,56 @@ def _coded_round(
 
 
 def _build_shard(
-    encoder: WorkerEncoder, partition_ids: Sequence[int], *blocks: tuple
+    encoder: WorkerEncoder,
+    partition_ids: Sequence[int],
+    first_rows: Sequence[int],
+    *blocks: tuple,
 ) -> _Shard:
-    return _Shard(encoder, tuple(partition_ids), tuple(blocks))
+    return _Shard(encoder, tuple(partition_ids), tuple(first_rows), tuple(blocks))
+
+
+def _row_uniforms(seed: int, iteration: int, rows: np.ndarray) -> np.ndarray:
+    """Uniforms in [0, 1) that depend only on ``(seed, iteration, row)``.
+
+    A counter-based hash (SplitMix64's finaliser) of the global row index: any
+    worker holding a row draws the same number for it, however the data was
+    cut into partitions.
+    """
+    mix = np.uint64(
+        (int(seed) * 0x9E3779B97F4A7C15 + int(iteration) * 0xD1B54A32D192ED03) % 2**64
+    )
+    with np.errstate(over="ignore"):
+        x = rows.astype(np.uint64) + mix
+        x ^= x >> np.uint64(30)
+        x *= np.uint64(0xBF58476D1CE4E5B9)
+        x ^= x >> np.uint64(27)
+        x *= np.uint64(0x94D049BB133111EB)
+        x ^= x >> np.uint64(31)
+    return (x >> np.uint64(11)).astype(np.float64) * 2.0**-53
 
 
 def _sample_block(
-    block: tuple, partition: int, iteration: int, batch: tuple[int, float]
+    block: tuple, first_row: int, iteration: int, batch: tuple[int, float]
 ) -> tuple[tuple, float]:
     """The rows of a mini-batch round, and the factor that keeps the sum unbiased.
 
-    Every holder of ``partition`` draws the same rows (the draw depends only
-    on the seed, the round and the partition), so the coded sum stays exact
-    for the mini-batch.
+    Each row is in the batch with probability ``fraction``, decided by a hash
+    of its global index, the seed and the round: every holder of a row makes
+    the same decision (so the coded sum stays exact for the batch), and the
+    batch is the same whatever the code's partitions (so coded and uncoded
+    fits see the same batches).  Rescaling by ``1 / fraction`` keeps the sum
+    unbiased.
     """
     seed, fraction = batch
     X, y, sample_weight = block
     n_rows = X.shape[0]
     if n_rows == 0 or fraction >= 1:
         return block, 1.0
-    size = max(1, math.ceil(fraction * n_rows))
-    rows = np.sort(
-        np.random.default_rng([seed, iteration, partition]).choice(
-            n_rows, size, replace=False
-        )
+    rows = np.flatnonzero(
+        _row_uniforms(seed, iteration, first_row + np.arange(n_rows)) < fraction
     )
     weights = None if sample_weight is None else sample_weight[rows]
-    return (X[rows], y[rows], weights), n_rows / size
+    return (X[rows], y[rows], weights), 1.0 / fraction
 
 
 def _as_block(X: Any, y: Any, sample_weight: Any, intercept: bool = False) -> tuple:
@@ -407,6 +446,7 @@ class CodedGradient:
         self._shards: list[Future] = []
         self._approximate = False
         self._replanned = False
+        self._waited_for_accuracy = False
         self._background: ThreadPoolExecutor | None = None
         self._live: set[str] = set()
         self._submissions = itertools.count()
@@ -457,7 +497,7 @@ class CodedGradient:
         """Send each worker the partitions the code assigns to it, once."""
         code = self.code
         self._addresses = list(addresses)
-        bounds = np.linspace(0, self._X.shape[0], code.n_partitions + 1).astype(int)
+        bounds = code.partition_bounds(self._X.shape[0])
         if _is_dask(self._X):
             self._shards = self._place_dask(bounds)
         else:
@@ -466,6 +506,7 @@ class CodedGradient:
                     _build_shard(
                         code.worker_encoder(worker),
                         code.partitions(worker),
+                        [int(bounds[j]) for j in code.partitions(worker)],
                         *(self._block(bounds, j) for j in code.partitions(worker)),
                     ),
                     workers=[address],
@@ -500,6 +541,7 @@ class CodedGradient:
                 _build_shard,
                 self.code.worker_encoder(worker),
                 self.code.partitions(worker),
+                [int(bounds[j]) for j in self.code.partitions(worker)],
                 *(block_futures[j] for j in self.code.partitions(worker)),
                 key=f"gradcode-place-w{worker}-{self._token}-{next(self._submissions)}",
                 workers=[address],
@@ -521,10 +563,11 @@ class CodedGradient:
     ) -> tuple[float, np.ndarray]:
         """One coded round at weights ``w``: ``(loss, gradient)`` summed over rows.
 
-        With ``batch_fraction``, every partition contributes a random
-        ``batch_fraction`` of its rows (the same rows on every worker holding
-        it, drawn anew each round from ``batch_seed``), rescaled so the result
-        is an unbiased estimate of the full sums: a coded mini-batch.
+        With ``batch_fraction``, each row is in the round's batch with
+        probability ``batch_fraction`` (decided by a hash of its index, the
+        round and ``batch_seed``, so every worker holding it agrees and any
+        code sees the same batch), rescaled so the result is an unbiased
+        estimate of the full sums: a coded mini-batch.
         """
         if self._background is None:
             raise RuntimeError(
@@ -613,6 +656,7 @@ class CodedGradient:
             for worker in alive
         }
         submitted = time.perf_counter()
+        self._waited_for_accuracy = False
         replies, lost, pending = self._collect(futures, alive)
         collected = time.perf_counter()
         failed = sorted(set(failed) | lost)
@@ -644,6 +688,7 @@ class CodedGradient:
             injected_delay={w: r.injected_delay for w, r in replies.items()},
             exact=decoder.exact,
             error_bound=decoder.error_bound,
+            waited_for_accuracy=self._waited_for_accuracy,
             scheme=code.scheme,
             n_workers=code.n_workers,
             n_stragglers=code.n_stragglers,
@@ -708,7 +753,11 @@ class CodedGradient:
     ) -> bool:
         if self._approximate:
             return set(replies) | lost >= set(alive)
-        return self.code.is_decodable(replies)
+        if self.code.is_decodable(replies):
+            return True
+        if self.code.is_decodable(replies, check_accuracy=False):
+            self._waited_for_accuracy = True  # decodable, but not to rtol
+        return False
 
     def _completed(self, pending: dict[Future, int]) -> Iterator[Future]:
         """Futures as they finish; returns after ``check_interval`` without one."""

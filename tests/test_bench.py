@@ -73,6 +73,14 @@ def test_bench_stability_writes_tables_plot_and_page(tmp_path, capsys):
             "10",
             "--sets",
             "5",
+            "--all-s-workers",
+            "10",
+            "--build-workers",
+            "10",
+            "30",
+            "--load-shapes",
+            "1",
+            "1",
             "--no-progress",
             "--out",
             str(out),
@@ -86,8 +94,23 @@ def test_bench_stability_writes_tables_plot_and_page(tmp_path, capsys):
     page = (out / "decode_stability.md").read_text()
     assert "| gaussian-mds | 10 | 1 | 1 |" in page
     assert "dask-gradcode bench stability --workers 10" in page
-    assert png_files(out) == ["decode_stability.png"]
-    assert_readable_png(out / "decode_stability.png")
+    assert "| gaussian-mds | 10 | 1 |" in page  # every s, m = 1
+    all_s = json.loads((out / "decode_stability.json").read_text())["all_s"]
+    assert {row["scheme"] for row in all_s} >= {"ye-abbe", "gaussian-mds"}
+    assert all(row["worst_error_accepted"] <= 1e-8 for row in all_s)
+    builds = json.loads((out / "decode_stability.json").read_text())["build_time"]
+    assert [row["n"] for row in builds][-1] == 30 and all(r["optimal"] for r in builds)
+    loads = json.loads((out / "decode_stability.json").read_text())["load"]
+    assert {row["n"] for row in loads} == {2, 3, 4, 5, 6, 7, 8}
+    assert all(row["ratio"] == 1 for row in loads if row["scheme"] == "gaussian-mds")
+    assert png_files(out) == [
+        "decode_stability.png",
+        "decode_stability_all_s.png",
+        "decode_stability_build_time.png",
+        "decode_stability_load.png",
+    ]
+    for name in png_files(out):
+        assert_readable_png(out / name)
     assert "wrote" in capsys.readouterr().out
 
 

@@ -82,7 +82,7 @@ def code_for(scheme, n=N_WORKERS):
     )
 
 
-EXACT = [s for s in SCHEMES if s != "ignore-stragglers"]
+EXACT = [s for s in SCHEMES if s not in ("ignore-stragglers", "auto")]
 
 
 @pytest.mark.parametrize("scheme", EXACT)
@@ -158,7 +158,7 @@ def test_a_worker_holds_only_its_own_partitions(client, data):
     X, y, _w = data
     code = make_code("fractional-repetition", N_WORKERS, 2)
     with CodedGradient(client, code, X, y, "log_loss") as cg:
-        bounds = np.linspace(0, len(y), code.n_partitions + 1).astype(int)
+        bounds = code.partition_bounds(len(y))
         shards = client.gather(cg._shards)
         who_has = client.who_has(cg._shards)
         for worker, (shard, future) in enumerate(zip(shards, cg._shards, strict=True)):
@@ -194,6 +194,34 @@ def test_softmax_infers_the_classes(client, data):
             coef, X, labels
         )
         assert_close(cg(coef), expected)
+
+
+def test_a_decodable_set_that_misses_rtol_waits_for_more_workers(client, data):
+    """Workers 2..5 determine the gradient, but not to rtol: the round waits."""
+    X, y, w = data
+    code = make_code("ye-abbe", N_WORKERS, 2, 1, verify=False, rtol=1e-14)
+    assert code.is_decodable(range(2, 6), check_accuracy=False)
+    assert not code.is_decodable(range(2, 6))
+    slow = SlowWorkers(workers=[0, 1], delay=0.4)
+    with CodedGradient(client, code, X, y, "log_loss", straggler_model=slow) as cg:
+        assert_close(cg(w), reference(X, y, w))
+    record = cg.history[0]
+    assert record.waited_for_accuracy and record.exact
+    assert record.error_bound <= 1e-14
+    assert {0, 1} & set(record.responders)  # a slow worker had to answer
+
+
+def test_estimators_warn_when_rounds_waited_for_accuracy():
+    from dask_gradcode.estimators import _warn_about_accuracy
+    from dask_gradcode.scheduler import DecodingAccuracyWarning
+
+    code = make_code("ye-abbe", N_WORKERS, 2, 1, verify=False, rtol=1e-14)
+    history = [
+        type("Record", (), {"waited_for_accuracy": waited})()
+        for waited in (True, False, True)
+    ]
+    with pytest.warns(DecodingAccuracyWarning, match="2 of 3 rounds waited"):
+        _warn_about_accuracy(code, history)
 
 
 def test_dask_array_and_dataframe_inputs_stay_on_the_cluster(client, data):
@@ -360,7 +388,7 @@ def test_replanned_codes_keep_the_scheme_where_possible(scheme):
     smaller = replan_code(code, 4)
     assert smaller.n_workers == 4
     assert smaller.comm_reduction == code.comm_reduction
-    assert smaller.scheme == scheme
+    assert smaller.scheme == code.scheme  # "auto" built a concrete scheme
 
 
 def test_replanning_a_linear_code_on_too_few_workers_keeps_its_shape():

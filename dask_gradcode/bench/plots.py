@@ -8,12 +8,15 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "build_time_against_n",
     "bytes_against_m",
     "communication_bars",
     "error_against_n",
     "iteration_time_boxes",
+    "load_against_n",
     "loss_against_time",
     "speedup_against_slow_workers",
+    "worst_error_over_s",
 ]
 
 _MARKERS = "osD^v<>ph*"
@@ -110,6 +113,96 @@ def error_against_n(reports: Sequence[Any]) -> Any:
     )
     for ax in (ax_err, ax_cond):
         ax.grid(True, which="major", alpha=0.3)
+        ax.legend(fontsize=7)
+    return figure
+
+
+def worst_error_over_s(rows: Sequence[dict[str, Any]], rtol: float) -> Any:
+    """Worst decoding error over every ``s`` against ``n``, per scheme and ``m``.
+
+    ``rows`` come from
+    :func:`~dask_gradcode.codes.diagnostics.worst_over_stragglers`: solid lines
+    are every ``s``, dashed the ``s`` the build checks accept.
+    """
+    figure, (ax,) = _figure(7, 4.6)
+    series: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for row in rows:
+        series.setdefault((row["scheme"], row["m"]), []).append(row)
+    for k, ((scheme, m), chosen) in enumerate(sorted(series.items())):
+        ns = [r["n"] for r in chosen]
+        marker = _MARKERS[k % len(_MARKERS)]
+        (line,) = ax.semilogy(
+            ns,
+            [max(r["worst_error"], 1e-17) for r in chosen],
+            marker=marker,
+            label=f"{scheme} m={m}: every s",
+        )
+        ax.semilogy(
+            ns,
+            [max(r["worst_error_accepted"], 1e-17) for r in chosen],
+            marker=marker,
+            ls="--",
+            color=line.get_color(),
+            alpha=0.6,
+            label=f"{scheme} m={m}: s accepted",
+        )
+    ax.axhline(rtol, color="grey", lw=0.8, ls=":", label=f"rtol {rtol:g}")
+    ax.set(
+        xlabel="workers n",
+        ylabel="worst relative decoding error over all s",
+        title="Worst decode over every straggler tolerance",
+    )
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=6, ncol=2)
+    return figure
+
+
+def build_time_against_n(rows: Sequence[dict[str, Any]]) -> Any:
+    """Build (and verify) time against ``n``, one line per ``(s / n, m)`` shape."""
+    figure, (ax,) = _figure(6, 4.2)
+    series: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        key = f"s ≈ {row['s'] / row['n']:.2g} n, m={row['m']}"
+        series.setdefault(key, []).append(row)
+    for k, (label, chosen) in enumerate(series.items()):
+        ax.loglog(
+            [r["n"] for r in chosen],
+            [1e3 * r["build_seconds"] for r in chosen],
+            marker=_MARKERS[k % len(_MARKERS)],
+            label=label,
+        )
+    ax.set(
+        xlabel="workers n",
+        ylabel="build + verify time (ms)",
+        title=f"Building {rows[0]['scheme']}" if rows else "Build time",
+    )
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=7)
+    return figure
+
+
+def load_against_n(rows: Sequence[dict[str, Any]]) -> Any:
+    """Load over the optimum ``(s + m) / n`` against ``n``, a panel per ``(s, m)``."""
+    shapes = list(dict.fromkeys((r["s"], r["m"]) for r in rows))
+    figure, axes = _figure(4.6 * len(shapes), 4.0, len(shapes))
+    for ax, (s, m) in zip(axes, shapes, strict=True):
+        chosen = [r for r in rows if (r["s"], r["m"]) == (s, m)]
+        schemes = list(dict.fromkeys(r["scheme"].split(" (")[0] for r in chosen))
+        for k, scheme in enumerate(schemes):
+            points = [r for r in chosen if r["scheme"].split(" (")[0] == scheme]
+            ax.plot(
+                [r["n"] for r in points],
+                [r["ratio"] for r in points],
+                marker=_MARKERS[k % len(_MARKERS)],
+                ms=3,
+                label=scheme,
+            )
+        ax.set(
+            xlabel="workers n",
+            ylabel="load / optimum (s + m) / n",
+            title=f"s={s}, m={m}",
+        )
+        ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
     return figure
 

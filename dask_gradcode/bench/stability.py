@@ -1,8 +1,13 @@
-"""Decoding accuracy, conditioning and cost of ye-abbe, gaussian-mds and cyclic-mds.
+"""Decoding accuracy, conditioning and cost of the codes; build time and load.
 
-Decode times are compared with the Dask round-trip floor measured in the same
-run (``n`` pinned no-op tasks through ``as_completed``): the least any
-iteration costs, so "negligible" is a ratio, not a guess.
+Four parts: the decoding error and conditioning of ye-abbe, gaussian-mds and
+cyclic-mds against ``n`` (``s`` about ``n / 10``); the worst error over every
+``s`` of each scheme (and over the ``s`` the build checks accept); the time
+to build gaussian-mds up to ``n = 1000``; and the load of gaussian-mds and
+``scheme="auto"`` against the optimum ``(s + m) / n`` for ``n`` from ``d`` to
+``4 d``.  Decode times are compared with the Dask round-trip floor measured
+in the same run (``n`` pinned no-op tasks through ``as_completed``): the least
+any iteration costs, so "negligible" is a ratio, not a guess.
 """
 
 from __future__ import annotations
@@ -12,12 +17,21 @@ from collections.abc import Sequence
 import numpy as np
 
 from dask_gradcode.bench.cluster import ClusterTarget, round_trip_floor
-from dask_gradcode.bench.plots import error_against_n
+from dask_gradcode.bench.plots import (
+    build_time_against_n,
+    error_against_n,
+    load_against_n,
+    worst_error_over_s,
+)
 from dask_gradcode.bench.report import Report, machine_description, markdown_table
+from dask_gradcode.codes import DEFAULT_RTOL
 from dask_gradcode.codes.diagnostics import (
     StabilityReport,
+    build_times,
+    load_against_optimum,
     stability_grid,
     stability_table,
+    worst_over_stragglers,
 )
 
 __all__ = ["run"]
@@ -25,26 +39,40 @@ __all__ = ["run"]
 NAME = "decode_stability"
 
 
+#: Schemes whose worst error over every s is measured.
+ALL_S_SCHEMES = ("ye-abbe", "cyclic-mds", "cyclic-repetition", "gaussian-mds")
+
+
 def run(
     *,
     workers: Sequence[int] = (10, 20, 30, 50, 100),
     comm_reductions: Sequence[int] = (1, 2),
     sets: int = 200,
+    all_s_workers: Sequence[int] = (10, 20, 30, 50, 100),
+    build_workers: Sequence[int] = (10, 30, 100, 300, 1000),
+    load_shapes: Sequence[int] = (2, 2, 3, 1, 5, 3),
     floor: bool = True,
     target: ClusterTarget = ClusterTarget(),  # noqa: B008 (frozen, immutable)
     command: str = "dask-gradcode bench stability",
     progress: bool = True,
 ) -> Report:
-    """Measure decoding stability over random straggler sets as ``n`` grows.
+    """Measure decoding stability, build time and load as ``n`` grows.
 
     Parameters
     ----------
     workers : sequence of int
-        Numbers of workers ``n``; ``s`` is about ``n / 10``.
+        Numbers of workers ``n`` of the first part; ``s`` is about ``n / 10``.
     comm_reductions : sequence of int
         Values of ``m`` (cyclic-mds only has ``m = 1``).
     sets : int, default=200
-        Straggler sets per code.
+        Straggler sets per code in the first part.
+    all_s_workers : sequence of int
+        Numbers of workers at which every ``s`` is measured (empty: skip).
+    build_workers : sequence of int
+        Numbers of workers at which gaussian-mds is built (empty: skip).
+    load_shapes : sequence of int
+        ``s, m`` pairs, flattened, whose load is measured for ``n`` from
+        ``s + m`` to ``4 (s + m)`` (empty: skip).
     floor : bool, default=True
         Also measure the Dask round-trip floor at each ``n`` to set the decode
         time against.
@@ -59,9 +87,17 @@ def run(
     -------
     Report
     """
+    if len(load_shapes) % 2:
+        raise ValueError(
+            f"load_shapes takes s, m pairs; got {len(load_shapes)} numbers"
+        )
     reports = stability_grid(
         tuple(workers), tuple(comm_reductions), n_sets=sets, progress=progress
     )
+    all_s = _all_s(all_s_workers, comm_reductions, progress)
+    builds = build_times(tuple(build_workers)) if build_workers else []
+    shapes = list(zip(load_shapes[::2], load_shapes[1::2], strict=True))
+    loads = load_against_optimum(shapes) if shapes else []
     floors: dict[int, float] = {}
     if floor:
         largest = None if target.embedded else target.count_workers()
@@ -71,15 +107,42 @@ def run(
             with target.connect(n) as client:
                 floors[n] = float(np.median(round_trip_floor(client, n)))
     floor_rows = decode_against_floor(reports, floors)
+    figures = {"": error_against_n(reports)}
+    if all_s:
+        figures["all_s"] = worst_error_over_s(all_s, DEFAULT_RTOL)
+    if builds:
+        figures["build_time"] = build_time_against_n(builds)
+    if loads:
+        figures["load"] = load_against_n(loads)
     return Report(
         NAME,
         tables={
             "codes": [r.as_dict() for r in reports],
+            "all_s": all_s,
+            "build_time": builds,
+            "load": loads,
             "decode_vs_floor": floor_rows,
         },
-        figures={"": error_against_n(reports)},
-        markdown=_markdown(reports, floor_rows, command, target),
+        figures=figures,
+        markdown=_markdown(reports, all_s, builds, loads, floor_rows, command, target),
     )
+
+
+def _all_s(
+    workers: Sequence[int], comm_reductions: Sequence[int], progress: bool
+) -> list[dict]:
+    grid = [
+        (scheme, n, m)
+        for n in workers
+        for scheme in ALL_S_SCHEMES
+        for m in comm_reductions
+        if m == 1 or scheme in ("ye-abbe", "gaussian-mds")
+    ]
+    if progress:
+        from tqdm.auto import tqdm
+
+        grid = tqdm(grid, desc="every s", unit="code")
+    return [worst_over_stragglers(scheme, n, m) for scheme, n, m in grid]
 
 
 def decode_against_floor(
@@ -113,6 +176,8 @@ def _first_n(reports: Sequence[StabilityReport], above: float) -> str:
 
 
 def _reading(reports: Sequence[StabilityReport]) -> str:
+    if not reports:
+        return ""
     lines = []
     largest = max(r.n_workers for r in reports)
     for scheme in ("ye-abbe", "gaussian-mds", "cyclic-mds"):
@@ -129,7 +194,9 @@ def _reading(reports: Sequence[StabilityReport]) -> str:
             f"{at_largest:.1e} at n = {largest}; worst condition number "
             f"{max(r.worst_condition_number for r in chosen):.1e}; the worst error "
             f"{_first_n(chosen, 1e-10)} and {_first_n(chosen, 1.0)} (an error of 1 "
-            "is a useless gradient)."
+            "is a useless gradient); "
+            f"{sum(not r.accepted for r in chosen)} of {len(chosen)} sizes refused "
+            "by make_code."
         )
     return "\n".join(lines)
 
@@ -144,37 +211,154 @@ FLOOR_COLUMNS = {
 }
 
 
-def _markdown(reports, floor_rows, command, target) -> str:
+ALL_S_COLUMNS = {
+    "scheme": "scheme",
+    "n": "n",
+    "m": "m",
+    "s_tried": "s tried",
+    "worst_error": "worst error, every s",
+    "worst_at_s": "at s",
+    "s_refused": "s refused",
+    "worst_error_accepted": "worst error, s accepted",
+}
+
+BUILD_COLUMNS = {
+    "n": "n",
+    "s": "s",
+    "m": "m",
+    "groups": "groups",
+    "optimal": "optimal load",
+    "build_seconds": "build + verify (s)",
+}
+
+
+def _all_s_reading(rows: Sequence[dict]) -> str:
+    if not rows:
+        return "(not measured)"
+    lines = []
+    for scheme in ALL_S_SCHEMES:
+        chosen = [r for r in rows if r["scheme"] == scheme]
+        if not chosen:
+            continue
+        worst = max(chosen, key=lambda r: r["worst_error"])
+        accepted = max(r["worst_error_accepted"] for r in chosen)
+        refused = sum(r["s_refused"] for r in chosen)
+        tried = sum(r["s_tried"] for r in chosen)
+        lines.append(
+            f"- **{scheme}**: worst error {worst['worst_error']:.1e} (n = "
+            f"{worst['n']}, m = {worst['m']}, s = {worst['worst_at_s']}); "
+            f"{refused} of {tried} sizes refused; the sizes it builds decode "
+            f"within {accepted:.1e}."
+        )
+    return "\n".join(lines)
+
+
+def _build_reading(rows: Sequence[dict]) -> str:
+    if not rows:
+        return "(not measured)"
+    largest = max(r["n"] for r in rows)
+    slowest = max(
+        (r for r in rows if r["n"] == largest), key=lambda r: r["build_seconds"]
+    )
+    return (
+        f"The slowest build at n = {largest} took {slowest['build_seconds']:.2f} s "
+        f"(s = {slowest['s']}, m = {slowest['m']}); "
+        f"{sum(not r['optimal'] for r in rows)} of {len(rows)} builds fell back "
+        "to equal-share groups."
+    )
+
+
+def _load_reading(rows: Sequence[dict]) -> str:
+    if not rows:
+        return "(not measured)"
+    lines = []
+    for scheme in dict.fromkeys(r["scheme"].split(" (")[0] for r in rows):
+        chosen = [r for r in rows if r["scheme"].split(" (")[0] == scheme]
+        worst = max(chosen, key=lambda r: r["ratio"])
+        optimal = sum(abs(r["ratio"] - 1) < 1e-9 for r in chosen)
+        lines.append(
+            f"- **{scheme}**: optimal at {optimal} of {len(chosen)} sizes; worst "
+            f"{worst['ratio']:.2f} x the optimum (n = {worst['n']}, s = "
+            f"{worst['s']}, m = {worst['m']})."
+        )
+    return "\n".join(lines)
+
+
+def _markdown(reports, all_s, builds, loads, floor_rows, command, target) -> str:
     if floor_rows:
         floor_text = markdown_table(floor_rows, FLOOR_COLUMNS)
     else:
         floor_text = "(floor not measured: run without --no-floor)"
-    return f"""# Decoding stability
+    all_s_table = markdown_table(all_s, ALL_S_COLUMNS) if all_s else ""
+    build_table = markdown_table(builds, BUILD_COLUMNS) if builds else ""
+    return f"""# Decoding stability, build time and load
 
 Reproduce with `{command}` (from the repository root, after `make test` or
 `pip install -e .[bench]`).
 
-Measured on {machine_description()}.  For each code, straggler sets of size `s`
-(all of them when there are at most the number of sets asked for, otherwise
-distinct random ones), partial gradients redrawn i.i.d. standard normal for
-every set, gradient length 1,000.  `s` is about `n/10`, nudged so that `n - s`
-is odd (the real cyclic-MDS construction needs it).  `gaussian-mds` reports
-the tolerance its groups really give: where `s + m` does not divide `n`,
-groups are larger and tolerate more, and the sets tried are that much larger.
-"worst cond." is the condition number of the system solved to decode (the
-`(n - s)`-point Vandermonde for ye-abbe, the `m x r` generator blocks for
-gaussian-mds, the responders' rows of the encoding matrix for cyclic-mds).
+Measured on {machine_description()}.  Every decode checks its own accuracy:
+its error bound (the residual of the decoding matrix plus float64 rounding,
+relative to the root-sum-square of the partial gradients) must reach the
+code's `rtol` (default `1e-8`), or the decode raises instead of returning an
+"exact" gradient; `make_code` refuses a scheme at a size where the worst
+responder sets it measures (the stragglers in one contiguous run, spread out,
+and a seeded sample) miss it.  The codes below are built without that check,
+so that refused sizes are measured too ("built" says what `make_code` does).
+
+## Error against n, s about n/10
+
+For each code, straggler sets of size `s` (all of them when there are at
+most the number of sets asked for, otherwise distinct random ones), partial
+gradients redrawn i.i.d. standard normal for every set, gradient length
+1,000, decoded with `approximate=True` so that inaccurate sets are measured
+rather than refused ("sets missing rtol" counts those an exact decode would
+have refused).  `s` is about `n/10`, nudged so that `n - s` is odd (the real
+cyclic-MDS construction needs it).  "worst cond." is the condition number of
+the system solved to decode (the `(n - s)`-point Vandermonde for ye-abbe,
+the per-group generator blocks or evaluation matrices for gaussian-mds, the
+responders' rows of the encoding matrix for cyclic-mds).
 
 {stability_table(list(reports))}
 
 ![decoding error and conditioning against n](decode_stability.png)
 
-## Reading it
-
 {_reading(reports)}
 
-Random Gaussian MDS codes only solve small `m x r` systems, which is why they
-stay accurate as `n` grows; Ye-Abbe's Vandermonde system grows with `n - s`.
+## Worst error over every s
+
+For every `s` a scheme exists for at each `n` (and `m = 1, 2` where the
+scheme has `m`), the probe sets a build checks plus a seeded sample (16
+sets), gradient length 64.  "s refused" counts the sizes `make_code`
+refuses; the last column is the worst error among the sizes it builds.
+
+{all_s_table}
+
+{"![worst error over every s](decode_stability_all_s.png)" if all_s else ""}
+
+{_all_s_reading(all_s)}
+
+## Building gaussian-mds up to n = 1000
+
+Median of three builds (construction plus the build-time check) for several
+shapes `s / n, m`.
+
+{build_table}
+
+{"![build time against n](decode_stability_build_time.png)" if builds else ""}
+
+{_build_reading(builds)}
+
+## Load against the optimum
+
+Share of the data the busiest worker processes, over Ye & Abbe's bound
+`(s + m) / n`, for `n` from `d = s + m` to `4 d`.  "equal-share groups" is
+Kadhe et al.'s grouping as gaussian-mds used it before (every group of
+`d` or more workers holds `1 / (n // d)` of the data); gaussian-mds now sizes
+its groups between `d` and `2d - 1` and shares the data by group size.
+
+{"![load against n](decode_stability_load.png)" if loads else ""}
+
+{_load_reading(loads)}
 
 ## Decoding cost next to an iteration
 
@@ -182,7 +366,7 @@ Every coded iteration costs at least the Dask round trip: `n` pinned no-op
 tasks collected with `distributed.as_completed`, measured in the same run on
 {target.describe()} with `n` single-thread workers.  Decode times are the
 slowest over the schemes at that `n`; "cold" is the first time a straggler
-pattern is seen (solve + apply), "cached" a repeated pattern.
+pattern is seen (solve, accuracy check, apply), "cached" a repeated pattern.
 
 {floor_text}
 """

@@ -11,6 +11,7 @@ __all__ = [
     "check_load_fits",
     "check_partial_gradients",
     "check_positive_int",
+    "check_rtol",
     "require_single_message_block",
     "rng_from",
 ]
@@ -23,6 +24,18 @@ def check_positive_int(value: object, name: str, *, minimum: int = 1) -> int:
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return int(value)
+
+
+def check_rtol(value: object) -> float:
+    """Return ``value`` as a float in ``(0, 1)``, or raise saying what works."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"rtol must be a number, got {value!r}")
+    if not 0 < value < 1:
+        raise ValueError(
+            f"rtol must be between 0 and 1 (a relative accuracy such as 1e-8), "
+            f"got {value!r}"
+        )
+    return float(value)
 
 
 def check_code_shape(

@@ -5,34 +5,48 @@ gradient code with load ``N``, communication reduction ``m = K`` and straggler
 tolerance ``s = D - 1``; an MDS code (``D = N - K + 1``) meets ``d = s + m``.
 
 Placement: workers form groups, every member of a group holds the group's
-partitions, sums their partial gradients into ``h``, cuts ``h`` into ``K``
-sub-vectors and sends the codeword symbol of its column ``c`` of ``G``:
-``sum_u G[u, c] h^(u)``.  Decoding solves one small ``K x r`` system per group
-(``r`` = responders in the group), so its conditioning does not grow with the
-number of workers.  With ``N | n`` the groups have exactly ``N`` members.
-Otherwise the ``q = n // N`` groups are as even as possible (sizes ``N`` or
-more) and the data is cut into ``q * N`` partitions, ``N`` per group: every
-worker still holds ``N`` partitions and computes the same share, ``1 / q`` of
-the data, which is more than the optimal ``(s + m) / n``.  Members beyond
-``N`` repeat columns of ``G`` (the Gaussian construction draws extra columns
-instead); ``load_fraction`` and ``is_optimal`` say what the code really costs.
+data, computes its gradient ``h``, cuts ``h`` into ``K`` sub-vectors and sends
+the codeword symbol of its column ``c`` of ``G``: ``sum_u G[u, c] h^(u)``.
+Decoding solves one small ``K x r`` system per group (``r`` = responders in
+the group), so its conditioning does not grow with the number of workers.
+
+With a user's generator the ``q = n // N`` groups are as even as possible
+(``N`` members or more, repeating columns of ``G``) and each holds ``1 / q`` of
+the data: optimal when ``N`` divides ``n``, ``load_fraction = 1 / q``
+otherwise.  :class:`~dask_gradcode.codes.gaussian.GaussianMDSCode` reaches the
+optimal load at every ``n``.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+import warnings
 from typing import Any
 
 import numpy as np
 
-from dask_gradcode.codes._base import GradientCode
-from dask_gradcode.codes._validation import check_load_fits, rng_from
+from dask_gradcode.codes._base import DenseCode
+from dask_gradcode.codes._grouped import GroupedCode
 
-__all__ = ["GaussianMDSCode", "LinearCode", "group_sizes", "straggler_tolerance"]
+__all__ = [
+    "GeneratorGroup",
+    "LinearCode",
+    "SampledCertificationWarning",
+    "group_sizes",
+    "pseudo_inverse",
+    "straggler_tolerance",
+]
 
 #: Rank checks allowed when certifying a code's minimum distance exactly.
 MAX_RANK_CHECKS = 200_000
+
+#: Column subsets checked when the exact certification is out of reach.
+SAMPLED_RANK_CHECKS = 2_000
+
+
+class SampledCertificationWarning(UserWarning):
+    """A generator's straggler tolerance was checked on a sample of column subsets."""
 
 
 def group_sizes(n_workers: int, block_length: int) -> list[int]:
@@ -61,8 +75,9 @@ def straggler_tolerance(generator: np.ndarray) -> int:
         if checks > MAX_RANK_CHECKS:
             raise ValueError(
                 f"certifying the minimum distance of a {k} x {n} generator needs more "
-                f"than {MAX_RANK_CHECKS} rank checks; use a shorter code (fewer "
-                "columns) or 'gaussian-mds'"
+                f"than {MAX_RANK_CHECKS} rank checks; pass the n_stragglers you need "
+                "(it is then checked on a sample of column subsets), use a shorter "
+                "code, or use 'gaussian-mds'"
             )
         if all(
             np.linalg.matrix_rank(generator[:, list(cols)], tol=tol) == k
@@ -70,6 +85,37 @@ def straggler_tolerance(generator: np.ndarray) -> int:
         ):
             return n - size
     raise ValueError("generator is rank deficient")  # unreachable after checks
+
+
+def sampled_rank_failures(
+    generator: np.ndarray, n_stragglers: int, n_checks: int, seed: int = 0
+) -> list[tuple[int, ...]]:
+    """Column subsets of size ``N - s`` (a seeded sample) with rank below ``K``."""
+    k, n = generator.shape
+    tol = _rank_tolerance(generator)
+    rng = np.random.default_rng([n, k, n_stragglers, seed])
+    failures = []
+    for _ in range(n_checks):
+        cols = tuple(sorted(rng.choice(n, n - n_stragglers, replace=False).tolist()))
+        if np.linalg.matrix_rank(generator[:, list(cols)], tol=tol) < k:
+            failures.append(cols)
+    return failures
+
+
+def pseudo_inverse(matrix: np.ndarray) -> tuple[np.ndarray, float]:
+    """Moore-Penrose inverse of a full-rank matrix and its condition number.
+
+    A square matrix is inverted by LU, with the Frobenius condition number (an
+    upper bound on the 2-norm one); others take one SVD.  LU is five times
+    faster at 1000 x 1000, which is what a large generator group solves.
+    """
+    if matrix.shape[0] == matrix.shape[1] and matrix.shape[0] > 64:
+        inverse = np.linalg.inv(matrix)
+        condition = float(np.linalg.norm(matrix) * np.linalg.norm(inverse))
+        return inverse, condition
+    u, singular, vt = np.linalg.svd(matrix, full_matrices=False)
+    inverse = (vt.T / singular) @ u.T
+    return inverse, float(singular[0] / singular[-1])
 
 
 def _rank_tolerance(matrix: np.ndarray) -> float:
@@ -81,21 +127,109 @@ def _rank_tolerance(matrix: np.ndarray) -> float:
     )
 
 
-class LinearCode(GradientCode):
+class GeneratorGroup(DenseCode):
+    """One group of the linear-code framework: every member holds one partition.
+
+    Member ``c`` sends ``sum_u generator[u, c] h^(u)``; any members whose
+    columns have full row rank decode, by one pseudo-inverse.
+
+    Parameters
+    ----------
+    generator : ndarray of shape (m, n_members)
+        One column per member (columns may repeat).
+    n_stragglers : int
+        The group's certified tolerance.
+    rank_tolerance : float, optional
+        Singular values below it count as zero in the rank test (default:
+        numpy's, for ``generator``).
+    mds : bool, default=False
+        Whether any ``m`` columns are known to have full rank (a Gaussian
+        generator), which turns the rank test into a count.
+    """
+
+    scheme = "linear-group"
+
+    def __init__(
+        self,
+        generator: np.ndarray,
+        n_stragglers: int,
+        *,
+        rank_tolerance: float | None = None,
+        mds: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        self._generator = np.asarray(generator, dtype=np.float64)
+        members = self._generator.shape[1]
+        self._rank_tol = (
+            _rank_tolerance(self._generator)
+            if rank_tolerance is None
+            else rank_tolerance
+        )
+        self._mds = mds
+        super().__init__(
+            n_stragglers=n_stragglers,
+            supports=[[0]] * members,
+            encoding=self._generator.T[:, None, :],
+            **kwargs,
+        )
+
+    @property
+    def generator(self) -> np.ndarray:
+        """The group's generator columns (``m x members``)."""
+        return self._generator.copy()
+
+    def _is_decodable(self, responders: frozenset[int]) -> bool:
+        m = self.comm_reduction
+        if len(responders) < m:
+            return False
+        if self._mds:
+            return True
+        block = self._generator[:, sorted(responders)]
+        return int(np.linalg.matrix_rank(block, tol=self._rank_tol)) == m
+
+    def _why_not_decodable(self, responders: frozenset[int]) -> str:
+        return (
+            f"the responders' columns of the generator must have rank "
+            f"{self.comm_reduction}"
+        )
+
+    def _exact_coefficients(
+        self, responders: tuple[int, ...]
+    ) -> tuple[np.ndarray, float]:
+        """``pinv`` of the responders' ``m x r`` generator columns.
+
+        Using every responder (not just ``m`` of them) solves an
+        overdetermined consistent system, which is never worse conditioned.
+        """
+        return pseudo_inverse(self._generator[:, list(responders)])
+
+    def _probe_sets(self, budget: int, n_stragglers: int) -> list[tuple[int, ...]]:
+        sets = super()._probe_sets(budget, n_stragglers)
+        return [s for s in sets if self._is_decodable(frozenset(s))]
+
+
+class LinearCode(GroupedCode):
     """Gradient code from a user's generator matrix.
 
     Parameters
     ----------
     n_workers : int
-        Number of workers (and partitions).
+        Number of workers.
     generator : array-like of shape (K, N)
         Real generator matrix with full row rank ``K`` and ``N <= n_workers``
         columns.  ``comm_reduction`` is ``K``; the straggler tolerance is the
-        code's minimum distance minus one, computed exactly.
+        code's minimum distance minus one, certified exactly when that takes
+        at most ``MAX_RANK_CHECKS`` rank checks.
     n_stragglers : int, optional
-        Tolerance you need; raises if the code cannot give it.
+        Tolerance you need; raises if the code cannot give it.  Required when
+        the exact certification is out of reach: it is then checked on
+        ``SAMPLED_RANK_CHECKS`` random column subsets (a
+        :class:`SampledCertificationWarning` says so, and
+        :attr:`certification` records it).
     comm_reduction : int, optional
         Must equal ``K`` if given.
+    rtol, cache_size, verify
+        As for every code (see :func:`~dask_gradcode.codes.make_code`).
     """
 
     scheme = "linear"
@@ -117,11 +251,77 @@ class LinearCode(GradientCode):
                 f"comm_reduction={comm_reduction}. Pass comm_reduction={k} or "
                 f"a generator with {comm_reduction} rows"
             )
+        self._generator = generator
         sizes = group_sizes(n_workers, block_length)
-        columns = [[c % block_length for c in range(size)] for size in sizes]
+        rank_tol = _rank_tolerance(generator)
+        verify = kwargs.pop("verify", True)
+        codes: dict[int, GeneratorGroup] = {}
+        certifications = []
+        for size in sorted(set(sizes)):
+            columns = generator[:, [c % block_length for c in range(size)]]
+            tolerance, how = self._certify(columns, n_stragglers, n_workers)
+            certifications.append(how)
+            codes[size] = GeneratorGroup(
+                columns,
+                tolerance,
+                rank_tolerance=rank_tol,
+                verify=False,
+                rtol=kwargs.get("rtol", 1e-8),
+            )
+        self.certification = "; ".join(dict.fromkeys(certifications))
         self._init_groups(
-            generator, sizes, columns, n_stragglers, kwargs, block_length=block_length
+            [(codes[size], 1 / len(sizes)) for size in sizes],
+            requested_stragglers=n_stragglers,
+            verify=verify,
+            **kwargs,
         )
+
+    @staticmethod
+    def _certify(
+        columns: np.ndarray, n_stragglers: int | None, n_workers: int
+    ) -> tuple[int, str]:
+        """The group's tolerance and how it was established."""
+        try:
+            tolerance = straggler_tolerance(columns)
+        except ValueError:
+            if n_stragglers is None:
+                raise
+            if n_stragglers >= columns.shape[1] - columns.shape[0] + 1:
+                raise ValueError(
+                    f"a {columns.shape[0]} x {columns.shape[1]} generator tolerates at "
+                    f"most {columns.shape[1] - columns.shape[0]} stragglers (Singleton "
+                    f"bound); pass n_stragglers<={columns.shape[1] - columns.shape[0]}"
+                ) from None
+            failures = sampled_rank_failures(columns, n_stragglers, SAMPLED_RANK_CHECKS)
+            if failures:
+                missing = sorted(set(range(columns.shape[1])) - set(failures[0]))
+                raise ValueError(
+                    f"this generator does not tolerate {n_stragglers} stragglers with "
+                    f"n_workers={n_workers}: without columns {missing} its rank "
+                    "drops; pass a smaller n_stragglers or a code with larger "
+                    "minimum distance"
+                ) from None
+            how = (
+                f"sampled: {SAMPLED_RANK_CHECKS} random sets of "
+                f"{columns.shape[1] - n_stragglers} columns had full rank"
+            )
+            warnings.warn(
+                f"the straggler tolerance {n_stragglers} of this "
+                f"{columns.shape[0]} x {columns.shape[1]} generator is checked on "
+                f"{SAMPLED_RANK_CHECKS} random column subsets, not certified "
+                f"exactly (that needs more than {MAX_RANK_CHECKS} rank checks); every "
+                "decode still checks its own accuracy",
+                SampledCertificationWarning,
+                stacklevel=5,
+            )
+            return n_stragglers, how
+        if n_stragglers is not None and n_stragglers > tolerance:
+            raise ValueError(
+                f"this generator tolerates only {tolerance} straggler(s) with "
+                f"n_workers={n_workers} (minimum distance {tolerance + 1}); pass "
+                f"n_stragglers<={tolerance} or a code with larger minimum distance"
+            )
+        return tolerance, "exact: minimum distance certified"
 
     @staticmethod
     def _check_generator(generator: Any, n_workers: int) -> np.ndarray:
@@ -146,183 +346,13 @@ class LinearCode(GradientCode):
             )
         return matrix
 
-    def _init_groups(
-        self,
-        generator: np.ndarray,
-        sizes: list[int],
-        columns: list[list[int]],
-        n_stragglers: int | None,
-        kwargs: dict[str, Any],
-        block_length: int,
-    ) -> None:
-        """Place groups, compute the real tolerance, build the encoding."""
-        k = generator.shape[0]
-        n = sum(sizes)
-        self._generator = generator
-        self._group_generators = [generator[:, cols] for cols in columns]
-        self._rank_tol = _rank_tolerance(generator)
-        # Groups with the same columns share a tolerance: certify each once.
-        distinct = {tuple(cols): generator[:, cols] for cols in columns}
-        tolerance = min(straggler_tolerance(g) for g in distinct.values())
-        if n_stragglers is not None and n_stragglers > tolerance:
-            raise ValueError(
-                f"this generator tolerates only {tolerance} straggler(s) with "
-                f"n_workers={n} (minimum distance {tolerance + 1}); pass "
-                f"n_stragglers<={tolerance} or a code with larger minimum distance"
-            )
-        starts = np.cumsum([0, *sizes])
-        self._group_of = np.repeat(np.arange(len(sizes)), sizes)
-        self._group_members = [
-            list(range(starts[t], starts[t + 1])) for t in range(len(sizes))
-        ]
-        # Every group holds the same number of (equal) partitions, so every
-        # worker computes the same share of the data even when groups differ
-        # in size; larger groups only add redundancy.
-        per_group = block_length
-        supports = [
-            list(
-                range(
-                    self._group_of[i] * per_group, (self._group_of[i] + 1) * per_group
-                )
-            )
-            for i in range(n)
-        ]
-        encoding = np.zeros((n, per_group * len(sizes), k))
-        for t, members in enumerate(self._group_members):
-            held = supports[members[0]]
-            for c, worker in enumerate(members):
-                encoding[worker, held, :] = self._group_generators[t][:, c]
-        super().__init__(
-            n_stragglers=tolerance, supports=supports, encoding=encoding, **kwargs
-        )
-
     @property
     def generator(self) -> np.ndarray:
         """The generator matrix ``G`` (``comm_reduction x block length``)."""
         return self._generator.copy()
 
-    @property
-    def groups(self) -> list[list[int]]:
-        """Worker ids of each group; a group's members hold the same partitions."""
-        return [list(members) for members in self._group_members]
-
-    def _responders_by_group(self, responders: frozenset[int]) -> list[list[int]]:
-        by_group: list[list[int]] = [[] for _ in self._group_members]
-        for worker in sorted(responders):
-            by_group[self._group_of[worker]].append(worker)
-        return by_group
-
-    def _group_rank(self, group: int, workers: list[int]) -> int:
-        if len(workers) < self.comm_reduction:
-            return len(workers)
-        cols = [w - self._group_members[group][0] for w in workers]
-        return int(
-            np.linalg.matrix_rank(
-                self._group_generators[group][:, cols], tol=self._rank_tol
-            )
-        )
-
-    def _failed_groups(self, responders: frozenset[int]) -> list[int]:
-        return [
-            t
-            for t, workers in enumerate(self._responders_by_group(responders))
-            if self._group_rank(t, workers) < self.comm_reduction
-        ]
-
-    def _is_decodable(self, responders: frozenset[int]) -> bool:
-        return not self._failed_groups(responders)
-
-    def _why_not_decodable(self, responders: frozenset[int]) -> str:
-        failed = self._failed_groups(responders)
-        groups = "; ".join(
-            f"{self._group_members[t][0]}..{self._group_members[t][-1]}" for t in failed
-        )
+    def _unstable_advice(self) -> str:
         return (
-            f"each group needs responders whose columns of the generator have rank "
-            f"{self.comm_reduction}, and the group(s) of workers {groups} do not"
+            "Some sets of columns of this generator are nearly dependent; use a "
+            "better-conditioned generator, or 'gaussian-mds'."
         )
-
-    def _exact_coefficients(
-        self, responders: tuple[int, ...]
-    ) -> tuple[np.ndarray, float]:
-        """Per group, ``pinv`` of the responders' ``K x r`` generator columns.
-
-        Using every responder of a group (not just ``K`` of them) solves an
-        overdetermined consistent system, which is never worse conditioned.
-        """
-        coefficients = np.zeros((len(responders), self.comm_reduction))
-        row_of = {worker: row for row, worker in enumerate(responders)}
-        condition = 1.0
-        for t, workers in enumerate(self._responders_by_group(frozenset(responders))):
-            cols = [w - self._group_members[t][0] for w in workers]
-            block = self._group_generators[t][:, cols]
-            coefficients[[row_of[w] for w in workers]] = np.linalg.pinv(block)
-            condition = max(condition, float(np.linalg.cond(block)))
-        return coefficients, condition
-
-
-class GaussianMDSCode(LinearCode):
-    """Random Gaussian MDS generator in the linear-code framework.
-
-    ``G`` (``m x (s + m)``, i.i.d. standard normal) generates an MDS code with
-    probability 1, so the code tolerates ``s`` stragglers at load
-    ``d = s + m`` (optimal) whenever ``d`` divides ``n_workers``.  Otherwise
-    groups are larger than ``d`` and get extra Gaussian columns; the load grows
-    and the tolerance reported is what the larger groups give.
-
-    Parameters
-    ----------
-    n_workers : int
-        Number of workers (and partitions).
-    n_stragglers : int
-        Stragglers tolerated (at least).
-    comm_reduction : int
-        ``m``.
-    random_state : None, int or numpy Generator
-        Seed for ``G``.
-    n_candidates : int, default=8
-        Generators drawn; the one whose worst ``m x m`` column submatrix is best
-        conditioned is kept (deterministic for a fixed ``random_state``).
-    """
-
-    scheme = "gaussian-mds"
-
-    def __init__(
-        self,
-        n_workers: int,
-        n_stragglers: int,
-        comm_reduction: int,
-        *,
-        random_state: object = None,
-        n_candidates: int = 8,
-        **kwargs: Any,
-    ) -> None:
-        n, s, m = n_workers, n_stragglers, comm_reduction
-        load = s + m
-        check_load_fits(self.scheme, n, load)
-        if n_candidates < 1:
-            raise ValueError(f"n_candidates must be >= 1, got {n_candidates}")
-        sizes = group_sizes(n, load)
-        rng = rng_from(random_state)
-        candidates = [rng.standard_normal((m, max(sizes))) for _ in range(n_candidates)]
-        generator = min(candidates, key=lambda g: _worst_square_condition(g, rng))
-        columns = [list(range(size)) for size in sizes]
-        self._init_groups(generator, sizes, columns, None, kwargs, block_length=load)
-
-    def _group_rank(self, group: int, workers: list[int]) -> int:
-        # MDS (certified at construction): any m columns have full rank.
-        return min(len(workers), self.comm_reduction)
-
-
-def _worst_square_condition(
-    generator: np.ndarray, rng: np.random.Generator, max_subsets: int = 5_000
-) -> float:
-    """Largest condition number over ``m x m`` column submatrices (sampled if many)."""
-    m, n = generator.shape
-    if math.comb(n, m) <= max_subsets:
-        subsets = np.array(list(itertools.combinations(range(n), m)))
-    else:
-        subsets = np.array(
-            [np.sort(rng.choice(n, size=m, replace=False)) for _ in range(max_subsets)]
-        )
-    return float(np.linalg.cond(generator[:, subsets].transpose(1, 0, 2)).max())

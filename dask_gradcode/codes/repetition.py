@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dask_gradcode.codes._base import GradientCode
+from dask_gradcode.codes._base import Decoder, DenseCode
 from dask_gradcode.codes._validation import rng_from
 
 __all__ = [
@@ -20,16 +20,19 @@ __all__ = [
 ]
 
 
-def cyclic_supports(n_workers: int, load: int) -> list[list[int]]:
-    """Worker ``i`` holds partitions ``i, i+1, ..., i+load-1`` (mod ``n_workers``)."""
-    return [[(i + t) % n_workers for t in range(load)] for i in range(n_workers)]
+def cyclic_supports(n_workers: int, load: int) -> np.ndarray:
+    """Worker ``i`` holds partitions ``i, i+1, ..., i+load-1`` (mod ``n_workers``).
+
+    Row ``i`` of the ``(n_workers, load)`` result lists worker ``i``'s.
+    """
+    return (np.arange(n_workers)[:, None] + np.arange(load)[None, :]) % n_workers
 
 
 def _identity_encoding(n_workers: int) -> np.ndarray:
     return np.eye(n_workers)[:, :, None]
 
 
-class UncodedCode(GradientCode):
+class UncodedCode(DenseCode):
     """One partition per worker; the client waits for every worker.
 
     Parameters
@@ -54,12 +57,17 @@ class UncodedCode(GradientCode):
         return np.ones((len(responders), 1)), 1.0
 
 
-class IgnoreStragglersCode(GradientCode):
+class IgnoreStragglersCode(DenseCode):
     """Uncoded placement; decode by rescaling the sum of whoever answered.
 
     The estimate ``(n / |R|) * sum_{i in R} f_i`` is unbiased when stragglers
     are uniformly random, but never exact unless every worker answers.  It is
-    the simplest approximate baseline.
+    the simplest approximate baseline, and the one decode in this package that
+    is not the least-squares optimum: that would be the plain sum
+    ``sum_{i in R} f_i`` (smaller residual, but biased towards zero).
+    :meth:`~GradientCode.decoder` gives the rescaled sum whether or not
+    ``approximate`` is passed; ``decodable`` and ``exact`` are true only when
+    every worker answered.
 
     Parameters
     ----------
@@ -70,6 +78,7 @@ class IgnoreStragglersCode(GradientCode):
     """
 
     scheme = "ignore-stragglers"
+    approximate_scheme = True
 
     def __init__(self, n_workers: int, n_stragglers: int, **kwargs: object) -> None:
         super().__init__(
@@ -79,18 +88,20 @@ class IgnoreStragglersCode(GradientCode):
             **kwargs,
         )
 
-    def _rescaled_sum(self, responders: tuple[int, ...]) -> tuple[np.ndarray, float]:
-        scale = self.n_workers / len(responders)
-        return np.full((len(responders), 1), scale), 1.0
+    def _probe_sets(self, budget: int, n_stragglers: int) -> list[tuple[int, ...]]:
+        # Approximate by design: only the full set must decode exactly.
+        return [tuple(range(self.n_workers))]
 
-    _exact_coefficients = _rescaled_sum
-    _approximate_coefficients = _rescaled_sum
+    def _build_decoder(self, responders: frozenset[int]) -> Decoder:
+        ordered = tuple(sorted(responders))
+        scale = self.n_workers / len(ordered)
+        coefficients = np.full((len(ordered), 1), scale)
+        return self._decoder_from(
+            ordered, coefficients, 1.0, len(ordered) == self.n_workers
+        )
 
-    def _decodes_exactly(self, responders: frozenset[int], decodable: bool) -> bool:
-        return len(responders) == self.n_workers
 
-
-class FractionalRepetitionCode(GradientCode):
+class FractionalRepetitionCode(DenseCode):
     """Groups of ``s + 1`` workers share ``s + 1`` partitions and send their sum.
 
     Decoding picks one responder per group: no linear solve, exact in floating
@@ -156,7 +167,7 @@ class FractionalRepetitionCode(GradientCode):
         return coefficients, 1.0
 
 
-class CyclicRepetitionCode(GradientCode):
+class CyclicRepetitionCode(DenseCode):
     """Cyclic supports of size ``s + 1`` with random coefficients (Tandon et al.).
 
     Draw ``H`` (``s x n``, Gaussian, ``H 1 = 0``); row ``i`` of the encoding
