@@ -512,8 +512,20 @@ def test_gaussian_mds_builds_where_certification_used_to_refuse(n, s, m):
         assert relative_error(estimate, partials.sum(axis=0)) <= 1e-10
 
 
-@pytest.mark.parametrize(("s", "m"), [(1, 1), (10, 2), (15, 10), (200, 3), (998, 1)])
-def test_gaussian_mds_at_1000_workers_decodes_to_1e_10(s, m):
+@pytest.mark.parametrize(
+    ("s", "m", "accuracy"),
+    [
+        (1, 1, 1e-10),
+        (10, 2, 1e-10),
+        (15, 10, 1e-10),
+        (200, 3, 1e-10),
+        (998, 1, 1e-10),
+        # s + m > n / 2: one cyclic group of all 1000 workers, whose 500 x 500
+        # Gaussian solves are less accurate (still well within rtol)
+        (500, 1, 1e-9),
+    ],
+)
+def test_gaussian_mds_at_1000_workers_decodes_accurately(s, m, accuracy):
     code = make_code("gaussian-mds", 1000, s, m, random_state=0)
     assert code.is_optimal
     rng = np.random.default_rng(2)
@@ -521,11 +533,11 @@ def test_gaussian_mds_at_1000_workers_decodes_to_1e_10(s, m):
     messages = encode_all(code, partials)
     for responders in (range(s, 1000), rng.choice(1000, 1000 - s, replace=False)):
         estimate = code.decode({int(w): messages[int(w)] for w in responders}, 4)
-        assert relative_error(estimate, partials.sum(axis=0)) <= 1e-10
+        assert relative_error(estimate, partials.sum(axis=0)) <= accuracy
 
 
 def test_gaussian_mds_falls_back_to_equal_shares_and_says_so():
-    code = make_code("gaussian-mds", 1000, 500, 1, random_state=0)
+    code = make_code("gaussian-mds", 1000, 300, 300, random_state=0)
     assert not code.is_optimal
     assert "equal-share" in code.layout and "out of reach" in code.layout
 

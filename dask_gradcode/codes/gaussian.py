@@ -38,9 +38,9 @@ from dask_gradcode.codes.repetition import cyclic_supports
 
 __all__ = ["CyclicGaussianGroup", "GaussianMDSCode", "optimal_group_sizes"]
 
-#: Work (about ``g * e * (g - s)**2`` flops for the null spaces) above which a
-#: cyclic group is not built and the code falls back to equal-share groups.
-MAX_CYCLIC_WORK = 4e8
+#: Work (about ``g**2 (g - s) m`` flops for the encoding) above which a cyclic
+#: group is not built and the code falls back to equal-share groups.
+MAX_CYCLIC_WORK = 2e9
 
 #: Entries of a cyclic group's encoding tensor (``g * g * m``) above which the
 #: code falls back to equal-share groups.
@@ -60,6 +60,63 @@ def optimal_group_sizes(n_workers: int, load: int) -> list[int]:
 def _probe_budget(m: int, size: int) -> int:
     """Responder sets to probe per group: fewer when each solve is large."""
     return int(max(1, min(32, 2e8 / (max(m, size) ** 3 + 1))))
+
+
+#: Above this much work (``g * e**3`` flops) the null spaces are updated
+#: window by window instead of solved one by one.
+DIRECT_NULL_SPACE_WORK = 3e8
+
+#: A sliding update is refactorised from scratch this often.
+REFACTOR_EVERY = 32
+
+
+def _window_null_spaces(evaluation: np.ndarray, spare: int) -> np.ndarray:
+    """A basis of the null space of each cyclic window of ``spare`` rows.
+
+    Window ``j`` is rows ``j + 1 .. j + spare`` (mod ``g``), the workers that
+    do not hold partition ``j``.  With ``P`` the window's first ``spare``
+    columns and ``Q`` the other ``m``, the null space is spanned by
+    ``[-P^-1 Q; I]``.  Small problems solve each window; large ones slide the
+    window one row at a time with a Sherman-Morrison update of ``P^-1`` and
+    ``P^-1 Q`` (``O(e^2 + e m)`` per step instead of ``O(e^3)``), refactorised
+    every ``REFACTOR_EVERY`` steps and whenever an update is ill-conditioned.
+    Every decoder built on them still has its own accuracy checked.
+    """
+    g, dimension = evaluation.shape
+    m = dimension - spare
+    square, rest = evaluation[:, :spare], evaluation[:, spare:]
+    if g * spare**3 <= DIRECT_NULL_SPACE_WORK:
+        windows = (np.arange(g)[:, None] + 1 + np.arange(spare)[None, :]) % g
+        solved = np.linalg.solve(square[windows], rest[windows])
+    else:
+        solved = np.empty((g, spare, m))
+        slot_rows = np.empty(spare, dtype=np.intp)  # worker in each slot of P
+        for worker in range(1, spare + 1):
+            slot_rows[worker % spare] = worker % g
+        inverse = current = None
+        for j in range(g):
+            if j:  # worker j leaves the window, worker j + spare joins
+                slot, leaving, joining = j % spare, j, (j + spare) % g
+                slot_rows[slot] = joining
+            refresh = j % REFACTOR_EVERY == 0 or inverse is None
+            if not refresh:
+                delta = square[joining] - square[leaving]
+                z = inverse[:, slot].copy()
+                beta = 1.0 + delta @ z
+                refresh = abs(beta) < 1e-6  # the update would lose accuracy
+            if refresh:
+                inverse = np.linalg.inv(square[slot_rows])
+                current = inverse @ rest[slot_rows]
+            else:
+                current += np.outer(
+                    z / beta, rest[joining] - rest[leaving] - delta @ current
+                )
+                inverse -= np.outer(z / beta, delta @ inverse)
+            solved[j] = current
+    basis = np.empty((g, dimension, m))
+    basis[:, :spare, :] = -solved
+    basis[:, spare:, :] = np.eye(m)
+    return basis
 
 
 class CyclicGaussianGroup(DenseCode):
@@ -102,26 +159,16 @@ class CyclicGaussianGroup(DenseCode):
         spare = g - load  # workers that do not hold a given partition
         dimension = g - s
         evaluation = rng.standard_normal((g, dimension))
-        # Partition j is held by workers j-load+1..j; the next `spare` do not.
-        outsiders = (np.arange(g)[:, None] + 1 + np.arange(spare)[None, :]) % g
-        # The last m columns of a complete QR of Phi[outsiders]^T span its null
-        # space (a QR is several times faster than an SVD here).
-        q, _ = np.linalg.qr(evaluation[outsiders].transpose(0, 2, 1), mode="complete")
-        null_spaces = q[:, :, spare:]  # (g, dimension, m)
-        # The read-out closest on average to every partition's null space
-        # (top eigenvectors of the sum of their projectors) keeps each
-        # normalisation well conditioned; random ones are the fallback.
-        energy = np.einsum("jdu,jeu->de", null_spaces, null_spaces)
-        readouts = [np.linalg.eigh(energy)[1][:, -m:].T] + [
-            rng.standard_normal((m, dimension)) for _ in range(n_readouts - 1)
-        ]
-        readout = min(readouts, key=lambda r: np.linalg.cond(r @ null_spaces).max())
+        null_spaces = _window_null_spaces(evaluation, spare)  # (g, dimension, m)
+        readout = self._best_readout(null_spaces, rng, n_readouts)
         normalised = null_spaces @ np.linalg.inv(readout @ null_spaces)
-        holders = (np.arange(g)[:, None] - np.arange(load)[None, :]) % g
-        encoding = np.zeros((g, g, m))
-        encoding[holders, np.arange(g)[:, None], :] = np.einsum(
-            "jhr,jru->jhu", evaluation[holders], normalised
-        )
+        # Every worker's coefficient on every partition in one product; the
+        # workers outside a partition's holders get (numerically) zero.
+        encoding = evaluation @ normalised.transpose(1, 0, 2).reshape(dimension, -1)
+        encoding = encoding.reshape(g, g, m)
+        held = np.zeros((g, g), dtype=bool)
+        held[np.arange(g)[:, None], cyclic_supports(g, load)] = True
+        encoding[~held] = 0.0
         self._evaluation = evaluation
         self._readout = readout
         super().__init__(
@@ -130,6 +177,42 @@ class CyclicGaussianGroup(DenseCode):
             encoding=encoding,
             **kwargs,
         )
+
+    @staticmethod
+    def _best_readout(
+        null_spaces: np.ndarray, rng: np.random.Generator, n_readouts: int
+    ) -> np.ndarray:
+        """A read-out that keeps every partition's normalisation well conditioned.
+
+        Partition ``j``'s coefficients are ``N_j (Psi N_j)^-1``: they blow up
+        when ``Psi`` is nearly orthogonal to one partition's null space.  Of
+        random candidates and the top eigenvectors of the sum of the null
+        spaces' projectors, the one whose worst ``Psi N_j`` has the largest
+        smallest singular value is kept, then improved by gradient ascent on
+        ``sum_j log |det(Psi N_j)|`` (which pushes ``Psi`` away from the
+        partitions it is nearly orthogonal to).  Large groups with large ``m``
+        skip the search.
+        """
+        g, dimension, m = null_spaces.shape
+        candidates = [rng.standard_normal((m, dimension)) for _ in range(n_readouts)]
+        if g * dimension * m * m > 3e8:
+            return candidates[0]
+        bases, _ = np.linalg.qr(null_spaces)  # orthonormal (g, dimension, m)
+
+        def smallest(readout: np.ndarray) -> float:
+            rows = np.linalg.qr(readout.T)[0].T
+            return float(np.linalg.svd(rows @ bases, compute_uv=False)[:, -1].min())
+
+        if g * dimension**2 * m <= 3e8:
+            energy = np.einsum("jdu,jeu->de", bases, bases)
+            candidates.append(np.linalg.eigh(energy)[1][:, -m:].T)
+        best = max(candidates, key=smallest)
+        ascended = np.linalg.qr(best.T)[0].T
+        for _ in range(30):
+            inverses = np.linalg.inv(ascended @ bases)
+            gradient = np.einsum("juv,jru->vr", inverses, bases) / g
+            ascended = np.linalg.qr((ascended + 0.5 * gradient).T)[0].T
+        return max((best, ascended), key=smallest)
 
     def _exact_coefficients(
         self, responders: tuple[int, ...]
@@ -229,7 +312,7 @@ class GaussianMDSCode(GroupedCode):
                     m, load, rng, n_candidates, common
                 )
                 continue
-            work = size * (size - load) * (size - s) ** 2
+            work = size * size * (size - s) * m
             if work > MAX_CYCLIC_WORK or size * size * m > MAX_CYCLIC_ENTRIES:
                 return None
             code = self._cyclic_group(size, s, m, rng, common)
@@ -267,9 +350,11 @@ class GaussianMDSCode(GroupedCode):
     ) -> CyclicGaussianGroup | None:
         """The best of a few draws by their worst probed set, or None if all miss."""
         budget = _probe_budget(m, size - s)
+        # A large group costs about a second to draw: one draw, not three.
+        count = CYCLIC_DRAWS if size * (size - s - m) ** 2 <= 1e8 else 1
         draws = [
             CyclicGaussianGroup(size, s, m, rng=rng, verify=False, **common)
-            for _ in range(CYCLIC_DRAWS)
+            for _ in range(count)
         ]
         worst = [code.worst_case(budget=budget)[0] for code in draws]
         best = int(np.argmin(worst))
