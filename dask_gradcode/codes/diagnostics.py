@@ -280,7 +280,14 @@ def worst_over_stragglers(
 
 def build_times(
     n_workers: Sequence[int] = (10, 30, 100, 300, 1000),
-    shapes: Sequence[tuple[float, int]] = ((0.1, 2), (0.02, 1), (0.3, 1), (0.1, 10)),
+    shapes: Sequence[tuple[float, int]] = (
+        (0.1, 2),
+        (0.02, 1),
+        (0.3, 1),
+        (0.1, 10),
+        (0.5, 1),
+        (0.9, 2),
+    ),
     *,
     scheme: str = "gaussian-mds",
     repeats: int = 3,
@@ -289,6 +296,8 @@ def build_times(
     """Time to build (and verify) a code at each ``n`` for several shapes.
 
     ``shapes`` are ``(s / n, m)`` pairs; ``s`` is rounded and kept at least 1.
+    The last two defaults need one cyclic group of all ``n`` workers
+    (``s + m > n / 2``), the slowest construction.
     Each build is timed ``repeats`` times and the median kept.
     """
     from dask_gradcode.codes import make_code
