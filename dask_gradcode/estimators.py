@@ -37,6 +37,7 @@ from dask_gradcode.objectives import (
 from dask_gradcode.scheduler import (
     CodedGradient,
     DecodingAccuracyWarning,
+    NoWorkersError,
     client_for_fit,
     n_cluster_workers,
 )
@@ -310,6 +311,13 @@ class _CodedSGD(BaseEstimator):
                         power_t=self.power_t,
                         callback=monitor,
                     )
+                except NoWorkersError as error:
+                    self._keep_last_iterate(monitor, start, n_coef_rows, n_targets)
+                    raise NoWorkersError(
+                        f"{error}. The last iterate (after {len(monitor.history)} "
+                        "iterations) is kept in coef_ and intercept_; fit again with "
+                        "warm_start=True once the cluster has workers to continue"
+                    ) from error
                 finally:
                     monitor.close()
                 _warn_about_accuracy(code, coded.history)
@@ -328,6 +336,14 @@ class _CodedSGD(BaseEstimator):
                 ConvergenceWarning,
                 stacklevel=3,
             )
+
+    def _keep_last_iterate(
+        self, monitor: Any, start: np.ndarray, n_rows: int, n_targets: int
+    ) -> None:
+        """The optimisation state when the cluster failed: the last iterate."""
+        last = monitor.last if monitor.last is not None else start
+        self._set_coef(np.asarray(last).reshape(n_rows, n_targets))
+        self.n_iter_ = len(monitor.history)
 
     def _code(self, n_workers: int) -> Any:
         stragglers = (
@@ -396,6 +412,7 @@ class _Monitor:
         self.n_targets = n_targets
         self.history: list[dict[str, Any]] = []
         self.best: np.ndarray | None = None
+        self.last: np.ndarray | None = None
         self.best_score = -np.inf
         self.no_improvement = 0
         self.bar = None
@@ -405,6 +422,7 @@ class _Monitor:
             self.bar = tqdm(total=max_iter, desc=type(estimator).__name__, unit="it")
 
     def __call__(self, iteration: int, w: np.ndarray, objective: float) -> bool:
+        self.last = w.copy()
         record = self.coded.history[-1].as_dict() if self.coded.history else {}
         self.history.append({"iteration": iteration, "objective": objective, **record})
         if self.bar is not None:

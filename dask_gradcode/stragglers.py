@@ -19,6 +19,7 @@ import numpy as np
 
 __all__ = [
     "Bandwidth",
+    "FailingWorkers",
     "Pareto",
     "ShiftedExponential",
     "SlowWorkers",
@@ -216,6 +217,59 @@ class SlowWorkers(StragglerModel):
         if self.delay_seconds is not None:
             return self.delay_seconds
         return (self.factor - 1.0) * compute_seconds
+
+
+class FailingWorkers:
+    """Fault injection: chosen workers' tasks raise in chosen iterations.
+
+    For testing how a fit survives a worker whose computation fails (out of
+    memory on one node, say): ``delay`` raises ``error(message)`` on the
+    worker, inside its task, instead of returning a delay.
+
+    Parameters
+    ----------
+    workers : iterable of int
+        Code indices of the failing workers (``"all"``: every worker).
+    iterations : iterable of int, optional
+        Iterations in which they fail; every iteration by default.
+    error : type of Exception, default=MemoryError
+    others_delay : float, default=0.0
+        Seconds every other worker is late, so that the failures reach the
+        client before the round can decode without them.
+    """
+
+    def __init__(
+        self,
+        workers: Iterable[int] | str,
+        iterations: Iterable[int] | None = None,
+        error: type[Exception] = MemoryError,
+        others_delay: float = 0.0,
+    ) -> None:
+        self.others_delay = _check_non_negative(others_delay, "others_delay")
+        self.workers = workers if workers == "all" else frozenset(workers)
+        self.iterations = None if iterations is None else frozenset(iterations)
+        if not (isinstance(error, type) and issubclass(error, Exception)):
+            raise TypeError(f"error must be an Exception class, got {error!r}")
+        self.error = error
+
+    def delay(
+        self,
+        iteration: int,
+        worker: int,
+        n_workers: int,
+        compute_seconds: float = 0.0,
+    ) -> float:
+        """Raise for a failing ``(iteration, worker)``; else ``others_delay``."""
+        failing = self.workers == "all" or worker in self.workers
+        if failing and (self.iterations is None or iteration in self.iterations):
+            raise self.error(
+                f"injected failure of worker {worker} in iteration {iteration}"
+            )
+        return 0.0 if failing else self.others_delay
+
+    def __repr__(self) -> str:
+        workers = self.workers if self.workers == "all" else sorted(self.workers)
+        return f"FailingWorkers(workers={workers!r}, error={self.error.__name__})"
 
 
 class Bandwidth:

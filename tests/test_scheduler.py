@@ -241,9 +241,9 @@ def test_dask_array_and_dataframe_inputs_stay_on_the_cluster(client, data):
 
 
 def test_large_weights_are_scattered_and_give_the_same_result(client, monkeypatch):
-    import dask_gradcode.scheduler
+    import dask_gradcode.scheduler.core
 
-    monkeypatch.setattr(dask_gradcode.scheduler, "EMBED_WEIGHTS_MAX_BYTES", 1024)
+    monkeypatch.setattr(dask_gradcode.scheduler.core, "EMBED_WEIGHTS_MAX_BYTES", 1024)
     rng = np.random.default_rng(0)
     X = rng.standard_normal((60, 900))  # 7 kB of weights: above the lowered limit
     y = rng.standard_normal(60)
@@ -307,7 +307,7 @@ def test_more_failures_than_tolerated_replan_with_a_warning(own_cluster, data):
         cg(w)
         for worker in (0, 1):  # two of one group of 3, with m = 2: undecodable
             client.sync(cluster.workers[_name_of(cluster, cg.workers[worker])].close)
-        with pytest.warns(WorkerFailureWarning, match="re-planned on the 4 surviving"):
+        with pytest.warns(WorkerFailureWarning, match="re-planned on 4 workers"):
             result = cg(w)
         assert_close(result, reference(X, y, w))
         assert cg.code.n_workers == 4 and cg.history[-1].replanned
@@ -388,7 +388,10 @@ def test_replanned_codes_keep_the_scheme_where_possible(scheme):
     smaller = replan_code(code, 4)
     assert smaller.n_workers == 4
     assert smaller.comm_reduction == code.comm_reduction
-    assert smaller.scheme == code.scheme  # "auto" built a concrete scheme
+    if scheme == "auto":  # chosen again for the new size
+        assert smaller.selection_reason is not None
+    else:
+        assert smaller.scheme == scheme
 
 
 def test_replanning_a_linear_code_on_too_few_workers_keeps_its_shape():

@@ -350,8 +350,8 @@ class GaussianMDSCode(GroupedCode):
     ) -> CyclicGaussianGroup | None:
         """The best of a few draws by their worst probed set, or None if all miss."""
         budget = _probe_budget(m, size - s)
-        # A large group costs about a second to draw: one draw, not three.
-        count = CYCLIC_DRAWS if size * (size - s - m) ** 2 <= 1e8 else 1
+        # A large group costs up to a second to draw: one draw, not three.
+        count = CYCLIC_DRAWS if size <= 200 else 1
         draws = [
             CyclicGaussianGroup(size, s, m, rng=rng, verify=False, **common)
             for _ in range(count)

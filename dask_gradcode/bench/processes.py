@@ -1,0 +1,185 @@
+"""A Dask cluster of separate processes on localhost, whose workers can be hurt.
+
+``dask scheduler`` and one ``dask worker`` process per worker (with or without
+a nanny), started with the ``dask`` command next to this Python.  The fault
+benchmark and the fault-injection tests stop (``SIGSTOP``), resume
+(``SIGCONT``) and kill (``SIGKILL``) individual workers, and add new ones.
+Everything it starts is terminated when the block ends.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+
+from distributed import Client
+
+__all__ = ["ProcessCluster", "dask_command"]
+
+
+def dask_command() -> str:
+    """The ``dask`` executable of this Python's environment."""
+    found = shutil.which("dask", path=os.path.dirname(sys.executable))
+    if found is None:
+        raise RuntimeError(
+            "the dask command is not installed next to this Python "
+            f"({sys.executable}); install dask[distributed] into this environment"
+        )
+    return found
+
+
+class ProcessCluster:
+    """Scheduler and worker processes on localhost.
+
+    Parameters
+    ----------
+    n_workers : int
+        Worker processes to start.
+    nanny : bool, default=False
+        Start each worker under a nanny (which restarts it, under a new
+        address, when it dies).
+    startup_timeout : float, default=90
+        Seconds to wait for the scheduler and the workers.
+
+    Attributes
+    ----------
+    client : distributed.Client
+        Connected to the scheduler while the block runs.
+    address : str
+        The scheduler's address.
+    """
+
+    def __init__(
+        self, n_workers: int, *, nanny: bool = False, startup_timeout: float = 90.0
+    ) -> None:
+        self.n_workers = n_workers
+        self.nanny = nanny
+        self.startup_timeout = startup_timeout
+        self._processes: list[subprocess.Popen] = []
+        self._stopped: set[int] = set()
+        self._folder: tempfile.TemporaryDirectory | None = None
+        self.client: Client | None = None
+        self.address = ""
+
+    # ------------------------------------------------------------- lifecycle
+    def __enter__(self) -> ProcessCluster:  # noqa: PYI034
+        self._folder = tempfile.TemporaryDirectory(prefix="gradcode-cluster-")
+        folder = Path(self._folder.name)
+        scheduler_file = folder / "scheduler.json"
+        try:
+            self._spawn(
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--no-dashboard",
+                "--scheduler-file",
+                str(scheduler_file),
+            )
+            deadline = time.monotonic() + self.startup_timeout
+            while not scheduler_file.exists():
+                if time.monotonic() > deadline:
+                    raise TimeoutError("the dask scheduler did not start")
+                time.sleep(0.05)
+            self.address = json.loads(scheduler_file.read_text())["address"]
+            for _ in range(self.n_workers):
+                self._start_worker()
+            self.client = Client(self.address, timeout=self.startup_timeout)
+            self.client.wait_for_workers(self.n_workers, timeout=self.startup_timeout)
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self.client is not None:
+            self.client.close(timeout=10)
+            self.client = None
+        # Nothing here needs a graceful goodbye: kill, then reap.
+        for process in reversed(self._processes):
+            if process.poll() is None:
+                process.kill()
+        for process in self._processes:
+            process.wait(timeout=30)
+        self._stopped.clear()
+        self._processes = []
+        if self._folder is not None:
+            self._folder.cleanup()
+            self._folder = None
+
+    def _spawn(self, *arguments: str) -> subprocess.Popen:
+        process = subprocess.Popen(
+            [dask_command(), *arguments],
+            cwd=self._folder.name if self._folder else None,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self._processes.append(process)
+        return process
+
+    def _start_worker(self) -> None:
+        self._spawn(
+            "worker",
+            self.address,
+            "--nthreads",
+            "1",
+            "--host",
+            "127.0.0.1",
+            "--no-dashboard",
+            "--nanny" if self.nanny else "--no-nanny",
+        )
+
+    # ----------------------------------------------------------------- faults
+    def add_worker(self, wait: bool = True) -> None:
+        """Start one more worker process (and wait until the scheduler lists it)."""
+        expected = len(self.workers()) + 1
+        self._start_worker()
+        if wait:
+            self.client.wait_for_workers(expected, timeout=self.startup_timeout)
+
+    def workers(self) -> list[str]:
+        """Worker addresses the scheduler lists, sorted."""
+        info = self.client.sync(
+            self.client.scheduler.identity, n_workers=-1, callback_timeout=30
+        )
+        return sorted(info["workers"])
+
+    def pids(self) -> dict[str, int]:
+        """Process id of each worker that answers (stopped workers do not)."""
+        return self.client.run(os.getpid, on_error="ignore")
+
+    def stop(self, pid: int) -> None:
+        """Freeze a worker process (``SIGSTOP``): it stays listed but goes silent."""
+        self._signal(pid, signal.SIGSTOP)
+        self._stopped.add(pid)
+
+    def resume(self, pid: int) -> None:
+        """Let a stopped worker process run again (``SIGCONT``)."""
+        self._signal(pid, signal.SIGCONT)
+        self._stopped.discard(pid)
+
+    def kill(self, pid: int) -> None:
+        """Kill a worker process (``SIGKILL``): no goodbye to the scheduler."""
+        self._signal(pid, signal.SIGKILL)
+        self._stopped.discard(pid)
+
+    @staticmethod
+    def _signal(pid: int, which: signal.Signals) -> None:
+        try:
+            os.kill(pid, which)
+        except ProcessLookupError:
+            pass  # already gone

@@ -1,0 +1,44 @@
+"""Coded gradient rounds on a Dask cluster: the only package that talks to Dask.
+
+:class:`CodedGradient` places each data partition on the workers a
+:class:`~dask_gradcode.codes.GradientCode` assigns, once, and then computes
+``(loss, gradient)`` at any weights with one pinned task per worker, decoding
+the moment enough workers have answered.
+
+One concern per module: :mod:`~.worker` (code that runs on workers),
+:mod:`~.placement` (input checks and shards), :mod:`~.rounds` (collecting a
+round's replies until decodable or its deadline), :mod:`~.membership`
+(liveness, hung workers, strikes, deadlines, re-planning), :mod:`~.clients`
+(which client, bounded calls to the cluster), :mod:`~.records` (what a round
+reports) and :mod:`~.core` (:class:`CodedGradient`, composing them).
+"""
+
+from dask_gradcode.scheduler.clients import (
+    client_for_fit,
+    n_cluster_workers,
+    worker_addresses,
+)
+from dask_gradcode.scheduler.core import EMBED_WEIGHTS_MAX_BYTES, CodedGradient
+from dask_gradcode.scheduler.membership import MAX_STRIKES, replan_code
+from dask_gradcode.scheduler.records import (
+    DecodingAccuracyWarning,
+    NoWorkersError,
+    RoundRecord,
+    WorkerErrorWarning,
+    WorkerFailureWarning,
+)
+
+__all__ = [
+    "EMBED_WEIGHTS_MAX_BYTES",
+    "MAX_STRIKES",
+    "CodedGradient",
+    "DecodingAccuracyWarning",
+    "NoWorkersError",
+    "RoundRecord",
+    "WorkerErrorWarning",
+    "WorkerFailureWarning",
+    "client_for_fit",
+    "n_cluster_workers",
+    "replan_code",
+    "worker_addresses",
+]

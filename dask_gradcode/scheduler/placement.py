@@ -1,0 +1,237 @@
+"""Placement: input checks, and each worker's shard, sent once and pinned there."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import scipy.sparse
+from dask import is_dask_collection as _is_dask
+from distributed import Client, Future, wait
+
+from dask_gradcode.codes import GradientCode
+from dask_gradcode.objectives import Objective, Softmax, get_objective
+from dask_gradcode.scheduler.clients import heartbeats
+from dask_gradcode.scheduler.worker import as_block, build_shard
+
+__all__ = ["PlacementError", "check_data", "place", "resolve_objective"]
+
+#: Slowest transfer a shard is allowed before its worker counts as hung.
+BYTES_PER_SECOND = 10e6
+
+
+def _nbytes(shard: Any) -> int:
+    from dask.sizeof import sizeof
+
+    return int(sizeof(shard.blocks))
+
+
+class PlacementError(Exception):
+    """Some workers died or hung while their shards were being placed.
+
+    Attributes
+    ----------
+    workers : set of int
+        Code indices of the workers whose shards did not arrive.
+    """
+
+    def __init__(self, workers: set[int], reason: str) -> None:
+        super().__init__(reason)
+        self.workers = workers
+
+
+def place(
+    client: Client,
+    code: GradientCode,
+    addresses: Sequence[str],
+    data: tuple[Any, Any, Any],
+    *,
+    fit_intercept: bool,
+    key_prefix: str,
+    timeout: float,
+) -> list[Future]:
+    """Send each worker the partitions ``code`` assigns to it, once.
+
+    NumPy/SciPy/pandas input is split on the client and scattered to each
+    worker; dask input is computed partition by partition on the cluster and
+    assembled into shards by tasks pinned to their workers.  Each transfer is
+    bounded by ``timeout``.
+
+    Raises
+    ------
+    PlacementError
+        Naming the workers whose shards did not arrive (dead or hung).
+    """
+    X = data[0]
+    bounds = code.partition_bounds(X.shape[0])
+    if _is_dask(X):
+        return _place_dask(
+            client, code, addresses, data, bounds, fit_intercept, key_prefix, timeout
+        )
+    shards, failed = [], set()
+    for worker, address in enumerate(addresses):
+        partitions = code.partitions(worker)
+        shard = build_shard(
+            code.worker_encoder(worker),
+            partitions,
+            [int(bounds[j]) for j in partitions],
+            *(_block(data, bounds, j, fit_intercept) for j in partitions),
+        )
+        try:
+            # Bounded as a whole: a hung target must not stall the fit.
+            shards.append(
+                client.sync(
+                    client._scatter,
+                    shard,
+                    workers=[address],
+                    hash=False,
+                    callback_timeout=timeout + _nbytes(shard) / BYTES_PER_SECOND,
+                )
+            )
+        except (OSError, TimeoutError, KeyError) as error:  # died or hung
+            failed.add(worker)
+            shards.append(None)
+            reason = f"{type(error).__name__}: {error}"
+    placed = [s for s in shards if s is not None]
+    if not failed:
+        # A scatter to a worker that died a moment before can "succeed"
+        # without the data arriving there: ask where each shard really is.
+        where = client.who_has(placed)
+        live = set(heartbeats(client))
+        for worker, (future, address) in enumerate(zip(shards, addresses, strict=True)):
+            if address not in live or address not in where.get(future.key, ()):
+                failed.add(worker)
+        reason = f"shards of workers {sorted(failed)} did not arrive"
+    if failed:
+        client.cancel(placed)
+        raise PlacementError(failed, reason)
+    return shards
+
+
+def _block(data: tuple, bounds: np.ndarray, partition: int, intercept: bool) -> tuple:
+    X, y, sample_weight = data
+    rows = slice(bounds[partition], bounds[partition + 1])
+    weights = None if sample_weight is None else sample_weight[rows]
+    return as_block(X[rows], y[rows], weights, intercept)
+
+
+def _place_dask(
+    client: Client,
+    code: GradientCode,
+    addresses: Sequence[str],
+    data: tuple,
+    bounds: np.ndarray,
+    fit_intercept: bool,
+    key_prefix: str,
+    timeout: float,
+) -> list[Future]:
+    """Compute each partition on the cluster, then assemble shards on their workers."""
+    import dask
+
+    X, y, sample_weight = data
+    blocks = [
+        dask.delayed(as_block)(
+            X[bounds[j] : bounds[j + 1]],
+            y[bounds[j] : bounds[j + 1]],
+            None if sample_weight is None else sample_weight[bounds[j] : bounds[j + 1]],
+            fit_intercept,
+        )
+        for j in range(code.n_partitions)
+    ]
+    block_futures = client.compute(blocks)
+    shards = [
+        client.submit(
+            build_shard,
+            code.worker_encoder(worker),
+            code.partitions(worker),
+            [int(bounds[j]) for j in code.partitions(worker)],
+            *(block_futures[j] for j in code.partitions(worker)),
+            key=f"{key_prefix}-w{worker}",
+            workers=[address],
+            allow_other_workers=False,
+            pure=False,
+        )
+        for worker, address in enumerate(addresses)
+    ]
+    waited_until = time.monotonic() + timeout
+    while time.monotonic() < waited_until:
+        try:
+            wait(shards, timeout=1.0)
+            break
+        except TimeoutError:
+            live = set(heartbeats(client))
+            if any(
+                a not in live
+                for a, f in zip(addresses, shards, strict=True)
+                if f.status == "pending"
+            ):
+                break  # a target died: its shard will never be built
+    failed = set()
+    for worker, future in enumerate(shards):
+        if future.status == "error":
+            future.result()  # the data's own error, with its traceback
+        if future.status != "finished":
+            failed.add(worker)
+    del block_futures
+    if failed:
+        client.cancel(shards)
+        raise PlacementError(
+            failed, f"shards of workers {sorted(failed)} did not arrive"
+        )
+    return shards
+
+
+# ------------------------------------------------------------------ checks
+def check_data(X: Any, y: Any, sample_weight: Any) -> tuple[Any, Any, Any]:
+    """Arrays the scheduler can slice by rows, with shapes checked."""
+    X = _rows_container(X, "X", ndim=2)
+    y = _rows_container(y, "y", ndim=1)
+    if sample_weight is not None:
+        sample_weight = _rows_container(sample_weight, "sample_weight", ndim=1)
+    n_rows = X.shape[0]
+    for name, values in (("y", y), ("sample_weight", sample_weight)):
+        if values is not None and values.shape[0] != n_rows:
+            raise ValueError(
+                f"X has {n_rows} rows but {name} has {values.shape[0]}; pass one "
+                f"{name} entry per row"
+            )
+    if n_rows == 0:
+        raise ValueError("X has no rows")
+    return X, y, sample_weight
+
+
+def _rows_container(data: Any, name: str, *, ndim: int) -> Any:
+    if hasattr(data, "to_dask_array"):  # dask dataframe or series
+        data = data.to_dask_array(lengths=True)
+    if _is_dask(data):
+        if any(math.isnan(size) for size in data.shape):
+            data = data.compute_chunk_sizes()
+        if data.ndim != ndim:
+            raise ValueError(f"{name} must be {ndim}-D, got shape {data.shape}")
+        return data.astype(np.float64)
+    if scipy.sparse.issparse(data):
+        if ndim != 2:
+            raise ValueError(f"{name} must be a dense 1-D array")
+        data = scipy.sparse.csr_matrix(data, dtype=np.float64)
+        if not np.all(np.isfinite(data.data)):
+            raise ValueError(f"{name} contains NaN or inf")
+        return data
+    array = np.asarray(data, dtype=np.float64)
+    if ndim == 1 and array.ndim == 2 and array.shape[1] == 1:
+        array = array.ravel()
+    if array.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {array.shape}")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} contains NaN or inf")
+    return array
+
+
+def resolve_objective(loss: str | Objective, y: Any) -> Objective:
+    """The objective for ``loss``; ``"softmax"`` counts the classes in ``y``."""
+    if loss == "softmax":
+        top = y.max().compute() if _is_dask(y) else y.max()
+        return Softmax(n_classes=max(int(top) + 1, 2))
+    return get_objective(loss)

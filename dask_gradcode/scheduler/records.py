@@ -1,0 +1,128 @@
+"""What a coded round reports, and the warnings and errors a fit can raise."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = [
+    "DecodingAccuracyWarning",
+    "NoWorkersError",
+    "RoundRecord",
+    "WorkerErrorWarning",
+    "WorkerFailureWarning",
+]
+
+
+class WorkerFailureWarning(RuntimeWarning):
+    """Workers failed, hung or joined beyond what the code tolerates; the run adapted."""
+
+
+class WorkerErrorWarning(RuntimeWarning):
+    """A worker's task raised; the round decoded without it."""
+
+
+class DecodingAccuracyWarning(RuntimeWarning):
+    """Rounds waited for more workers because a decodable set missed ``rtol``."""
+
+
+class NoWorkersError(RuntimeError):
+    """Every worker of the fit is gone (dead, hung or failing) and none joined.
+
+    Raised by a round; the weights the round was asked for are untouched, so
+    the caller (an estimator) keeps its last iterate and can resume.
+    """
+
+
+@dataclass(frozen=True)
+class RoundRecord:
+    """What happened in one coded round.  ``as_dict()`` gives a plain dict.
+
+    Attributes
+    ----------
+    iteration : int
+        Round number, from 0.
+    loss : float
+        Decoded loss, summed over all rows.
+    wall_seconds : float
+        Time of the whole call, submission to decoded gradient, including any
+        attempt that failed and the re-plan after it.
+    submit_seconds : float
+        Time to ship the weights and submit the tasks (last attempt).
+    wait_seconds : float
+        Time spent waiting for workers until the responders were decodable
+        (last attempt).
+    decode_seconds : float
+        Time to decode (wall clock).
+    decode_cpu_seconds : float
+        CPU time the decoding thread spent decoding: the decode's own cost,
+        without time lost to other threads of the client process.
+    responders : tuple of int
+        Workers (code indices) whose messages were decoded.
+    stragglers : tuple of int
+        Live workers that had not answered when the round was decoded.
+    failed : tuple of int
+        Workers found dead, hung (no heartbeat, or past the round's
+        deadline) or raising in the attempt that decoded.
+    errors : dict of int to str
+        The error each raising worker's task raised, ``"Type: message"``.
+    timed_out : tuple of int
+        Workers that had not answered when the round's deadline passed.
+    deadline_seconds : float
+        The deadline the last attempt waited under.
+    attempts : int
+        Submissions it took: more than 1 after a re-plan.
+    bytes_received : int
+        Bytes of the messages decoded.
+    compute_seconds : dict of int to float
+        Each responder's computation time.
+    injected_delay : dict of int to float
+        Delay each responder's straggler and bandwidth models added.
+    exact : bool
+        Whether the gradient is exact to the code's ``rtol`` (False only for
+        approximate decoding).
+    error_bound : float
+        Bound on the decoded gradient's error relative to the root-sum-square
+        of the partial gradients, see :class:`~dask_gradcode.codes.Decoder`.
+    waited_for_accuracy : bool
+        Whether the responders could decode in exact arithmetic earlier than
+        they did in float64: the round waited for more workers because the
+        first decodable set missed the code's ``rtol``.
+    scheme, n_workers, n_stragglers, comm_reduction : str or int
+        The code used (it changes after a re-plan).
+    replanned : bool
+        Whether the code was re-planned (shrunk or grown) before this round.
+    workers : tuple of str
+        Address of each code worker, in code order.
+    """
+
+    iteration: int
+    loss: float
+    wall_seconds: float
+    submit_seconds: float
+    wait_seconds: float
+    decode_seconds: float
+    decode_cpu_seconds: float
+    responders: tuple[int, ...]
+    stragglers: tuple[int, ...]
+    failed: tuple[int, ...]
+    errors: dict[int, str] = field(repr=False)
+    timed_out: tuple[int, ...]
+    deadline_seconds: float
+    attempts: int
+    bytes_received: int
+    compute_seconds: dict[int, float] = field(repr=False)
+    injected_delay: dict[int, float] = field(repr=False)
+    exact: bool
+    error_bound: float
+    waited_for_accuracy: bool
+    scheme: str
+    n_workers: int
+    n_stragglers: int
+    comm_reduction: int
+    replanned: bool
+    workers: tuple[str, ...] = field(repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The record as a plain dict."""
+        return asdict(self)

@@ -1,0 +1,268 @@
+"""Code that runs on the workers: one worker's part of a coded round.
+
+Everything here is shipped to workers inside tasks (or called there by
+``Client.run``); it holds no reference to the client.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse
+
+from dask_gradcode.codes._base import WorkerEncoder
+from dask_gradcode.objectives import Objective
+from dask_gradcode.stragglers import Bandwidth
+
+__all__ = [
+    "Reply",
+    "Shard",
+    "as_block",
+    "build_shard",
+    "coded_round",
+    "forget_run",
+    "mark_decoded",
+    "sample_block",
+]
+
+
+@dataclass(frozen=True)
+class Shard:
+    """What one worker holds for a fit: its encoder and its partitions' rows.
+
+    ``first_rows[r]`` is the data set's index of block ``r``'s first row, so
+    that a mini-batch can sample rows by their global index.
+    """
+
+    encoder: WorkerEncoder
+    partition_ids: tuple[int, ...]
+    first_rows: tuple[int, ...]
+    blocks: tuple[tuple[Any, np.ndarray, np.ndarray | None], ...]
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One worker's answer to a round."""
+
+    message: np.ndarray
+    compute_seconds: float
+    injected_delay: float
+
+
+# --------------------------------------------------------- injected delays
+_WAKE_LOCK = threading.Lock()
+#: run token -> highest submission whose round is decoded (inf once closed).
+_DECODED: OrderedDict[str, float] = OrderedDict()
+_SLEEPERS: dict[tuple[str, int], list[threading.Event]] = {}
+#: Runs remembered per worker process (closed runs stay as tombstones so a
+#: straggler still computing when its run closed does not sleep afterwards).
+_REMEMBERED_RUNS = 1024
+
+
+def _injected_sleep(token: str, submission: int, seconds: float) -> None:
+    """Sleep ``seconds`` unless, or until, ``submission``'s round is decoded."""
+    wake = threading.Event()
+    with _WAKE_LOCK:
+        if _DECODED.get(token, -1) >= submission:
+            return
+        _SLEEPERS.setdefault((token, submission), []).append(wake)
+    try:
+        wake.wait(seconds)
+    finally:
+        with _WAKE_LOCK:
+            sleepers = _SLEEPERS.get((token, submission), [])
+            if wake in sleepers:
+                sleepers.remove(wake)
+            if not sleepers:
+                _SLEEPERS.pop((token, submission), None)
+
+
+def _record(token: str, submission: float) -> None:
+    _DECODED[token] = max(_DECODED.get(token, -1), submission)
+    _DECODED.move_to_end(token)
+    while len(_DECODED) > _REMEMBERED_RUNS:
+        _DECODED.popitem(last=False)
+    for key in [k for k in _SLEEPERS if k[0] == token and k[1] <= submission]:
+        for wake in _SLEEPERS[key]:
+            wake.set()
+
+
+def mark_decoded(token: str, submission: int) -> None:
+    """Runs on workers (``Client.run``): end injected sleeps up to ``submission``.
+
+    Submissions are numbered per run and never reused, so waking the sleepers
+    of a failed attempt cannot cut short the delays of its retry.
+    """
+    with _WAKE_LOCK:
+        _record(token, submission)
+
+
+def forget_run(token: str) -> None:
+    """Runs on workers when a run closes: wake its sleepers, refuse new ones."""
+    with _WAKE_LOCK:
+        _record(token, math.inf)
+
+
+# -------------------------------------------------------------- BLAS threads
+_BLAS_LOCK = threading.Lock()
+_BLAS_USERS = 0
+_BLAS_LIMIT: Any = None
+
+
+def _workers_in_this_process() -> int:
+    from distributed.worker import Worker
+
+    return len(Worker._instances)
+
+
+@contextmanager
+def _one_blas_thread_while_sharing() -> Iterator[None]:
+    """While a round task runs, one BLAS thread per call if workers share a process.
+
+    Dask's nanny starts worker processes with ``OMP_NUM_THREADS=1`` and
+    friends; workers living in one process (``LocalCluster(processes=False)``)
+    get no such setting, and their concurrent multi-threaded BLAS calls
+    oversubscribe the cores (measured 30x slower on 2 cores with 12 workers).
+    The limit is held only while round tasks run, not for a whole fit.
+    """
+    global _BLAS_USERS, _BLAS_LIMIT
+    if _workers_in_this_process() < 2:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    with _BLAS_LOCK:
+        _BLAS_USERS += 1
+        if _BLAS_LIMIT is None:
+            _BLAS_LIMIT = threadpool_limits(limits=1, user_api="blas")
+    try:
+        yield
+    finally:
+        with _BLAS_LOCK:
+            _BLAS_USERS -= 1
+            if not _BLAS_USERS and _BLAS_LIMIT is not None:
+                _BLAS_LIMIT.restore_original_limits()
+                _BLAS_LIMIT = None
+
+
+# -------------------------------------------------------------------- rounds
+def coded_round(
+    shard: Shard,
+    weights: np.ndarray,
+    objective: Objective,
+    iteration: int,
+    submission: int,
+    worker_id: int,
+    n_workers: int,
+    straggler_model: Any,
+    bandwidth: Bandwidth | None,
+    token: str,
+    batch: tuple[int, float] | None = None,
+) -> Reply:
+    """One worker's part of a round: partial (loss, gradient)s, encoded.
+
+    ``iteration`` drives the straggler model (a pure function of the seed,
+    the iteration and ``worker_id``); ``submission`` identifies this attempt
+    for the early wake-up of injected delays.
+    """
+    start = time.perf_counter()
+    rows = np.empty((len(shard.blocks), 1 + weights.size))
+    with _one_blas_thread_while_sharing():
+        for row, (first_row, block) in enumerate(
+            zip(shard.first_rows, shard.blocks, strict=True)
+        ):
+            scale = 1.0
+            if batch is not None:
+                block, scale = sample_block(block, first_row, iteration, batch)
+            loss, gradient = objective.value_and_gradient(weights, *block)
+            rows[row, 0] = scale * loss
+            rows[row, 1:] = scale * gradient
+        message = shard.encoder(rows)
+    compute_seconds = time.perf_counter() - start
+    delay = 0.0
+    if straggler_model is not None:
+        delay += straggler_model.delay(iteration, worker_id, n_workers, compute_seconds)
+    if bandwidth is not None:
+        delay += bandwidth.transfer_seconds(message.nbytes)
+    if delay > 0:
+        _injected_sleep(token, submission, delay)
+    return Reply(message, compute_seconds, delay)
+
+
+def build_shard(
+    encoder: WorkerEncoder,
+    partition_ids: Sequence[int],
+    first_rows: Sequence[int],
+    *blocks: tuple,
+) -> Shard:
+    """Assemble a shard (runs on its worker for dask input)."""
+    return Shard(encoder, tuple(partition_ids), tuple(first_rows), tuple(blocks))
+
+
+def _row_uniforms(seed: int, iteration: int, rows: np.ndarray) -> np.ndarray:
+    """Uniforms in [0, 1) that depend only on ``(seed, iteration, row)``.
+
+    A counter-based hash (SplitMix64's finaliser) of the global row index: any
+    worker holding a row draws the same number for it, however the data was
+    cut into partitions.
+    """
+    mix = np.uint64(
+        (int(seed) * 0x9E3779B97F4A7C15 + int(iteration) * 0xD1B54A32D192ED03) % 2**64
+    )
+    with np.errstate(over="ignore"):
+        x = rows.astype(np.uint64) + mix
+        x ^= x >> np.uint64(30)
+        x *= np.uint64(0xBF58476D1CE4E5B9)
+        x ^= x >> np.uint64(27)
+        x *= np.uint64(0x94D049BB133111EB)
+        x ^= x >> np.uint64(31)
+    return (x >> np.uint64(11)).astype(np.float64) * 2.0**-53
+
+
+def sample_block(
+    block: tuple, first_row: int, iteration: int, batch: tuple[int, float]
+) -> tuple[tuple, float]:
+    """The rows of a mini-batch round, and the factor that keeps the sum unbiased.
+
+    Each row is in the batch with probability ``fraction``, decided by a hash
+    of its global index, the seed and the round: every holder of a row makes
+    the same decision (so the coded sum stays exact for the batch), and the
+    batch is the same whatever the code's partitions (so coded and uncoded
+    fits see the same batches).  Rescaling by ``1 / fraction`` keeps the sum
+    unbiased.
+    """
+    seed, fraction = batch
+    X, y, sample_weight = block
+    n_rows = X.shape[0]
+    if n_rows == 0 or fraction >= 1:
+        return block, 1.0
+    rows = np.flatnonzero(
+        _row_uniforms(seed, iteration, first_row + np.arange(n_rows)) < fraction
+    )
+    weights = None if sample_weight is None else sample_weight[rows]
+    return (X[rows], y[rows], weights), 1.0 / fraction
+
+
+def as_block(X: Any, y: Any, sample_weight: Any, intercept: bool = False) -> tuple:
+    """One partition's ``(X, y, sample_weight)`` as float64 (CSR for sparse)."""
+    if scipy.sparse.issparse(X):
+        X = scipy.sparse.csr_matrix(X, dtype=np.float64)
+        if intercept:
+            ones = scipy.sparse.csr_matrix(np.ones((X.shape[0], 1)))
+            X = scipy.sparse.hstack([X, ones], format="csr")
+    else:
+        X = np.asarray(X, dtype=np.float64)
+        if intercept:
+            X = np.hstack([X, np.ones((X.shape[0], 1))])
+    y = np.asarray(y, dtype=np.float64)
+    if sample_weight is not None:
+        sample_weight = np.asarray(sample_weight, dtype=np.float64)
+    return X, y, sample_weight

@@ -1,0 +1,270 @@
+"""Fault injection against separate `dask scheduler` / `dask worker` processes.
+
+Each test hurts the workers of a real process cluster on localhost (SIGSTOP,
+SIGCONT, SIGKILL, failing tasks, added workers, nanny restarts) while a fit
+runs, and states the outcome: every round returns the exact gradient (or a
+clear error), within a bounded time.  The cluster is shared by the module and
+repaired (workers resumed or added) after each test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+import time
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_classification
+
+import dask_gradcode.scheduler.rounds as rounds_module
+from dask_gradcode import CodedSGDClassifier
+from dask_gradcode.bench.processes import ProcessCluster
+from dask_gradcode.codes import make_code
+from dask_gradcode.objectives import get_objective
+from dask_gradcode.scheduler import (
+    CodedGradient,
+    NoWorkersError,
+    WorkerErrorWarning,
+    WorkerFailureWarning,
+)
+from dask_gradcode.stragglers import FailingWorkers
+
+N = 5
+
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::dask_gradcode.scheduler.WorkerFailureWarning",
+    "ignore::dask_gradcode.scheduler.WorkerErrorWarning",
+)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with ProcessCluster(N) as processes:
+        yield processes
+
+
+@pytest.fixture
+def repaired(cluster):
+    """The shared cluster, brought back to N responsive workers afterwards."""
+    yield cluster
+    for pid in list(cluster._stopped):
+        cluster.resume(pid)
+    while len(cluster.workers()) < N:
+        cluster.add_worker()
+
+
+@pytest.fixture(scope="module")
+def problem():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((600, 6))
+    y = (rng.random(600) < 0.4).astype(float)
+    w = rng.standard_normal(6) * 0.2
+    return X, y, w, get_objective("log_loss").value_and_gradient(w, X, y)
+
+
+def assert_exact(result, expected):
+    loss, gradient = result
+    assert loss == pytest.approx(expected[0], rel=1e-9)
+    np.testing.assert_allclose(gradient, expected[1], rtol=1e-9, atol=1e-12)
+
+
+def coded(cluster, problem, code, **options):
+    X, y, _, _ = problem
+    options.setdefault("check_interval", 0.5)
+    options.setdefault("stale_after", 2.0)
+    return CodedGradient(cluster.client, code, X, y, "log_loss", **options)
+
+
+def pid_of(cluster, address):
+    return cluster.pids()[address]
+
+
+def test_stopped_workers_within_and_beyond_tolerance_then_resumed(repaired, problem):
+    """SIGSTOP of s workers: exact at full speed; of s + 1: one slow round, re-plan.
+
+    Outcome: every round exact; the round that meets more hung workers than
+    the code tolerates ends at its deadline (a couple of seconds) with a
+    re-plan; after SIGCONT the code grows back to all five workers.
+    """
+    cluster, (_, _, w, expected) = repaired, problem
+    code = make_code("gaussian-mds", N, 1, 1, random_state=0)
+    with coded(cluster, problem, code) as cg:
+        for _ in range(3):
+            assert_exact(cg(w), expected)
+        first, second = (pid_of(cluster, a) for a in cg.workers[:2])
+        cluster.stop(first)
+        for _ in range(4):
+            start = time.perf_counter()
+            assert_exact(cg(w), expected)
+            assert time.perf_counter() - start < 2.0  # s hung: not waited for
+        cluster.stop(second)
+        start = time.perf_counter()
+        with pytest.warns(WorkerFailureWarning, match="re-planned on 3 workers"):
+            assert_exact(cg(w), expected)
+        assert time.perf_counter() - start < cg.history[-1].deadline_seconds + 8
+        assert cg.code.n_workers == 3
+        for _ in range(3):
+            assert_exact(cg(w), expected)
+        cluster.resume(first)
+        cluster.resume(second)
+        deadline = time.monotonic() + 30
+        while cg.code.n_workers < N and time.monotonic() < deadline:
+            assert_exact(cg(w), expected)
+            time.sleep(0.2)
+        assert cg.code.n_workers == N  # grown back: the hung workers rejoined
+        assert_exact(cg(w), expected)
+
+
+def test_kills_at_random_moments_never_crash_a_fit(repaired, problem):
+    """SIGKILL at random moments of a round, s and then s + 1 at a time.
+
+    Outcome: every round returns the exact gradient; the code shrinks when
+    the kills exceed its tolerance and grows back when workers are added.
+    """
+    cluster, (_, _, w, expected) = repaired, problem
+    code = make_code("gaussian-mds", N, 1, 1, random_state=0)
+    rng = random.Random(7)
+    with coded(cluster, problem, code) as cg:
+        assert_exact(cg(w), expected)
+        for victims in (1, 1, 2):
+            targets = rng.sample(cg.workers, victims)
+            pids = [pid_of(cluster, a) for a in targets]
+            delay = rng.uniform(0.0, 0.15)
+            killer = threading.Timer(delay, lambda p=pids: [cluster.kill(x) for x in p])
+            killer.start()
+            for _ in range(6):
+                assert_exact(cg(w), expected)
+            killer.join()
+            for _ in range(victims):
+                cluster.add_worker()
+            deadline = time.monotonic() + 30
+            while cg.code.n_workers < N and time.monotonic() < deadline:
+                assert_exact(cg(w), expected)
+                time.sleep(0.2)
+            assert cg.code.n_workers == N
+
+
+def test_a_kill_between_the_task_and_the_fetch_is_an_erasure(
+    repaired, problem, monkeypatch
+):
+    """The worker finished its task and died before the client fetched it.
+
+    Outcome: that reply is an erasure ("already forgotten" is not an error),
+    and the round decodes exactly from the others, with no re-plan.
+    """
+    cluster, (_, _, w, expected) = repaired, problem
+    code = make_code("gaussian-mds", N, 1, 1, random_state=0)
+    original = rounds_module._take
+    killed = {}
+
+    def kill_then_take(future, worker, result, timeout):
+        if not killed:
+            killed[worker] = pid_of(cluster, cg.workers[worker])
+            cluster.kill(killed[worker])
+            time.sleep(0.5)  # let the scheduler notice
+        return original(future, worker, result, timeout)
+
+    with coded(cluster, problem, code) as cg:
+        assert_exact(cg(w), expected)
+        monkeypatch.setattr(rounds_module, "_take", kill_then_take)
+        assert_exact(cg(w), expected)
+        monkeypatch.setattr(rounds_module, "_take", original)
+        (victim,) = killed
+        record = cg.history[-1]
+        assert victim in record.failed and victim not in record.responders
+        assert record.attempts == 1 and record.exact
+
+
+def test_a_kill_during_enter_and_a_hung_worker_at_close(repaired, problem, monkeypatch):
+    """SIGKILL while the data is placed; SIGSTOP when the fit closes.
+
+    Outcome: entering re-plans on the survivors and every round is exact;
+    closing with a hung worker returns at once instead of waiting for it.
+    """
+    cluster, (_, _, w, expected) = repaired, problem
+    client = cluster.client
+    original = client._scatter
+    pids = cluster.pids()
+    state = {"calls": 0}
+
+    async def kill_second_target(data, workers=None, **options):
+        state["calls"] += 1
+        if state["calls"] == 2:
+            cluster.kill(pids[workers[0]])
+            await asyncio.sleep(0.5)
+        return await original(data, workers=workers, **options)
+
+    monkeypatch.setattr(client, "_scatter", kill_second_target)
+    code = make_code("gaussian-mds", N, 1, 1, random_state=0)
+    with pytest.warns(WorkerFailureWarning, match="failed while the data was placed"):
+        cg = coded(cluster, problem, code).__enter__()
+    monkeypatch.setattr(client, "_scatter", original)
+    try:
+        assert cg.code.n_workers == N - 1
+        for _ in range(3):
+            assert_exact(cg(w), expected)
+        cluster.stop(pid_of(cluster, cg.workers[0]))
+    finally:
+        start = time.perf_counter()
+        cg.close()
+        assert time.perf_counter() - start < 1.0
+
+
+def test_a_raising_worker_is_an_erasure_then_dropped_and_a_bug_surfaces(
+    repaired, problem
+):
+    """A task that raises (MemoryError on one node) vs an error every task raises.
+
+    Outcome: one raising worker is an erasure with a warning naming it, and
+    after three rounds it is planned out of the code; a ValueError every
+    worker raises surfaces at once with the worker's message.
+    """
+    cluster, (_, _, w, expected) = repaired, problem
+    code = make_code("gaussian-mds", N, 1, 1, random_state=0)
+    failing = FailingWorkers(workers=[2], others_delay=0.3)
+    with coded(cluster, problem, code, straggler_model=failing) as cg:
+        with pytest.warns(WorkerErrorWarning, match=r"worker 2 .* raised MemoryError"):
+            assert_exact(cg(w), expected)
+        assert 2 in cg.history[-1].errors
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for _ in range(4):
+                assert_exact(cg(w), expected)
+        assert cg.code.n_workers == N - 1  # dropped after three failing rounds
+    everyone = FailingWorkers(workers="all", error=ValueError)
+    with coded(cluster, problem, code, straggler_model=everyone) as cg:
+        start = time.perf_counter()
+        with pytest.raises(ValueError, match="injected failure"):
+            cg(w)
+        assert time.perf_counter() - start < 5.0
+
+
+def test_losing_every_worker_keeps_the_last_iterate(repaired):
+    """Every worker killed during an estimator's fit.
+
+    Outcome: ``NoWorkersError`` saying what happened; the estimator keeps the
+    last iterate in ``coef_`` and can continue with ``warm_start=True``.
+    """
+    cluster = repaired
+    X, y = make_classification(400, 5, random_state=0)
+    model = CodedSGDClassifier(
+        loss="log_loss",
+        solver="gd",
+        learning_rate="constant",
+        eta0=0.1,
+        max_iter=10_000,
+        tol=None,
+        n_stragglers=1,
+        random_state=0,
+    )
+    pids = list(cluster.pids().values())
+    killer = threading.Timer(2.0, lambda: [cluster.kill(p) for p in pids])
+    killer.start()
+    with cluster.client.as_current(), pytest.raises(NoWorkersError, match="warm_start"):
+        model.fit(X, y)
+    killer.join()
+    assert model.coef_.shape == (1, 5) and np.any(model.coef_ != 0)
+    assert 0 < model.n_iter_ < 10_000
