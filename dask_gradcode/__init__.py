@@ -9,6 +9,7 @@ from dask_gradcode.codes import GradientCode, NotDecodableError, make_code
 __all__ = [
     "CodedSGDClassifier",
     "CodedSGDRegressor",
+    "close_embedded_cluster",
     "GradientCode",
     "NotDecodableError",
     "__version__",
@@ -24,4 +25,8 @@ def __getattr__(name: str) -> Any:
         from dask_gradcode import estimators
 
         return getattr(estimators, name)
+    if name == "close_embedded_cluster":
+        from dask_gradcode.scheduler import close_embedded_cluster
+
+        return close_embedded_cluster
     raise AttributeError(f"module 'dask_gradcode' has no attribute {name!r}")

@@ -29,6 +29,7 @@ BENCHMARKS = {
     "iteration-time": "iteration_time",
     "convergence": "convergence",
     "vs-dask-ml": "vs_dask_ml",
+    "faults": "faults",
 }
 
 
@@ -410,6 +411,22 @@ def _add_bench_commands(bench: argparse.ArgumentParser) -> None:
         type=_positive_float,
         help="how close to the optimal mean log-loss a fit must come",
     )
+
+    faults = _bench_parser(
+        names,
+        common,
+        "faults",
+        "what a fit does when worker processes hang, die, raise, restart or join "
+        "(starts its own dask scheduler and worker processes)",
+    )
+    faults.add_argument("--workers", type=_integer(3), help="worker processes")
+    faults.add_argument("--stragglers", type=_integer(1), help="s of the code")
+    faults.add_argument("--rows", type=_integer(100), help="rows of the data")
+    faults.add_argument("--features", type=_integer(2), help="features of the data")
+    faults.add_argument(
+        "--rounds-before", type=_integer(2), help="rounds before the fault"
+    )
+    faults.add_argument("--rounds-after", type=_integer(5), help="rounds after it")
     bench.set_defaults(run=_bench)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import time
 
 import numpy as np
 import pytest
@@ -360,6 +361,33 @@ def test_an_unreachable_scheduler_is_a_short_error(capsys):
     assert status == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error.startswith("dask-gradcode: error: cannot reach the scheduler")
+
+
+def test_a_missing_scheduler_file_honours_the_timeout(tmp_path, capsys):
+    start = time.perf_counter()
+    status = main(
+        [
+            "demo",
+            "--scheduler-file",
+            str(tmp_path / "nowhere.json"),
+            "--timeout",
+            "0.5",
+        ]
+    )
+    assert time.perf_counter() - start < 10
+    assert status == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "no scheduler file at" in error and "after 0.5 s" in error
+
+
+def test_a_tls_address_without_credentials_says_what_to_configure(capsys):
+    status = main(
+        ["demo", "--scheduler-address", "tls://127.0.0.1:1", "--timeout", "1"]
+    )
+    assert status == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "no TLS credentials are configured" in error
+    assert "distributed.comm.tls.ca-file" in error
 
 
 @pytest.mark.parametrize(

@@ -39,7 +39,12 @@ def client():
 
 
 @parametrize_with_checks(
-    [CodedSGDClassifier(random_state=0), CodedSGDRegressor(random_state=0)]
+    # Few iterations, as scikit-learn checks its own SGD: the checks are about
+    # the API, and every fit pays Dask's round trip per iteration.
+    [
+        CodedSGDClassifier(random_state=0, max_iter=5),
+        CodedSGDRegressor(random_state=0, max_iter=5),
+    ]
 )
 def test_scikit_learn_estimator_checks(estimator, check):
     with warnings.catch_warnings():

@@ -268,3 +268,25 @@ def test_losing_every_worker_keeps_the_last_iterate(repaired):
     killer.join()
     assert model.coef_.shape == (1, 5) and np.any(model.coef_ != 0)
     assert 0 < model.n_iter_ < 10_000
+
+
+def test_a_nanny_restart_rejoins_under_a_new_address(problem):
+    """A worker process killed under its nanny comes back with a new address.
+
+    Outcome: every round exact; the restarted worker is planned back into the
+    code in place of the dead one.
+    """
+    _, _, w, expected = problem
+    with ProcessCluster(3, nanny=True) as cluster:
+        code = make_code("gaussian-mds", 3, 1, 1, random_state=0)
+        with coded(cluster, problem, code) as cg:
+            assert_exact(cg(w), expected)
+            victim = cg.workers[1]
+            cluster.kill(pid_of(cluster, victim))
+            deadline = time.monotonic() + 60
+            while victim in cg.workers or len(cluster.workers()) < 3:
+                assert time.monotonic() < deadline, "the nanny's worker never rejoined"
+                assert_exact(cg(w), expected)
+                time.sleep(0.2)
+            assert_exact(cg(w), expected)
+            assert set(cg.workers) == set(cluster.workers())

@@ -11,6 +11,7 @@ import numpy as np
 from distributed import Client, LocalCluster, as_completed
 
 from dask_gradcode.scheduler import worker_addresses
+from dask_gradcode.scheduler.clients import connect
 
 __all__ = ["ClusterTarget", "round_trip_floor"]
 
@@ -85,18 +86,11 @@ class ClusterTarget:
                 client.wait_for_workers(n_workers, timeout=self.timeout)
                 yield client
             return
-        try:
-            client = Client(
-                self.scheduler_address,
-                scheduler_file=self.scheduler_file,
-                timeout=self.timeout,
-            )
-        except (OSError, TimeoutError) as error:
-            raise ValueError(
-                f"cannot reach the scheduler at "
-                f"{self.scheduler_address or self.scheduler_file}: {error}; check "
-                "the address (tcp://HOST:PORT) and that the scheduler is running"
-            ) from error
+        client = connect(
+            self.scheduler_address,
+            scheduler_file=self.scheduler_file,
+            timeout=self.timeout,
+        )
         with client:
             try:
                 client.wait_for_workers(n_workers, timeout=self.timeout)

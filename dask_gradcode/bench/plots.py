@@ -15,6 +15,7 @@ __all__ = [
     "iteration_time_boxes",
     "load_against_n",
     "loss_against_time",
+    "rounds_under_faults",
     "speedup_against_slow_workers",
     "worst_error_over_s",
 ]
@@ -114,6 +115,28 @@ def error_against_n(reports: Sequence[Any]) -> Any:
     for ax in (ax_err, ax_cond):
         ax.grid(True, which="major", alpha=0.3)
         ax.legend(fontsize=7)
+    return figure
+
+
+def rounds_under_faults(series: Sequence[dict[str, Any]]) -> Any:
+    """Each round's wall time per fault scenario, the fault marked.
+
+    ``series`` items need ``scenario``, ``walls`` (seconds) and ``fault_at``
+    (the index of the first round after the fault).
+    """
+    columns = 4
+    rows = -(-len(series) // columns)
+    figure = _figure(4.2 * columns, 3.0 * rows)[0]
+    figure.clear()
+    axes = figure.subplots(rows, columns, squeeze=False).ravel()
+    for ax, item in zip(axes, series, strict=False):
+        walls = 1e3 * np.asarray(item["walls"])
+        ax.semilogy(np.arange(len(walls)), walls, marker=".", lw=0.8)
+        ax.axvline(item["fault_at"] - 0.5, color="red", lw=0.8, ls="--")
+        ax.set(title=item["scenario"], xlabel="round", ylabel="wall (ms)")
+        ax.grid(True, alpha=0.3)
+    for ax in axes[len(series) :]:
+        ax.set_visible(False)
     return figure
 
 

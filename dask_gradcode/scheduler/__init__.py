@@ -15,6 +15,8 @@ reports) and :mod:`~.core` (:class:`CodedGradient`, composing them).
 
 from dask_gradcode.scheduler.clients import (
     client_for_fit,
+    close_embedded_cluster,
+    embedded_client,
     n_cluster_workers,
     worker_addresses,
 )
@@ -38,6 +40,8 @@ __all__ = [
     "WorkerErrorWarning",
     "WorkerFailureWarning",
     "client_for_fit",
+    "close_embedded_cluster",
+    "embedded_client",
     "n_cluster_workers",
     "replan_code",
     "worker_addresses",

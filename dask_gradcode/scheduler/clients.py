@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import threading
+import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -11,6 +16,10 @@ from distributed import Client, LocalCluster, get_client
 __all__ = [
     "bounded_run",
     "client_for_fit",
+    "close_embedded_cluster",
+    "connect",
+    "default_embedded_workers",
+    "embedded_client",
     "heartbeats",
     "n_cluster_workers",
     "worker_addresses",
@@ -20,6 +29,114 @@ __all__ = [
 SCHEDULER_TIMEOUT = 30.0
 
 
+def connect(
+    address: str | None = None,
+    *,
+    scheduler_file: str | None = None,
+    timeout: float = SCHEDULER_TIMEOUT,
+    **options: Any,
+) -> Client:
+    """A client of an existing scheduler, or an error that says what to fix.
+
+    Bounded by ``timeout`` in every case: a scheduler file that never appears
+    and an unreachable address both end in a ``ValueError``, as does a
+    ``tls://`` address with no TLS credentials configured.
+    """
+    where = address or scheduler_file
+    if scheduler_file is not None:
+        waited_until = time.monotonic() + timeout
+        while not os.path.exists(scheduler_file):
+            if time.monotonic() > waited_until:
+                raise ValueError(
+                    f"no scheduler file at {scheduler_file} after {timeout:g} s; "
+                    "start one with `dask scheduler --scheduler-file "
+                    f"{scheduler_file}` or check the path"
+                )
+            time.sleep(0.1)
+    try:
+        return Client(
+            address, scheduler_file=scheduler_file, timeout=timeout, **options
+        )
+    except TypeError as error:
+        if "TLS" not in str(error):
+            raise
+        raise ValueError(
+            f"{where} is a TLS address but no TLS credentials are configured: set "
+            "distributed.comm.tls.ca-file, distributed.comm.tls.client.cert and "
+            "distributed.comm.tls.client.key in Dask's configuration (for "
+            "example the environment variables DASK_DISTRIBUTED__COMM__TLS__CA_FILE, "
+            "..._CLIENT__CERT and ..._CLIENT__KEY), or pass security=Security(...)"
+        ) from None
+    except (OSError, TimeoutError) as error:
+        raise ValueError(
+            f"cannot reach the scheduler at {where}: {error}; check the address "
+            "(tcp://HOST:PORT or tls://HOST:PORT) and that the scheduler is running"
+        ) from error
+
+
+_EMBEDDED_LOCK = threading.Lock()
+_EMBEDDED: dict[str, Any] = {}
+
+
+def default_embedded_workers() -> int:
+    """Workers of the embedded cluster: one per core, at least 4, at most 16."""
+    return max(4, min(os.cpu_count() or 1, 16))
+
+
+def embedded_client(n_workers: int | None = None) -> Client:
+    """The process's embedded in-process cluster, started on first use.
+
+    One ``LocalCluster(processes=False)`` of single-thread workers per
+    process, shared by every fit that has no client (GridSearchCV candidates,
+    cross-validation folds, repeated ``partial_fit`` calls), scaled up when a
+    fit asks for more workers than it has, and closed at interpreter exit (or
+    by :func:`close_embedded_cluster`).  Asking for more workers than
+    :func:`default_embedded_workers` warns: in-process workers share this
+    machine's cores, and a real cluster is the way to more.
+    """
+    wanted = n_workers or default_embedded_workers()
+    if wanted > default_embedded_workers():
+        warnings.warn(
+            f"n_workers={wanted} with no Dask client starts {wanted} in-process "
+            f"workers sharing this machine's {os.cpu_count()} cores; for real "
+            "parallelism connect to a cluster first (Client(LocalCluster()), "
+            "Client('tcp://scheduler:8786'), dask-jobqueue, dask-kubernetes) or "
+            "pass scheduler_address",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+    with _EMBEDDED_LOCK:
+        client = _EMBEDDED.get("client")
+        if client is None or client.status != "running":
+            cluster = LocalCluster(
+                n_workers=max(wanted, default_embedded_workers()),
+                threads_per_worker=1,
+                processes=False,
+                dashboard_address=None,
+            )
+            client = Client(cluster, set_as_default=False)
+            _EMBEDDED.update(cluster=cluster, client=client)
+            if not _EMBEDDED.get("registered"):
+                atexit.register(close_embedded_cluster)
+                _EMBEDDED["registered"] = True
+        cluster = _EMBEDDED["cluster"]
+        if len(cluster.workers) < wanted:
+            cluster.scale(wanted)
+        client.wait_for_workers(wanted, timeout=SCHEDULER_TIMEOUT)
+        return client
+
+
+def close_embedded_cluster() -> None:
+    """Close the embedded cluster, if one was started (a later fit starts another)."""
+    with _EMBEDDED_LOCK:
+        client = _EMBEDDED.pop("client", None)
+        cluster = _EMBEDDED.pop("cluster", None)
+    if client is not None:
+        client.close()
+    if cluster is not None:
+        cluster.close()
+
+
 @contextmanager
 def client_for_fit(
     n_workers: int | None = None, scheduler_address: str | None = None
@@ -27,31 +144,18 @@ def client_for_fit(
     """The Dask client a fit should use.
 
     ``scheduler_address`` if given; else the current client (``with
-    Client(...):`` or the default one); else an in-process ``LocalCluster``
-    with ``n_workers`` single-thread workers (4 by default), closed when the
-    block ends.
+    Client(...):`` or the default one); else the process's embedded
+    in-process cluster (:func:`embedded_client`), started once and shared.
     """
     if scheduler_address is not None:
-        with Client(scheduler_address, set_as_default=False) as client:
+        with connect(scheduler_address, set_as_default=False) as client:
             yield client
         return
     try:
         current = get_client()
-    except ValueError:  # no client: start one for this fit
+    except ValueError:  # no client: the embedded cluster
         current = None
-    if current is not None:
-        yield current
-        return
-    with (
-        LocalCluster(
-            n_workers=n_workers or 4,
-            threads_per_worker=1,
-            processes=False,
-            dashboard_address=None,
-        ) as cluster,
-        Client(cluster, set_as_default=False) as client,
-    ):
-        yield client
+    yield current if current is not None else embedded_client(n_workers)
 
 
 def heartbeats(client: Client, timeout: float = SCHEDULER_TIMEOUT) -> dict[str, float]:

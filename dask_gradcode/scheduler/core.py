@@ -604,17 +604,18 @@ class CodedGradient:
     def _maintain(self) -> None:
         """Between rounds: drop failing workers, take in workers that joined.
 
-        A worker whose task kept raising is planned out of the code; while the
-        code runs below its planned size (or in approximate mode), workers
+        A worker whose task kept raising is planned out of the code; while
+        fewer code workers are responsive than the code was planned for (dead,
+        hung, or the code shrank) or the run is in approximate mode, workers
         that joined the cluster or resumed heartbeating are planned in, up to
         the planned size.
         """
-        dropped = [a for a in self._addresses if a in self._membership.dropped]
-        below = self.code.n_workers < self.planned_workers
-        if not (dropped or below or self._approximate):
-            return
         self._membership.refresh()
+        dropped = [a for a in self._addresses if a in self._membership.dropped]
         keep = [a for a in self._addresses if self._membership.responsive(a)]
+        short = len(keep) < self.planned_workers
+        if not (dropped or short or self._approximate):
+            return
         joined = [a for a in self._membership.usable() if a not in self._addresses]
         addresses = (keep + joined)[: self.planned_workers]
         if not addresses or (not dropped and len(addresses) <= len(keep)):

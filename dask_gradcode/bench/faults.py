@@ -1,0 +1,393 @@
+"""What a fit does when workers hang, die, fail, restart or join: one table.
+
+Every scenario runs coded rounds of a logistic-regression gradient on its own
+``dask scheduler`` / ``dask worker`` processes on localhost (a
+:class:`~dask_gradcode.bench.processes.ProcessCluster`), injects one fault at
+a fixed round, and keeps going until the fit has recovered.  Each round's
+gradient is compared with the one computed on the client; the extra time of
+the affected rounds is their wall time beyond the median round of the same
+run before the fault.  The benchmark needs local processes it can signal, so
+it always starts its own cluster.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sklearn.datasets import make_classification
+
+from dask_gradcode.bench.cluster import ClusterTarget
+from dask_gradcode.bench.processes import ProcessCluster
+from dask_gradcode.bench.report import Report, machine_description, markdown_table
+from dask_gradcode.codes import make_code
+from dask_gradcode.objectives import LogLoss
+from dask_gradcode.scheduler import CodedGradient, RoundRecord
+from dask_gradcode.stragglers import FailingWorkers
+
+__all__ = ["run"]
+
+NAME = "reliability"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One fault: what it is, and how to inject and repair it."""
+
+    name: str
+    fault: str
+    inject: Callable[[ProcessCluster, CodedGradient, int], list[int]]
+    repair: Callable[[ProcessCluster, list[int]], None]
+    options: dict[str, Any]
+    nanny: bool = False
+
+
+def _victims(cluster: ProcessCluster, cg: CodedGradient, count: int) -> list[int]:
+    pids = cluster.pids()
+    return [pids[a] for a in cg.workers[:count]]
+
+
+def _stop(count: int):
+    def inject(cluster, cg, _s):
+        pids = _victims(cluster, cg, count)
+        for pid in pids:
+            cluster.stop(pid)
+        return pids
+
+    return inject
+
+
+def _kill(count: int):
+    def inject(cluster, cg, _s):
+        pids = _victims(cluster, cg, count)
+        for pid in pids:
+            cluster.kill(pid)
+        return pids
+
+    return inject
+
+
+def _resume_after(seconds: float):
+    def repair(cluster, pids):
+        time.sleep(seconds)
+        for pid in pids:
+            cluster.resume(pid)
+
+    return repair
+
+
+def _replace(cluster: ProcessCluster, pids: list[int]) -> None:
+    for _ in pids:
+        cluster.add_worker(wait=False)
+
+
+def _nothing(*_: Any) -> list[int]:
+    return []
+
+
+def scenarios(s: int) -> list[Scenario]:
+    """The faults measured, for a code tolerating ``s`` stragglers."""
+    return [
+        Scenario("none", "no fault", _nothing, _nothing, {}),
+        Scenario(
+            "stop s",
+            f"SIGSTOP {s} worker(s) for 5 s, then SIGCONT",
+            _stop(s),
+            _resume_after(5.0),
+            {},
+        ),
+        Scenario(
+            "stop s+1",
+            f"SIGSTOP {s + 1} workers for 5 s, then SIGCONT",
+            _stop(s + 1),
+            _resume_after(5.0),
+            {},
+        ),
+        Scenario(
+            "kill s",
+            f"SIGKILL {s} worker(s); as many new workers started",
+            _kill(s),
+            _replace,
+            {},
+        ),
+        Scenario(
+            "kill s+1",
+            f"SIGKILL {s + 1} workers; as many new workers started",
+            _kill(s + 1),
+            _replace,
+            {},
+        ),
+        Scenario(
+            "kill s+1, approximate",
+            f"SIGKILL {s + 1} workers with on_failure='approximate'; new workers started",
+            _kill(s + 1),
+            _replace,
+            {"on_failure": "approximate"},
+        ),
+        Scenario(
+            "task raises",
+            "one worker's task raises MemoryError in every round",
+            _nothing,
+            _nothing,
+            {"straggler_model": FailingWorkers(workers=[0], others_delay=0.05)},
+        ),
+        Scenario(
+            "nanny restart",
+            "SIGKILL 1 worker under a nanny (it restarts under a new address)",
+            _kill(1),
+            _nothing,
+            {},
+            nanny=True,
+        ),
+    ]
+
+
+def run(
+    *,
+    workers: int = 5,
+    stragglers: int = 1,
+    rows: int = 20_000,
+    features: int = 20,
+    rounds_before: int = 10,
+    rounds_after: int = 40,
+    target: ClusterTarget = ClusterTarget(),  # noqa: B008 (frozen, immutable)
+    command: str = "dask-gradcode bench faults",
+    progress: bool = True,
+) -> Report:
+    """Inject each fault into a running fit and report what the fit did.
+
+    Parameters
+    ----------
+    workers : int, default=5
+        Worker processes (and code workers).
+    stragglers : int, default=1
+        ``s`` of the gaussian-mds code.
+    rows, features : int
+        Size of the logistic-regression data set.
+    rounds_before : int, default=10
+        Rounds before the fault (their median is the baseline round).
+    rounds_after : int, default=40
+        Rounds after it.
+    target : ClusterTarget
+        Must be the embedded default: the benchmark signals its own processes.
+    command : str
+        The command line that reproduces the run, quoted in the report.
+    progress : bool, default=True
+        Show a progress bar.
+
+    Returns
+    -------
+    Report
+    """
+    if not target.embedded:
+        raise ValueError(
+            "bench faults stops and kills worker processes, so it starts its own "
+            "on localhost; it cannot run on an existing cluster "
+            "(drop --scheduler-address / --scheduler-file)"
+        )
+    if not 0 < stragglers < workers - 1:
+        raise ValueError(
+            f"stragglers={stragglers} must be between 1 and workers - 2 = "
+            f"{workers - 2} (the s + 1 scenarios need a survivor)"
+        )
+    X, y = make_classification(rows, features, random_state=0)
+    w = np.random.default_rng(0).standard_normal(features) * 0.1
+    expected = LogLoss().value_and_gradient(w, X, y)
+    chosen = scenarios(stragglers)
+    if progress:
+        from tqdm.auto import tqdm
+
+        chosen = tqdm(chosen, desc="faults", unit="scenario")
+    results, series = [], []
+    for scenario in chosen:
+        row, walls = _measure(
+            scenario,
+            workers,
+            stragglers,
+            X,
+            y,
+            w,
+            expected,
+            rounds_before,
+            rounds_after,
+        )
+        results.append(row)
+        series.append(
+            {"scenario": scenario.name, "walls": walls, "fault_at": rounds_before}
+        )
+    from dask_gradcode.bench.plots import rounds_under_faults
+
+    return Report(
+        NAME,
+        tables={"faults": results, "rounds": series},
+        figures={"": rounds_under_faults(series)},
+        markdown=_markdown(results, workers, stragglers, rows, features, command),
+    )
+
+
+def _measure(
+    scenario: Scenario,
+    n: int,
+    s: int,
+    X: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray,
+    expected: tuple[float, np.ndarray],
+    before: int,
+    after: int,
+) -> tuple[dict[str, Any], list[float]]:
+    code = make_code("gaussian-mds", n, s, 1, random_state=0)
+    with (
+        ProcessCluster(n, nanny=scenario.nanny) as cluster,
+        warnings.catch_warnings(record=True) as caught,
+    ):
+        warnings.simplefilter("always")
+        options = {"check_interval": 0.5, **scenario.options}
+        with CodedGradient(cluster.client, code, X, y, "log_loss", **options) as cg:
+            for _ in range(before):
+                cg(w)
+            pids = scenario.inject(cluster, cg, s)
+            repairer = None
+            if pids:
+                import threading
+
+                repairer = threading.Thread(
+                    target=scenario.repair, args=(cluster, pids)
+                )
+                repairer.start()
+            errors, exact, outcome = [], [], None
+            try:
+                for _ in range(after):
+                    loss, gradient = cg(w)
+                    errors.append(_relative_error(loss, gradient, expected))
+                    exact.append(cg.history[-1].exact)
+            except Exception as error:  # noqa: BLE001 - reported in the table
+                outcome = f"{type(error).__name__}: {error}"
+            if repairer is not None:
+                repairer.join()
+            history = list(cg.history)
+            final_workers = cg.code.n_workers
+    walls = [r.wall_seconds for r in history]
+    baseline = statistics.median(walls[:before])
+    affected = [r for r in history[before:] if r.wall_seconds > 2 * baseline + 0.02]
+    extra = sum(r.wall_seconds - baseline for r in affected)
+    row = {
+        "scenario": scenario.name,
+        "fault": scenario.fault,
+        "what the fit does": outcome
+        or _describe(history[before:], caught, n, final_workers),
+        "affected rounds": len(affected),
+        "extra seconds": extra,
+        "slowest round (s)": max(walls[before:], default=0.0),
+        "baseline round (ms)": 1e3 * baseline,
+        "gradients": _exactness(exact, errors),
+        "worst relative error": max(errors, default=float("nan")),
+    }
+    return row, walls
+
+
+def _relative_error(
+    loss: float, gradient: np.ndarray, expected: tuple[float, np.ndarray]
+) -> float:
+    truth = np.concatenate([[expected[0]], expected[1]])
+    got = np.concatenate([[loss], gradient])
+    return float(np.linalg.norm(got - truth) / np.linalg.norm(truth))
+
+
+def _exactness(exact: list[bool], errors: list[float]) -> str:
+    if all(exact):
+        return "exact in every round"
+    return f"approximate in {len(exact) - sum(exact)} of {len(exact)} rounds, exact in the rest"
+
+
+def _describe(
+    records: list[RoundRecord], caught: list[Any], n: int, final_workers: int
+) -> str:
+    """What the fit did, in words, from its records and warnings."""
+    parts = []
+    erasures = sum(
+        bool(r.failed) for r in records if r.attempts == 1 and not r.replanned
+    )
+    timed_out = sum(bool(r.timed_out) for r in records)
+    retried = sum(r.attempts > 1 for r in records)
+    replans = sum(r.replanned for r in records) + retried
+    raised = sum(bool(r.errors) for r in records)
+    sizes = [r.n_workers for r in records]
+    if erasures:
+        parts.append(f"{erasures} rounds decoded without the failed workers")
+    if raised:
+        parts.append(f"{raised} rounds had a raising worker (warned)")
+    if timed_out:
+        parts.append(f"{timed_out} rounds hit the deadline")
+    if retried:
+        parts.append(f"{retried} rounds re-submitted after a re-plan")
+    if min(sizes, default=n) < n:
+        parts.append(f"shrank to {min(sizes)} workers")
+    if replans and final_workers == n and min(sizes, default=n) < n:
+        parts.append(f"grew back to {n}")
+    approximate = [str(w.message) for w in caught if "approximately" in str(w.message)]
+    if approximate:
+        parts.append("switched to approximate decoding")
+    if any("decode exactly again" in str(w.message) for w in caught):
+        parts.append("back to exact when workers joined")
+    return "; ".join(parts) or "nothing: every round as before"
+
+
+COLUMNS = {
+    "scenario": "scenario",
+    "fault": "fault",
+    "what the fit does": "what the fit does",
+    "affected rounds": "affected rounds",
+    "extra seconds": "extra time of the affected rounds (s)",
+    "slowest round (s)": "slowest round (s)",
+    "gradients": "gradients",
+    "worst relative error": "worst relative error",
+}
+
+
+def _markdown(rows, workers, stragglers, n_rows, features, command) -> str:
+    baseline = statistics.median(r["baseline round (ms)"] for r in rows)
+    return f"""# Reliability: hung, failing, dead, restarted and added workers
+
+Reproduce with `{command}` (from the repository root, after `make test`).
+
+Measured on {machine_description()}.  Each scenario starts its own `dask
+scheduler` and {workers} `dask worker` processes on localhost (one thread
+each; the nanny scenario starts them under nannies), builds a gaussian-mds
+code tolerating `s = {stragglers}`, and computes the logistic-regression
+gradient of {n_rows:,} x {features} rows at fixed weights: 10 rounds, the
+fault, then 40 rounds.  Each round's gradient is compared with the one
+computed on the client.  A round is *affected* when it took more than twice
+the median round before the fault (median over the scenarios: {baseline:.0f}
+ms); its extra time is what it took beyond that median.  `CodedGradient`
+runs with its defaults except `check_interval=0.5` (how often membership is
+refreshed): the round deadline is derived from the rounds measured (10 x the
+median wait, at least 2 s), and a worker whose heartbeat has not reached the
+scheduler for 5 s is hung.
+
+{markdown_table(rows, COLUMNS)}
+
+![round times under each fault](reliability.png)
+
+## Reading it
+
+- Faults the code tolerates (`s` stopped, killed or raising workers) are
+  erasures: the rounds go on at full speed and stay exact.
+- More than `s` hung workers cost one round its deadline (about 2 s here),
+  then a re-plan on the responsive workers; when the stopped workers resume,
+  their next heartbeat brings them back and the code grows back to its
+  planned size.
+- More than `s` dead workers are noticed at once (their connections close):
+  the round re-plans without waiting for its deadline; new workers are
+  planned in as soon as they register.
+- With `on_failure="approximate"` the fit keeps decoding (approximately,
+  still skipping up to `s` stragglers) until workers join, then re-plans and
+  is exact again.
+- A worker whose task keeps raising is an erasure (with a warning naming it)
+  and is planned out after three rounds in a row.
+"""
