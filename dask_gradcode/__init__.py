@@ -9,10 +9,10 @@ from dask_gradcode.codes import GradientCode, NotDecodableError, make_code
 __all__ = [
     "CodedSGDClassifier",
     "CodedSGDRegressor",
-    "close_embedded_cluster",
     "GradientCode",
     "NotDecodableError",
     "__version__",
+    "close_embedded_cluster",
     "make_code",
 ]
 
