@@ -531,8 +531,9 @@ class CodedSGDClassifier(ClassifierMixin, _CodedSGD):
         ``comm_reduction == 1``, else the Gaussian MDS code); the fitted
         ``code_`` says which and why.
     n_workers : int, optional
-        Workers the code uses; default: every worker of the cluster (4 for
-        the in-process cluster started when there is none).
+        Workers the code uses; default: every worker of the cluster (with no
+        client, of the process's embedded in-process cluster: one worker per
+        core, at least 4; see :func:`dask_gradcode.close_embedded_cluster`).
     n_stragglers : int, optional
         Default: 1 (0 on a one-worker cluster).
     comm_reduction : int, default=1

@@ -231,7 +231,8 @@ class FailingWorkers:
     workers : iterable of int
         Code indices of the failing workers (``"all"``: every worker).
     iterations : iterable of int, optional
-        Iterations in which they fail; every iteration by default.
+        Iterations in which they fail (a ``range`` for "from iteration k
+        on"); every iteration by default.
     error : type of Exception, default=MemoryError
     others_delay : float, default=0.0
         Seconds every other worker is late, so that the failures reach the
@@ -247,7 +248,12 @@ class FailingWorkers:
     ) -> None:
         self.others_delay = _check_non_negative(others_delay, "others_delay")
         self.workers = workers if workers == "all" else frozenset(workers)
-        self.iterations = None if iterations is None else frozenset(iterations)
+        # A range stays a range: membership is O(1) and it may be huge.
+        self.iterations = (
+            iterations
+            if iterations is None or isinstance(iterations, range)
+            else frozenset(iterations)
+        )
         if not (isinstance(error, type) and issubclass(error, Exception)):
             raise TypeError(f"error must be an Exception class, got {error!r}")
         self.error = error

@@ -129,10 +129,10 @@ def test_kills_at_random_moments_never_crash_a_fit(repaired, problem):
     rng = random.Random(7)
     with coded(cluster, problem, code) as cg:
         assert_exact(cg(w), expected)
-        for victims in (1, 1, 2):
+        for victims in (1, 1, 2, 1, 2, 1):
             targets = rng.sample(cg.workers, victims)
             pids = [pid_of(cluster, a) for a in targets]
-            delay = rng.uniform(0.0, 0.15)
+            delay = rng.uniform(0.0, 0.3)
             killer = threading.Timer(delay, lambda p=pids: [cluster.kill(x) for x in p])
             killer.start()
             for _ in range(6):

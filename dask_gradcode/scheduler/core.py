@@ -94,7 +94,10 @@ class CodedGradient:
     sample_weight : array-like of shape (n_samples,), optional
     straggler_model : object with a ``delay`` method, optional
         Injected delays, e.g. :class:`~dask_gradcode.stragglers.SlowWorkers`.
-        An injected delay ends as soon as its round has been decoded.
+        An injected delay ends as soon as its round has been decoded.  The
+        model sees *physical* workers: the workers of the first placement are
+        ``0 .. n - 1`` (in code order), workers that join later get the next
+        ids, and a worker keeps its id across re-plans.
     bandwidth : float or Bandwidth, optional
         Bytes per second of each worker's link; delays every message by its
         size over the bandwidth.
@@ -209,6 +212,10 @@ class CodedGradient:
         self._iteration = 0
         self._submissions = itertools.count()
         self._addresses: list[str] = []
+        # Straggler models key on physical workers: each address gets an id
+        # when first placed (0 .. n - 1 for the first placement), kept across
+        # re-plans, so a plan cannot dodge an injected slow worker.
+        self._physical: dict[str, int] = {}
         self._shards: list[Future] = []
         self._approximate = False
         self._replanned = False
@@ -272,6 +279,8 @@ class CodedGradient:
                     timeout=PLACEMENT_TIMEOUT,
                 )
                 self._addresses = addresses
+                for address in addresses:  # first placement: ids 0 .. n - 1
+                    self._physical.setdefault(address, len(self._physical))
                 return
             except PlacementError as failure:
                 survivors = [
@@ -391,8 +400,8 @@ class CodedGradient:
                 self.objective,
                 iteration,
                 submission,
-                worker,
-                code.n_workers,
+                self._physical[self._addresses[worker]],
+                self.planned_workers,
                 self.straggler_model,
                 self.bandwidth,
                 self._token,
@@ -630,7 +639,7 @@ class CodedGradient:
     def _warn(
         self, message: str, category: type[Warning] = WorkerFailureWarning
     ) -> None:
-        logger.warning(message)
+        logger.info(message)
         warnings.warn(message, category, stacklevel=4)
 
 

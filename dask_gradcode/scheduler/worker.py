@@ -170,8 +170,9 @@ def coded_round(
     """One worker's part of a round: partial (loss, gradient)s, encoded.
 
     ``iteration`` drives the straggler model (a pure function of the seed,
-    the iteration and ``worker_id``); ``submission`` identifies this attempt
-    for the early wake-up of injected delays.
+    the iteration and ``worker_id``, the physical worker's stable id);
+    ``submission`` identifies this attempt for the early wake-up of injected
+    delays.
     """
     start = time.perf_counter()
     rows = np.empty((len(shard.blocks), 1 + weights.size))
