@@ -274,9 +274,10 @@ def _measure(
             give_up = time.monotonic() + 60
             try:
                 while len(errors) < after or (
-                    time.monotonic() < give_up
+                    repairer is not None
+                    and time.monotonic() < give_up
                     and (
-                        (repairer is not None and repairer.is_alive())
+                        repairer.is_alive()
                         or cg.code.n_workers < n
                         or not cg.history[-1].exact
                         or not set(cg.workers) <= set(cluster.workers())
