@@ -27,7 +27,10 @@ __all__ = [
     "ModifiedHuber",
     "Objective",
     "OneVsRest",
+    "Perceptron",
+    "SignedTargets",
     "Softmax",
+    "SquaredEpsilonInsensitive",
     "SquaredError",
     "SquaredHinge",
     "get_objective",
@@ -48,9 +51,29 @@ class Objective:
         """Length of the flat coefficient vector for ``n_features`` columns."""
         return n_features
 
+    #: Whether labels must be 0 or 1 (classification losses).
+    binary_labels: bool = False
+
     def pointwise(self, z: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per-row loss and its derivative in ``z``."""
         raise NotImplementedError
+
+    def check_labels(self, y: np.ndarray) -> None:
+        """Raise if ``y`` holds labels this loss does not define (not a silent loss).
+
+        Classification losses take labels 0 and 1 (they use ``t = 2 y - 1``);
+        ``{-1, +1}`` labels would be read as a wrong ``t = -3``.
+        """
+        if not self.binary_labels or y.size == 0:
+            return
+        y = np.asarray(y)
+        if not np.all((y == 0) | (y == 1)):
+            found = np.unique(y[(y != 0) & (y != 1)])[:5]
+            raise ValueError(
+                f"loss {self.name!r} takes labels 0 and 1; got {found.tolist()}. "
+                "Map the classes to 0 and 1 (the estimators do it for you), or use "
+                "a regression loss for real-valued targets"
+            )
 
     def value_and_gradient(
         self,
@@ -74,6 +97,7 @@ class Objective:
         loss : float
         gradient : ndarray of shape (n_coef(n_features),)
         """
+        self.check_labels(y)
         z = X @ coef
         losses, slopes = self.pointwise(np.asarray(z), y)
         if sample_weight is not None:
@@ -100,6 +124,7 @@ class LogLoss(Objective):
     """Logistic loss ``log(1 + exp(-t z))`` with ``t = 2 y - 1``, labels in {0, 1}."""
 
     name = "log_loss"
+    binary_labels = True
 
     def pointwise(self, z, y):
         """Per-row loss and its derivative in ``z``."""
@@ -119,22 +144,53 @@ class SquaredError(Objective):
 
 
 class Hinge(Objective):
-    """Hinge loss ``max(0, 1 - t z)``; its subgradient at the kink is 0."""
+    """Hinge loss ``max(0, threshold - t z)``, labels in {0, 1}.
+
+    At the kink the derivative is taken as ``-t`` (``t z <= threshold``), as
+    scikit-learn's SGD does: that is what moves the perceptron off zero.
+
+    Parameters
+    ----------
+    threshold : float, default=1.0
+        1 for the hinge of a linear SVM, 0 for the perceptron.
+    """
 
     name = "hinge"
+    binary_labels = True
+
+    def __init__(self, threshold: float = 1.0) -> None:
+        self.threshold = float(threshold)
 
     def pointwise(self, z, y):
         """Per-row loss and its derivative in ``z``."""
         t = _signed(y)
-        margin = 1.0 - t * z
-        active = margin > 0
-        return np.where(active, margin, 0.0), np.where(active, -t, 0.0)
+        margin = self.threshold - t * z
+        active = margin >= 0
+        return np.maximum(margin, 0.0), np.where(active, -t, 0.0)
+
+    def __repr__(self) -> str:
+        return (
+            "Hinge()" if self.threshold == 1.0 else f"Hinge(threshold={self.threshold})"
+        )
+
+
+class Perceptron(Hinge):
+    """The perceptron's loss ``max(0, -t z)``: the hinge with threshold 0."""
+
+    name = "perceptron"
+
+    def __init__(self) -> None:
+        super().__init__(threshold=0.0)
+
+    def __repr__(self) -> str:
+        return "Perceptron()"
 
 
 class SquaredHinge(Objective):
     """Squared hinge ``max(0, 1 - t z)^2``."""
 
     name = "squared_hinge"
+    binary_labels = True
 
     def pointwise(self, z, y):
         """Per-row loss and its derivative in ``z``."""
@@ -147,6 +203,7 @@ class ModifiedHuber(Objective):
     """Modified Huber: ``max(0, 1 - t z)^2`` for ``t z >= -1``, else ``-4 t z``."""
 
     name = "modified_huber"
+    binary_labels = True
 
     def pointwise(self, z, y):
         """Per-row loss and its derivative in ``z``."""
@@ -214,6 +271,55 @@ class EpsilonInsensitive(Objective):
 
     def __repr__(self) -> str:
         return f"EpsilonInsensitive(epsilon={self.epsilon})"
+
+
+class SquaredEpsilonInsensitive(EpsilonInsensitive):
+    """``max(0, |z - y| - epsilon)^2``.
+
+    Parameters
+    ----------
+    epsilon : float, default=0.1
+    """
+
+    name = "squared_epsilon_insensitive"
+
+    def pointwise(self, z, y):
+        """Per-row loss and its derivative in ``z``."""
+        residual = z - y
+        excess = np.maximum(np.abs(residual) - self.epsilon, 0.0)
+        return excess**2, 2.0 * np.sign(residual) * excess
+
+    def __repr__(self) -> str:
+        return f"SquaredEpsilonInsensitive(epsilon={self.epsilon})"
+
+
+class SignedTargets(Objective):
+    """A regression loss used for classification: labels {0, 1} become targets -1, +1.
+
+    scikit-learn's SGDClassifier accepts the regression losses; it fits them
+    to ``t = 2 y - 1``.
+
+    Parameters
+    ----------
+    regression : Objective
+        ``squared_error``, ``huber``, ``epsilon_insensitive`` or
+        ``squared_epsilon_insensitive``.
+    """
+
+    binary_labels = True
+
+    def __init__(self, regression: Objective) -> None:
+        if regression.binary_labels or isinstance(regression, _MultiClass):
+            raise TypeError(f"{regression!r} is not a regression loss")
+        self.regression = regression
+        self.name = regression.name
+
+    def pointwise(self, z, y):
+        """The regression loss against ``2 y - 1``."""
+        return self.regression.pointwise(z, _signed(y))
+
+    def __repr__(self) -> str:
+        return f"SignedTargets({self.regression!r})"
 
 
 class _MultiClass(Objective):
@@ -288,16 +394,32 @@ class OneVsRest(_MultiClass):
         A binary classification loss (labels in {0, 1}).
     n_classes : int
         Number of classes, at least 3.
+    class_weights : array-like of shape (n_classes,), optional
+        As scikit-learn's one-vs-rest applies ``class_weight``: in problem
+        ``k`` the rows of class ``k`` (the positives) weigh
+        ``class_weights[k]`` and every other row weighs 1.
     """
 
     name = "one_vs_rest"
     min_classes = 3
 
-    def __init__(self, binary: Objective, n_classes: int) -> None:
+    def __init__(
+        self, binary: Objective, n_classes: int, class_weights: Any = None
+    ) -> None:
         if isinstance(binary, _MultiClass):
             raise TypeError("one-vs-rest needs a binary loss")
         super().__init__(n_classes)
         self.binary = binary
+        self.class_weights = (
+            None
+            if class_weights is None
+            else tuple(float(w) for w in np.asarray(class_weights).ravel())
+        )
+        if self.class_weights is not None and len(self.class_weights) != n_classes:
+            raise ValueError(
+                f"class_weights needs one weight per class ({n_classes}), got "
+                f"{len(self.class_weights)}"
+            )
 
     def value_and_gradient(self, coef, X, y, sample_weight=None):
         """Sum of the binary losses, and the gradient (flat)."""
@@ -305,17 +427,27 @@ class OneVsRest(_MultiClass):
         total = 0.0
         slopes = np.empty_like(scores)
         for k in range(self.n_classes):
+            positive = labels == k
             losses, slopes[:, k] = self.binary.pointwise(
-                scores[:, k], (labels == k).astype(np.float64)
+                scores[:, k], positive.astype(np.float64)
             )
-            if sample_weight is not None:
-                losses = losses * sample_weight
-                slopes[:, k] *= sample_weight
+            weights = sample_weight
+            if self.class_weights is not None and self.class_weights[k] != 1.0:
+                factor = np.where(positive, self.class_weights[k], 1.0)
+                weights = factor if weights is None else weights * factor
+            if weights is not None:
+                losses = losses * weights
+                slopes[:, k] *= weights
             total += float(losses.sum())
         return total, np.asarray(X.T @ slopes).ravel()
 
     def __repr__(self) -> str:
-        return f"OneVsRest({self.binary!r}, n_classes={self.n_classes})"
+        weights = (
+            ""
+            if self.class_weights is None
+            else f", class_weights={list(self.class_weights)}"
+        )
+        return f"OneVsRest({self.binary!r}, n_classes={self.n_classes}{weights})"
 
 
 #: Objectives by name; ``Softmax`` needs ``n_classes``.
@@ -329,6 +461,8 @@ OBJECTIVES: dict[str, type[Objective]] = {
         ModifiedHuber,
         Huber,
         EpsilonInsensitive,
+        SquaredEpsilonInsensitive,
+        Perceptron,
         Softmax,
     )
 }

@@ -20,7 +20,7 @@ import scipy.optimize
 
 from dask_gradcode.objectives import ElasticNet
 
-__all__ = ["LEARNING_RATES", "SOLVERS", "SolverResult", "minimize"]
+__all__ = ["LEARNING_RATES", "SOLVERS", "Diverged", "SolverResult", "minimize"]
 
 LossAndGradient = Callable[[np.ndarray], tuple[float, np.ndarray]]
 
@@ -47,6 +47,9 @@ class SolverResult:
         Whether the stopping rule was met before ``max_iter``.
     objectives : list of float
         ``F`` after every iteration.
+    t : int
+        The schedule's step counter after the run (``t0`` plus the
+        iterations): where a later call continues.
     """
 
     coef: np.ndarray
@@ -55,21 +58,48 @@ class SolverResult:
     n_evaluations: int
     converged: bool
     objectives: list[float] = field(default_factory=list)
+    t: int = 1
+
+
+class Diverged(ValueError, FloatingPointError):
+    """The iterates overflowed or the objective exploded: the run cannot go on.
+
+    A ``ValueError`` (what scikit-learn's SGD raises on overflow) and a
+    ``FloatingPointError``.
+    """
 
 
 class _Counted:
-    """``fun`` plus the smooth penalty, counting evaluations."""
+    """``fun`` plus the smooth penalty, counting evaluations, refusing overflow."""
 
     def __init__(self, fun: LossAndGradient, penalty: ElasticNet) -> None:
         self.fun = fun
         self.penalty = penalty
         self.calls = 0
+        self.iteration = 0
 
     def __call__(self, w: np.ndarray) -> tuple[float, np.ndarray]:
+        if not np.all(np.isfinite(w)):
+            raise Diverged(
+                f"Floating-point under-/overflow occurred at epoch #{self.iteration + 1}"
+                ": the weights are no longer finite. Scaling input data with "
+                "StandardScaler or MinMaxScaler might help, or a smaller step "
+                "(eta0, learning_rate='auto' or solver='lbfgs')"
+            )
         self.calls += 1
         loss, gradient = self.fun(w)
         value, slope = self.penalty.smooth(w)
-        return float(loss) + value, np.asarray(gradient, dtype=np.float64) + slope
+        total, slope = (
+            float(loss) + value,
+            np.asarray(gradient, dtype=np.float64) + slope,
+        )
+        if not (np.isfinite(total) and np.all(np.isfinite(slope))):
+            raise Diverged(
+                f"Floating-point under-/overflow occurred at epoch #{self.iteration + 1}"
+                ": the loss or its gradient is no longer finite. Scaling input data "
+                "with StandardScaler or MinMaxScaler might help"
+            )
+        return total, slope
 
 
 def minimize(
@@ -79,11 +109,12 @@ def minimize(
     penalty: ElasticNet | None = None,
     solver: str = "lbfgs",
     max_iter: int = 1000,
-    tol: float | None = 1e-6,
+    tol: float | None = 1e-3,
     n_iter_no_change: int = 5,
     learning_rate: str = "auto",
     eta0: float = 0.01,
     power_t: float = 0.25,
+    t0: int = 1,
     callback: Callable[[int, np.ndarray, float], bool | None] | None = None,
 ) -> SolverResult:
     """Minimise ``f(w) + penalty(w)`` given ``fun(w) = (f(w), grad f(w))``.
@@ -103,19 +134,22 @@ def minimize(
         backtracking line search.
     max_iter : int, default=1000
         Iterations at most.
-    tol : float or None, default=1e-6
-        Stop once the objective has improved by less than
-        ``tol * max(1, |F|)`` for ``n_iter_no_change`` iterations in a row.
-        For ``"lbfgs"``, scipy's ``ftol`` and ``gtol``.  None: run
-        ``max_iter`` iterations.
+    tol : float or None, default=1e-3
+        scikit-learn's rule: stop once the objective has failed to drop below
+        ``best - tol`` (the best objective so far) for ``n_iter_no_change``
+        iterations in a row.  None: run ``max_iter`` iterations (or until
+        L-BFGS cannot improve).
     n_iter_no_change : int, default=5
     learning_rate : str, default="auto"
         For ``"gd"``: ``"auto"`` (backtracking line search), ``"constant"``
         (``eta0``), ``"invscaling"`` (``eta0 / t**power_t``), ``"optimal"``
-        (``1 / (alpha * (t0 + t))`` as in scikit-learn's SGD) or
-        ``"adaptive"`` (``eta0``, divided by 5 whenever the objective stalls).
+        (``1 / (alpha * (t_opt + t))`` as in scikit-learn's SGD) or
+        ``"adaptive"`` (``eta0``, divided by 5 whenever the objective stalls),
+        with ``t`` the step counter.
     eta0, power_t : float
         Schedule parameters.
+    t0 : int, default=1
+        The step counter's first value: a later call continues a schedule.
     callback : callable, optional
         ``callback(iteration, w, objective)`` after every iteration; returning
         True stops the solver (early stopping), which then counts as converged.
@@ -123,6 +157,12 @@ def minimize(
     Returns
     -------
     SolverResult
+
+    Raises
+    ------
+    Diverged
+        If the weights, the loss or its gradient overflow (a
+        ``FloatingPointError``).
     """
     if solver not in SOLVERS:
         raise ValueError(f"unknown solver {solver!r}; choose one of {list(SOLVERS)}")
@@ -136,30 +176,35 @@ def minimize(
     penalty = penalty if penalty is not None else ElasticNet()
     smooth = _Counted(fun, penalty)
     x0 = np.array(x0, dtype=np.float64)
+    stall = _Stall(tol, n_iter_no_change)
     if solver == "lbfgs":
-        return _lbfgs(smooth, x0, max_iter, tol, callback)
-    if solver == "nesterov":
-        return _proximal(
-            smooth, x0, max_iter, tol, n_iter_no_change, callback, accelerated=True
+        result = _lbfgs(smooth, x0, max_iter, stall, callback)
+    elif solver == "nesterov" or learning_rate == "auto":
+        result = _proximal(
+            smooth,
+            x0,
+            max_iter,
+            stall,
+            callback,
+            accelerated=solver == "nesterov",
         )
-    if learning_rate == "auto":
-        return _proximal(
-            smooth, x0, max_iter, tol, n_iter_no_change, callback, accelerated=False
+    else:
+        result = _scheduled(
+            smooth,
+            x0,
+            max_iter,
+            stall,
+            callback,
+            t0,
+            learning_rate,
+            eta0,
+            power_t,
         )
-    return _scheduled(
-        smooth,
-        x0,
-        max_iter,
-        tol,
-        n_iter_no_change,
-        callback,
-        learning_rate,
-        eta0,
-        power_t,
-    )
+    result.t = t0 + result.n_iter
+    return result
 
 
-def _lbfgs(smooth, x0, max_iter, tol, callback) -> SolverResult:
+def _lbfgs(smooth, x0, max_iter, stall, callback) -> SolverResult:
     if smooth.penalty.l1_strength > 0:
         raise ValueError(
             "solver='lbfgs' needs a smooth penalty; use penalty='l2' or None, or "
@@ -171,16 +216,19 @@ def _lbfgs(smooth, x0, max_iter, tol, callback) -> SolverResult:
 
     def record(w: np.ndarray) -> None:
         objectives.append(last["value"])
+        smooth.iteration = len(objectives)
         if callback is not None and callback(len(objectives), w, last["value"]):
             stopped["early"] = True
             raise StopIteration  # scipy ends the run and returns the current point
+        if stall.update(last["value"]):
+            stopped["early"] = True
+            raise StopIteration
 
     def value_and_gradient(w: np.ndarray) -> tuple[float, np.ndarray]:
         value, gradient = smooth(w)
         last["value"] = value
         return value, gradient
 
-    tolerance = 0.0 if tol is None else tol  # None: only max_iter stops it
     result = scipy.optimize.minimize(
         value_and_gradient,
         x0,
@@ -189,8 +237,8 @@ def _lbfgs(smooth, x0, max_iter, tol, callback) -> SolverResult:
         callback=record,
         options={
             "maxiter": max_iter,
-            "ftol": tolerance,
-            "gtol": tolerance,
+            "ftol": 0.0,  # the stopping rule is scikit-learn's (``_Stall``)
+            "gtol": 1e-12,
             "maxfun": 20 * max_iter,
         },
     )
@@ -205,23 +253,25 @@ def _lbfgs(smooth, x0, max_iter, tol, callback) -> SolverResult:
 
 
 class _Stall:
-    """Counts iterations whose improvement is below ``tol * max(1, |F|)``."""
+    """scikit-learn's stopping rule: no drop below ``best - tol`` for ``patience`` steps."""
 
     def __init__(self, tol: float | None, patience: int) -> None:
         self.tol, self.patience, self.count = tol, patience, 0
+        self.best = math.inf
 
-    def update(self, previous: float, current: float) -> bool:
+    def update(self, current: float) -> bool:
         if self.tol is None:
             return False
-        if previous - current < self.tol * max(1.0, abs(current)):
+        if current > self.best - self.tol:
             self.count += 1
         else:
             self.count = 0
+        self.best = min(self.best, current)
         return self.count >= self.patience
 
 
 def _proximal(
-    smooth, x0, max_iter, tol, patience, callback, *, accelerated: bool
+    smooth, x0, max_iter, stall, callback, *, accelerated: bool
 ) -> SolverResult:
     """Proximal gradient with backtracking on ``L``.
 
@@ -234,10 +284,10 @@ def _proximal(
     objective = f_x + penalty.nonsmooth(x)
     lipschitz = max(1.0, float(np.linalg.norm(g_x)))
     y, f_y, g_y, momentum = x, f_x, g_x, 1.0
-    stall = _Stall(tol, patience)
     objectives: list[float] = []
     converged = False
     for iteration in range(1, max_iter + 1):
+        smooth.iteration = iteration - 1
         while True:
             candidate = penalty.prox(y - g_y / lipschitz, 1.0 / lipschitz)
             f_c, g_c = smooth(candidate)
@@ -264,14 +314,14 @@ def _proximal(
             if curvature > 0:
                 lipschitz = curvature / float(step_taken @ step_taken)
         x, f_x, g_x = candidate, f_c, g_c
-        previous, objective = objective, new_objective
+        objective = new_objective
         objectives.append(objective)
         if callback is not None and callback(iteration, x, objective):
             converged = True
             break
         if accelerated:
             lipschitz = max(lipschitz / 1.5, 1e-12)  # let the step grow back
-        if stall.update(previous, objective):
+        if stall.update(objective):
             converged = True
             break
     return SolverResult(
@@ -279,39 +329,66 @@ def _proximal(
     )
 
 
+#: The objective may grow this much over its start before a run counts as diverged.
+DIVERGENCE_FACTOR = 1e8
+
+
 def _scheduled(
-    smooth, x0, max_iter, tol, patience, callback, learning_rate, eta0, power_t
+    smooth,
+    x0,
+    max_iter,
+    stall,
+    callback,
+    t0,
+    learning_rate,
+    eta0,
+    power_t,
 ) -> SolverResult:
-    """Proximal gradient steps with scikit-learn's SGD learning-rate schedules."""
+    """Proximal gradient steps with scikit-learn's SGD learning-rate schedules.
+
+    The step counter ``t`` counts full-gradient steps (from ``t0``), where
+    scikit-learn's SGD counts samples.
+    """
     penalty = smooth.penalty
     if learning_rate in ("constant", "invscaling", "adaptive") and not eta0 > 0:
-        raise ValueError(f"eta0 must be > 0 for learning_rate={learning_rate!r}")
+        raise ValueError(
+            f"eta0 must be > 0 for learning_rate={learning_rate!r}, got {eta0}"
+        )
     if learning_rate == "optimal" and penalty.alpha <= 0:
         raise ValueError("learning_rate='optimal' needs alpha > 0")
     # scikit-learn's heuristic offset for the "optimal" schedule
-    t0 = 1.0 / (
+    offset = 1.0 / (
         math.sqrt(1.0 / math.sqrt(penalty.alpha or 1.0)) * (penalty.alpha or 1.0)
     )
     x = x0
     f_x, g_x = smooth(x)
-    objective = f_x + penalty.nonsmooth(x)
+    objective = start = f_x + penalty.nonsmooth(x)
     eta = eta0
-    stall = _Stall(tol, patience)
     objectives: list[float] = []
     converged = False
     for iteration in range(1, max_iter + 1):
+        smooth.iteration = iteration - 1
+        t = t0 + iteration - 1
         if learning_rate == "invscaling":
-            eta = eta0 / iteration**power_t
+            eta = eta0 / t**power_t
         elif learning_rate == "optimal":
-            eta = 1.0 / (penalty.alpha * (t0 + iteration - 1))
+            eta = 1.0 / (penalty.alpha * (offset + t - 1))
         x = penalty.prox(x - eta * g_x, eta)
         f_x, g_x = smooth(x)
-        previous, objective = objective, f_x + penalty.nonsmooth(x)
+        objective = f_x + penalty.nonsmooth(x)
+        if objective > DIVERGENCE_FACTOR * max(1.0, abs(start)):
+            raise Diverged(
+                f"the objective grew from {start:.3g} to {objective:.3g} by epoch "
+                f"#{iteration} (learning_rate={learning_rate!r}, step {eta:.3g}): "
+                "the steps are too large for these data. Scale the data "
+                "(StandardScaler), lower eta0, or use learning_rate='auto' or "
+                "solver='lbfgs'"
+            )
         objectives.append(objective)
         if callback is not None and callback(iteration, x, objective):
             converged = True
             break
-        stalled = stall.update(previous, objective)
+        stalled = stall.update(objective)
         if stalled and learning_rate == "adaptive" and eta > 1e-6:
             eta /= 5.0
             stall.count = 0

@@ -212,7 +212,7 @@ def test_a_decodable_set_that_misses_rtol_waits_for_more_workers(client, data):
 
 
 def test_estimators_warn_when_rounds_waited_for_accuracy():
-    from dask_gradcode.estimators import _warn_about_accuracy
+    from dask_gradcode.estimators.monitoring import warn_about_accuracy
     from dask_gradcode.scheduler import DecodingAccuracyWarning
 
     code = make_code("ye-abbe", N_WORKERS, 2, 1, verify=False, rtol=1e-14)
@@ -221,7 +221,7 @@ def test_estimators_warn_when_rounds_waited_for_accuracy():
         for waited in (True, False, True)
     ]
     with pytest.warns(DecodingAccuracyWarning, match="2 of 3 rounds waited"):
-        _warn_about_accuracy(code, history)
+        warn_about_accuracy(code, history)
 
 
 def test_dask_array_and_dataframe_inputs_stay_on_the_cluster(client, data):

@@ -304,7 +304,12 @@ class CodedGradient:
 
     # --------------------------------------------------------------- rounds
     def __call__(
-        self, w: Any, *, batch_fraction: float | None = None, batch_seed: int = 0
+        self,
+        w: Any,
+        *,
+        batch_fraction: float | None = None,
+        batch_seed: int = 0,
+        batch_shuffle: bool = True,
     ) -> tuple[float, np.ndarray]:
         """One coded round at weights ``w``: ``(loss, gradient)`` summed over rows.
 
@@ -312,7 +317,9 @@ class CodedGradient:
         probability ``batch_fraction`` (decided by a hash of its index, the
         round and ``batch_seed``, so every worker holding it agrees and any
         code sees the same batch), rescaled so the result is an unbiased
-        estimate of the full sums: a coded mini-batch.
+        estimate of the full sums: a coded mini-batch.  ``batch_shuffle=False``
+        goes through the rows in order instead (round ``r`` takes the rows
+        whose index is ``r`` modulo ``round(1 / batch_fraction)``).
 
         Raises
         ------
@@ -337,7 +344,7 @@ class CodedGradient:
                 raise ValueError(
                     f"batch_fraction must be in (0, 1], got {batch_fraction}"
                 )
-            batch = (int(batch_seed), float(batch_fraction))
+            batch = (int(batch_seed), float(batch_fraction), bool(batch_shuffle))
         start = time.perf_counter()
         for attempt in range(1, MAX_ATTEMPTS + 1):
             self._maintain()
@@ -368,7 +375,7 @@ class CodedGradient:
     def _round(
         self,
         weights: np.ndarray,
-        batch: tuple[int, float] | None,
+        batch: tuple | None,
         start: float,
         attempt: int,
     ) -> tuple[RoundRecord, np.ndarray]:

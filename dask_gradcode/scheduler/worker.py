@@ -165,7 +165,7 @@ def coded_round(
     straggler_model: Any,
     bandwidth: Bandwidth | None,
     token: str,
-    batch: tuple[int, float] | None = None,
+    batch: tuple | None = None,
 ) -> Reply:
     """One worker's part of a round: partial (loss, gradient)s, encoded.
 
@@ -229,7 +229,7 @@ def _row_uniforms(seed: int, iteration: int, rows: np.ndarray) -> np.ndarray:
 
 
 def sample_block(
-    block: tuple, first_row: int, iteration: int, batch: tuple[int, float]
+    block: tuple, first_row: int, iteration: int, batch: tuple
 ) -> tuple[tuple, float]:
     """The rows of a mini-batch round, and the factor that keeps the sum unbiased.
 
@@ -238,18 +238,26 @@ def sample_block(
     the same decision (so the coded sum stays exact for the batch), and the
     batch is the same whatever the code's partitions (so coded and uncoded
     fits see the same batches).  Rescaling by ``1 / fraction`` keeps the sum
-    unbiased.
+    unbiased.  With ``shuffle`` False (a third item of ``batch``) the batches
+    go through the rows in order instead: round ``r`` takes every row whose
+    index is ``r`` modulo ``round(1 / fraction)``.
     """
-    seed, fraction = batch
+    seed, fraction, *rest = batch
+    shuffle = rest[0] if rest else True
     X, y, sample_weight = block
     n_rows = X.shape[0]
     if n_rows == 0 or fraction >= 1:
         return block, 1.0
-    rows = np.flatnonzero(
-        _row_uniforms(seed, iteration, first_row + np.arange(n_rows)) < fraction
-    )
+    indices = first_row + np.arange(n_rows)
+    if shuffle:
+        rows = np.flatnonzero(_row_uniforms(seed, iteration, indices) < fraction)
+        scale = 1.0 / fraction
+    else:  # the rows in order: round r takes every period-th row, from r
+        period = max(1, round(1.0 / fraction))
+        rows = np.flatnonzero(indices % period == iteration % period)
+        scale = float(period)
     weights = None if sample_weight is None else sample_weight[rows]
-    return (X[rows], y[rows], weights), 1.0 / fraction
+    return (X[rows], y[rows], weights), scale
 
 
 def as_block(X: Any, y: Any, sample_weight: Any, intercept: bool = False) -> tuple:

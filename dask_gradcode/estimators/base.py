@@ -1,0 +1,537 @@
+"""The fit loop both estimators share: parameters, inputs, the coded solver run.
+
+A fit minimises scikit-learn's SGD objective,
+
+    (1 / n_samples) * sum_i sample_weight_i * loss(x_i, y_i) + alpha * penalty(w),
+
+by full-gradient steps whose gradients are coded rounds on a Dask cluster
+(:class:`~dask_gradcode.scheduler.CodedGradient`), with a solver of
+:mod:`dask_gradcode.solvers`.  The estimators know no coding math: they ask
+:func:`~dask_gradcode.codes.make_code` for a code by name.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import dask
+import numpy as np
+import scipy.sparse
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    validate_data,
+)
+
+from dask_gradcode.codes import SCHEMES, make_code
+from dask_gradcode.estimators.inputs import as_dask_rows, is_dask, lazy_rows
+from dask_gradcode.estimators.monitoring import (
+    Monitor,
+    warn_about_accuracy,
+    warn_from_caller,
+)
+from dask_gradcode.objectives import make_penalty
+from dask_gradcode.scheduler import (
+    CodedGradient,
+    NoWorkersError,
+    client_for_fit,
+    n_cluster_workers,
+)
+from dask_gradcode.solvers import LEARNING_RATES, SOLVERS, minimize
+
+__all__ = ["CodedSGD"]
+
+
+class CodedSGD(BaseEstimator):
+    """Shared fit machinery; see the public classes for the parameters."""
+
+    _losses: tuple[str, ...] = ()
+
+    # ------------------------------------------------------------ validation
+    def _check_params(self) -> None:
+        """Raise a clear ValueError for an invalid hyper-parameter."""
+        if self.loss not in self._losses:
+            raise ValueError(
+                f"The loss {self.loss!r} is not supported; choose one of "
+                f"{list(self._losses)}"
+            )
+        choices = {
+            "penalty": (("l2", "l1", "elasticnet", None), self.penalty),
+            "solver": (SOLVERS, self.solver),
+            "learning_rate": (LEARNING_RATES, self.learning_rate),
+            "scheme": (SCHEMES, self.scheme),
+        }
+        for name, (allowed, value) in choices.items():
+            if value not in allowed:
+                raise ValueError(
+                    f"{name} must be one of {list(allowed)}, got {value!r}"
+                )
+        if self.scheme == "linear":
+            raise ValueError(
+                "scheme='linear' needs a generator matrix; build the code with "
+                "dask_gradcode.make_code and use CodedGradient directly"
+            )
+        for name in ("max_iter", "n_iter_no_change"):
+            value = getattr(self, name)
+            if not _is_int(value) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        for name, minimum in (("n_workers", 1), ("n_stragglers", 0)):
+            value = getattr(self, name)
+            if value is not None and (not _is_int(value) or value < minimum):
+                raise ValueError(
+                    f"{name} must be None (every worker of the cluster, or the "
+                    f"default) or an integer >= {minimum}, got {value!r}"
+                )
+        if not _is_int(self.comm_reduction) or self.comm_reduction < 1:
+            raise ValueError(
+                f"comm_reduction must be an integer >= 1, got {self.comm_reduction!r}"
+            )
+        for name in ("alpha", "eta0", "power_t"):
+            value = getattr(self, name)
+            if not (isinstance(value, numbers.Real) and np.isfinite(value)):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
+        if self.alpha < 0 or self.eta0 < 0:
+            raise ValueError("alpha and eta0 must be >= 0")
+        if not 0 <= self.l1_ratio <= 1:
+            raise ValueError(f"l1_ratio must be in [0, 1], got {self.l1_ratio!r}")
+        if self.tol is not None and not self.tol >= 0:
+            raise ValueError(f"tol must be >= 0 or None, got {self.tol!r}")
+        if not 0 < self.validation_fraction < 1:
+            raise ValueError(
+                f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}"
+            )
+        if not (self.epsilon >= 0 and np.isfinite(self.epsilon)):
+            raise ValueError(f"epsilon must be >= 0, got {self.epsilon!r}")
+        if not isinstance(self.average, bool) and (
+            not _is_int(self.average) or self.average < 1
+        ):
+            raise ValueError(
+                f"average must be a bool or an integer >= 1, got {self.average!r}"
+            )
+        if self.batch_size is not None:
+            if not _is_int(self.batch_size) or self.batch_size < 1:
+                raise ValueError(
+                    f"batch_size must be an integer >= 1 or None, got {self.batch_size!r}"
+                )
+            if self.solver != "gd" or self.learning_rate == "auto":
+                raise ValueError(
+                    "batch_size (coded mini-batches) needs solver='gd' with a "
+                    "learning_rate schedule ('constant', 'optimal', 'invscaling' or "
+                    "'adaptive'): line searches and L-BFGS need exact objective values"
+                )
+        if (
+            self.solver == "lbfgs"
+            and self.penalty in ("l1", "elasticnet")
+            and self.alpha > 0
+        ):
+            raise ValueError(
+                f"solver='lbfgs' needs a smooth penalty, got penalty={self.penalty!r}; "
+                "use solver='nesterov' or solver='gd'"
+            )
+
+    def _ineffective(self, *, partial: bool) -> list[tuple[str, str]]:
+        """``(parameter, what it needs)`` for the parameters that do nothing here."""
+        scheduled = partial or self.solver == "gd"
+        unused = []
+        if not scheduled:
+            needs = "solver='gd' (or partial_fit)"
+            unused += [("learning_rate", needs), ("eta0", needs), ("power_t", needs)]
+        elif self.learning_rate == "auto":
+            unused += [
+                ("eta0", "a learning_rate schedule"),
+                ("power_t", "learning_rate='invscaling'"),
+            ]
+        elif self.learning_rate != "invscaling":
+            unused.append(("power_t", "learning_rate='invscaling'"))
+        if self.solver == "lbfgs" and not partial:
+            unused.append(("average", "solver='gd' or 'nesterov' (or partial_fit)"))
+        if self.batch_size is None:
+            unused.append(("shuffle", "batch_size (coded mini-batches)"))
+        if self.tol is None and not self.early_stopping:
+            unused.append(("n_iter_no_change", "tol or early_stopping"))
+        if hasattr(self, "n_jobs"):
+            unused.append(("n_jobs", "nothing: the parallelism is the Dask cluster's"))
+        return unused
+
+    def _warn_ineffective(self, *, partial: bool) -> None:
+        """Warn about each parameter set away from its default that does nothing here."""
+        defaults = {
+            name: parameter.default
+            for name, parameter in _init_parameters(type(self)).items()
+        }
+        for name, needs in self._ineffective(partial=partial):
+            value = getattr(self, name)
+            if _same(value, defaults[name]):
+                continue
+            warn_from_caller(
+                f"{name}={value!r} has no effect with solver={self.solver!r}"
+                f"{' in partial_fit' if partial else ''}; it needs {needs}",
+                UserWarning,
+            )
+
+    def _validate(self, X: Any, y: Any, reset: bool) -> tuple[Any, Any]:
+        if is_dask(X) or is_dask(y):
+            if len(X.shape) != 2:
+                raise ValueError(
+                    f"Expected 2D array, got {len(X.shape)}D array instead"
+                )
+            self._check_n_features_dask(X, reset)
+            if reset and hasattr(X, "columns"):
+                self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+            return X, y
+        return validate_data(
+            self,
+            X,
+            y,
+            accept_sparse="csr",
+            dtype=[np.float64, np.float32],
+            reset=reset,
+            y_numeric=not isinstance(self, ClassifierMixin),
+        )
+
+    def _check_n_features_dask(self, X: Any, reset: bool) -> None:
+        if reset:
+            self.n_features_in_ = int(X.shape[1])
+        elif X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but {type(self).__name__} is "
+                f"expecting {self.n_features_in_} features as input"
+            )
+
+    def _sample_weight(self, sample_weight: Any, X: Any) -> Any:
+        """scikit-learn's checked weights; dask weights stay on the cluster."""
+        if is_dask(X) or is_dask(sample_weight):
+            return None if sample_weight is None else as_dask_rows(sample_weight, "w")
+        if sample_weight is None:
+            return None
+        return _check_sample_weight(sample_weight, X)
+
+    def _hold_out(self, X: Any, targets: Any, weights: Any, *, stratify: bool) -> tuple:
+        """Split off ``validation_fraction`` for early stopping.
+
+        Returns ``(X, targets, weights, X_val, targets_val)``.
+        """
+        if is_dask(X):
+            raise ValueError(
+                "early_stopping holds out rows on the client: it needs NumPy, "
+                "SciPy or pandas input, not dask (hold out a validation set and "
+                "stop on its score yourself, or set early_stopping=False)"
+            )
+        if weights is None:
+            weights = np.ones(X.shape[0])
+        X, X_val, targets, targets_val, weights, _ = train_test_split(
+            X,
+            targets,
+            weights,
+            test_size=self.validation_fraction,
+            random_state=_seed(self.random_state),
+            stratify=targets if stratify else None,
+        )
+        return X, targets, weights, X_val, targets_val
+
+    # ------------------------------------------------------------------- fit
+    #: Learned attributes a fresh (not warm-started) fit forgets.
+    _learned: tuple[str, ...] = ("coef_", "intercept_", "_iterate", "_averaged")
+
+    def fit(
+        self,
+        X: Any,
+        y: Any,
+        coef_init: Any = None,
+        intercept_init: Any = None,
+        sample_weight: Any = None,
+    ) -> CodedSGD:
+        """Fit on ``X, y`` (NumPy, SciPy sparse, pandas or dask).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix, dask array, dask dataframe} of shape (n_samples, n_features)
+        y : array-like or dask array/series of shape (n_samples,)
+        coef_init : ndarray, optional
+            Initial coefficients (warm start from them).
+        intercept_init : ndarray, optional
+            Initial intercept.
+        sample_weight : array-like or dask array of shape (n_samples,), optional
+            Multiplies each sample's loss (not the penalty).
+
+        Returns
+        -------
+        self : object
+        """
+        self._check_params()
+        self._warn_ineffective(partial=False)
+        if not self.warm_start or coef_init is not None:
+            for attribute in self._learned:
+                self.__dict__.pop(attribute, None)
+        self._init = (coef_init, intercept_init)
+        self.t_ = 1
+        return self._fit(X, y, sample_weight, self.max_iter, reset=True)
+
+    def _run(
+        self,
+        client: Any,
+        X: Any,
+        targets: Any,
+        sample_weight: Any,
+        objective: Any,
+        n_targets: int,
+        max_iter: int,
+        *,
+        partial: bool,
+        validation: tuple | None = None,
+    ) -> None:
+        """Minimise the SGD objective by coded rounds; set the fitted attributes."""
+        n_coef_rows = self.n_features_in_ + int(self.fit_intercept)
+        mask = np.ones((n_coef_rows, n_targets), dtype=bool)
+        if self.fit_intercept:
+            mask[-1] = False
+        penalty = make_penalty(self.penalty, self.alpha, self.l1_ratio, mask.ravel())
+        n_samples = int(X.shape[0])
+        start = self._initial_coef(n_coef_rows, n_targets)
+        n_workers = self.n_workers or n_cluster_workers(client)
+        code = self._code(n_workers)
+        t0 = int(getattr(self, "t_", 1))
+        with CodedGradient(
+            client,
+            code,
+            X,
+            targets,
+            objective,
+            sample_weight=sample_weight,
+            straggler_model=self.straggler_model,
+            fit_intercept=self.fit_intercept,
+        ) as coded:
+            fraction = (
+                None
+                if self.batch_size is None
+                else min(1.0, self.batch_size / n_samples)
+            )
+            seed = _seed(self.random_state)
+            shuffle = bool(self.shuffle)
+
+            def mean_loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+                loss, gradient = coded(
+                    w, batch_fraction=fraction, batch_seed=seed, batch_shuffle=shuffle
+                )
+                return loss / n_samples, gradient / n_samples
+
+            monitor = Monitor(
+                self,
+                coded,
+                validation,
+                n_targets,
+                max_iter,
+                t0=t0,
+                average=False
+                if self.solver == "lbfgs" and not partial
+                else self.average,
+                averaged=getattr(self, "_averaged", None),
+            )
+            solver, learning_rate, eta0 = self._steps(partial)
+            try:
+                result = minimize(
+                    mean_loss,
+                    start,
+                    penalty=penalty,
+                    solver=solver,
+                    max_iter=max_iter,
+                    tol=None if partial else self.tol,
+                    n_iter_no_change=self.n_iter_no_change,
+                    learning_rate=learning_rate,
+                    eta0=eta0,
+                    power_t=self.power_t,
+                    t0=t0,
+                    callback=monitor,
+                )
+            except NoWorkersError as error:
+                self._keep_last_iterate(monitor, start, n_coef_rows, n_targets)
+                raise NoWorkersError(
+                    f"{error}. The last iterate (after {len(monitor.history)} "
+                    "iterations) is kept in coef_ and intercept_; fit again with "
+                    "warm_start=True once the cluster has workers to continue"
+                ) from error
+            finally:
+                monitor.close()
+            warn_about_accuracy(code, coded.history)
+        iterate = monitor.best if monitor.best is not None else result.coef
+        self._iterate = iterate.copy()
+        self._averaged = (monitor.mean, monitor.count) if monitor.start else None
+        self._set_coef(monitor.current(iterate).reshape(n_coef_rows, n_targets))
+        self.n_iter_ = result.n_iter
+        self.t_ = result.t
+        self.objective_ = result.objective
+        self.code_ = code
+        self.history_ = monitor.history
+        if not result.converged and max_iter > 1 and self.tol is not None:
+            warn_from_caller(
+                f"{type(self).__name__} did not converge in max_iter={max_iter} "
+                "iterations; increase max_iter or tol",
+                ConvergenceWarning,
+            )
+
+    def _steps(self, partial: bool) -> tuple[str, str, float]:
+        """``(solver, learning_rate, eta0)`` of the run.
+
+        ``partial_fit`` takes one step of the schedule.  The perceptron's loss
+        is minimised by ``w = 0`` (line searches and L-BFGS stay there), so it
+        is trained as the batch perceptron: constant steps.
+        """
+        if self.loss == "perceptron":
+            constant = self.learning_rate in ("optimal", "auto")
+            return (
+                "gd",
+                "constant" if constant else self.learning_rate,
+                1.0 if constant else self.eta0,
+            )
+        if partial:
+            return "gd", self.learning_rate, self.eta0
+        return self.solver, self.learning_rate, self.eta0
+
+    def _keep_last_iterate(
+        self, monitor: Monitor, start: np.ndarray, n_rows: int, n_targets: int
+    ) -> None:
+        """The optimisation state when the cluster failed: the last iterate."""
+        last = monitor.last if monitor.last is not None else start
+        self._iterate = np.asarray(last).copy()
+        self._set_coef(monitor.current(last).reshape(n_rows, n_targets))
+        self.n_iter_ = len(monitor.history)
+
+    def _code(self, n_workers: int) -> Any:
+        stragglers = (
+            min(1, n_workers - 1) if self.n_stragglers is None else self.n_stragglers
+        )
+        return make_code(
+            self.scheme,
+            n_workers,
+            stragglers,
+            self.comm_reduction,
+            random_state=_seed(self.random_state),
+        )
+
+    def _initial_coef(self, n_rows: int, n_targets: int) -> np.ndarray:
+        """The start: coef_init/intercept_init, the current model, or zeros."""
+        coef_init, intercept_init = getattr(self, "_init", (None, None))
+        self._init = (None, None)
+        if coef_init is not None or intercept_init is not None:
+            coef = np.zeros((n_rows, n_targets))
+            if coef_init is not None:
+                given = np.asarray(coef_init, dtype=np.float64).reshape(n_targets, -1)
+                if given.shape[1] != self.n_features_in_:
+                    raise ValueError(
+                        f"coef_init has shape {np.shape(coef_init)}; it needs "
+                        f"({n_targets}, {self.n_features_in_}) (or "
+                        f"({self.n_features_in_},) for one target)"
+                    )
+                coef[: self.n_features_in_] = given.T
+            if intercept_init is not None and self.fit_intercept:
+                coef[-1] = np.asarray(intercept_init, dtype=np.float64).reshape(
+                    n_targets
+                )
+            return coef.ravel()
+        iterate = getattr(self, "_iterate", None)
+        if iterate is not None and iterate.size == n_rows * n_targets:
+            return iterate.copy()
+        return np.zeros(n_rows * n_targets)
+
+    def _set_coef(self, coef: np.ndarray) -> None:
+        weights = coef[:-1] if self.fit_intercept else coef
+        intercept = coef[-1] if self.fit_intercept else np.zeros(coef.shape[1])
+        self.coef_ = weights.T.copy()
+        self.intercept_ = intercept.copy()
+
+    def _client(self):
+        """The fit's client (context manager) and dask's scheduler set to it."""
+        return client_for_fit(self.n_workers, self.scheduler_address)
+
+    @staticmethod
+    def _on_cluster(client: Any):
+        """Dask computations in this block run on ``client``'s cluster."""
+        return dask.config.set(scheduler=client)
+
+    # -------------------------------------------------------------- predict
+    def _scores(self, X: Any) -> Any:
+        """Linear scores ``X @ coef_.T + intercept_`` (lazy for dask input)."""
+        check_is_fitted(self)
+        if is_dask(X):
+            self._check_n_features_dask(X, reset=False)
+            targets = np.size(self.intercept_)
+            model = self._fitted_copy()
+            return lazy_rows(X, model._dense_scores, None if targets == 1 else targets)
+        X = validate_data(self, X, accept_sparse="csr", reset=False)
+        return self._dense_scores(X)
+
+    def _dense_scores(self, X: Any) -> np.ndarray:
+        coef = self.coef_
+        product = X @ (coef.T if not scipy.sparse.issparse(coef) else coef.T.toarray())
+        scores = np.asarray(product) + self.intercept_
+        return scores.ravel() if scores.ndim == 2 and scores.shape[1] == 1 else scores
+
+    def _fitted_copy(self) -> CodedSGD:
+        """A small copy for the workers: parameters and fitted arrays only."""
+        copy = object.__new__(type(self))
+        copy.__dict__.update(
+            {
+                key: value
+                for key, value in self.__dict__.items()
+                if key not in ("history_", "code_", "_iterate", "_averaged")
+            }
+        )
+        return copy
+
+    def densify(self) -> CodedSGD:
+        """Convert ``coef_`` to a dense array (the default)."""
+        check_is_fitted(self)
+        if scipy.sparse.issparse(self.coef_):
+            self.coef_ = self.coef_.toarray()
+        return self
+
+    def sparsify(self) -> CodedSGD:
+        """Convert ``coef_`` to a sparse matrix (cheaper for mostly-zero, l1 models)."""
+        check_is_fitted(self)
+        self.coef_ = scipy.sparse.csr_matrix(self.coef_)
+        return self
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _same(value: Any, default: Any) -> bool:
+    try:
+        return bool(value == default) and type(value) is type(default)
+    except (TypeError, ValueError):
+        return False
+
+
+def _seed(random_state: Any) -> int:
+    """An int seed from None, an int (NumPy's too) or a RandomState."""
+    if random_state is None:
+        return 0
+    if isinstance(random_state, numbers.Integral):
+        return int(random_state)
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(np.iinfo(np.int32).max))
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(np.iinfo(np.int32).max))
+    raise ValueError(
+        f"random_state must be None, an int or a RandomState, got {random_state!r}"
+    )
+
+
+def _init_parameters(cls: type) -> dict:
+    import inspect
+
+    return {
+        name: parameter
+        for name, parameter in inspect.signature(cls.__init__).parameters.items()
+        if name != "self"
+    }
