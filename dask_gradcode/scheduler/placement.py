@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Sequence
@@ -18,6 +19,8 @@ from dask_gradcode.scheduler.clients import heartbeats
 from dask_gradcode.scheduler.worker import as_block, build_shard
 
 __all__ = ["PlacementError", "check_data", "place", "resolve_objective"]
+
+logger = logging.getLogger("dask_gradcode")
 
 #: Slowest transfer a shard is allowed before its worker counts as hung.
 BYTES_PER_SECOND = 10e6
@@ -97,18 +100,43 @@ def place(
             reason = f"{type(error).__name__}: {error}"
     placed = [s for s in shards if s is not None]
     if not failed:
-        # A scatter to a worker that died a moment before can "succeed"
-        # without the data arriving there: ask where each shard really is.
-        where = client.who_has(placed)
-        live = set(heartbeats(client))
-        for worker, (future, address) in enumerate(zip(shards, addresses, strict=True)):
-            if address not in live or address not in where.get(future.key, ()):
-                failed.add(worker)
+        failed = _not_arrived(client, shards, addresses)
         reason = f"shards of workers {sorted(failed)} did not arrive"
     if failed:
         client.cancel(placed)
         raise PlacementError(failed, reason)
     return shards
+
+
+def _not_arrived(
+    client: Client, shards: list[Future], addresses: Sequence[str]
+) -> set[int]:
+    """Workers whose shard is not where it was sent (or no longer anywhere).
+
+    A scatter to a worker that died a moment before can "succeed" without the
+    data arriving, and a shard can be lost between its scatter and this
+    check: ask the scheduler where each one really is.
+    """
+    for _ in range(2):
+        lost = {w for w, future in enumerate(shards) if future.status != "finished"}
+        if lost:
+            return lost
+        try:
+            where = client.who_has(shards)
+        except Exception:  # a shard was cancelled meanwhile: look again
+            logger.debug("who_has failed while placing", exc_info=True)
+            continue
+        live = set(heartbeats(client))
+        return {
+            worker
+            for worker, (future, address) in enumerate(
+                zip(shards, addresses, strict=True)
+            )
+            if address not in live or address not in where.get(future.key, ())
+        }
+    return {w for w, future in enumerate(shards) if future.status != "finished"} or set(
+        range(len(shards))
+    )
 
 
 def _block(data: tuple, bounds: np.ndarray, partition: int, intercept: bool) -> tuple:
