@@ -141,10 +141,14 @@ def test_kills_at_random_moments_never_crash_a_fit(repaired, problem):
             for _ in range(victims):
                 cluster.add_worker()
             deadline = time.monotonic() + 30
-            while cg.code.n_workers < N and time.monotonic() < deadline:
+            while time.monotonic() < deadline and not (
+                cg.code.n_workers == N and set(cg.workers) <= set(cluster.workers())
+            ):
                 assert_exact(cg(w), expected)
                 time.sleep(0.2)
+            # grown back: every code worker is a live one, the new ones included
             assert cg.code.n_workers == N
+            assert set(cg.workers) <= set(cluster.workers())
 
 
 def test_a_kill_between_the_task_and_the_fetch_is_an_erasure(
