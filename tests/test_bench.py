@@ -271,6 +271,68 @@ def test_bench_vs_dask_ml_small(tmp_path):
     assert "dask-ml takes" in (out / "vs_dask_ml.md").read_text()
 
 
+def test_bench_small_data_profiles_every_stage(tmp_path, monkeypatch):
+    import dask_gradcode.bench.small_data as small
+
+    # digits and breast_cancer at full size cost seconds; two small sets here
+    monkeypatch.setattr(
+        small,
+        "datasets",
+        lambda rows: {
+            "a": make_classification_scaled(300, 5, 0),
+            "b": make_classification_scaled(rows, 4, 1),
+        },
+    )
+    monkeypatch.setattr(small, "_searches", lambda X, y, coded: [])
+    out = tmp_path / "small"
+    assert (
+        main(
+            [
+                "bench",
+                "small-data",
+                "--rows",
+                "400",
+                "--repeats",
+                "1",
+                "--no-progress",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    fits = json.loads((out / "small_data.json").read_text())["fits"]
+    assert [fit["data"] for fit in fits] == ["a", "b"]
+    for fit in fits:
+        stages = sum(fit[f"{stage} (s)"] for stage in small.STAGES[1:])
+        assert stages == pytest.approx(fit["dask_gradcode (s)"], rel=0.05)
+        assert fit["rounds"] >= fit["iterations"] >= 1
+    assert "where a fit's time goes" in (out / "small_data.md").read_text().lower()
+
+
+def make_classification_scaled(rows, features, seed):
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(rows, features, random_state=seed)
+    return (X - X.mean(axis=0)) / X.std(axis=0), y
+
+
+def test_a_benchmark_without_matplotlib_fails_before_computing(monkeypatch, capsys):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "matplotlib" else real(name, *a),
+    )
+    start = time.perf_counter()
+    assert main(["bench", "stability", "--no-progress", "--out", "unused"]) == 2
+    assert time.perf_counter() - start < 5
+    error = capsys.readouterr().err
+    assert "needs matplotlib" in error and "dask-gradcode[bench]" in error
+
+
 def test_bench_on_an_existing_cluster_by_address(tmp_path):
     with LocalCluster(
         n_workers=4, threads_per_worker=1, processes=False, dashboard_address=None

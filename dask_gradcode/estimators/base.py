@@ -13,6 +13,7 @@ by full-gradient steps whose gradients are coded rounds on a Dask cluster
 from __future__ import annotations
 
 import numbers
+import time
 from typing import Any
 
 import dask
@@ -292,10 +293,11 @@ class CodedSGD(BaseEstimator):
         penalty = make_penalty(self.penalty, self.alpha, self.l1_ratio, mask.ravel())
         n_samples = int(X.shape[0])
         start = self._initial_coef(n_coef_rows, n_targets)
+        began = time.perf_counter()
         n_workers = self.n_workers or n_cluster_workers(client)
         code = self._code(n_workers)
         t0 = int(getattr(self, "t_", 1))
-        with CodedGradient(
+        coded = CodedGradient(
             client,
             code,
             X,
@@ -304,7 +306,10 @@ class CodedSGD(BaseEstimator):
             sample_weight=sample_weight,
             straggler_model=self.straggler_model,
             fit_intercept=self.fit_intercept,
-        ) as coded:
+        )
+        planned = time.perf_counter()
+        with coded:
+            placed = time.perf_counter()
             fraction = (
                 None
                 if self.batch_size is None
@@ -356,7 +361,20 @@ class CodedSGD(BaseEstimator):
                 ) from error
             finally:
                 monitor.close()
+            solved = time.perf_counter()
             warn_about_accuracy(code, coded.history)
+        closed = time.perf_counter()
+        rounds = sum(record.wall_seconds for record in coded.history)
+        self.fit_profile_ = {
+            "code_seconds": planned - began,
+            "placement_seconds": placed - planned,
+            "round_seconds": rounds,
+            "decode_seconds": sum(r.decode_seconds for r in coded.history),
+            "solver_seconds": solved - placed - rounds,
+            "close_seconds": closed - solved,
+            "rounds": len(coded.history),
+            "iterations": result.n_iter,
+        }
         iterate = monitor.best if monitor.best is not None else result.coef
         self._iterate = iterate.copy()
         self._averaged = (monitor.mean, monitor.count) if monitor.start else None

@@ -176,6 +176,12 @@ class CodedSGDClassifier(ClassifierMixin, CodedSGD):
         :class:`dask_gradcode.scheduler.RoundRecord`).
     code_ : GradientCode
         The code used (its ``repr`` says what ``scheme="auto"`` chose).
+    fit_profile_ : dict
+        Where the last fit's time went: ``code_seconds`` (building the code),
+        ``placement_seconds`` (placing the data on the workers),
+        ``round_seconds`` (the coded rounds, ``decode_seconds`` of it),
+        ``solver_seconds`` (the solver between rounds), ``close_seconds``,
+        and the counts of ``rounds`` and ``iterations``.
     """
 
     _losses = CLASSIFICATION_LOSSES

@@ -48,7 +48,7 @@ class CodedSGDRegressor(RegressorMixin, CodedSGD):
     ----------
     coef_ : ndarray of shape (n_features,)
     intercept_ : ndarray of shape (1,)
-    n_iter_, t_, n_features_in_, feature_names_in_, objective_, history_, code_
+    n_iter_, t_, n_features_in_, feature_names_in_, objective_, history_, code_, fit_profile_
         As :class:`CodedSGDClassifier`.
     """
 

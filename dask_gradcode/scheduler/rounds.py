@@ -11,7 +11,6 @@ code's question; what to do when it does not is the caller's.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -22,8 +21,6 @@ from dask_gradcode.codes import GradientCode
 from dask_gradcode.scheduler.worker import Reply
 
 __all__ = ["Collected", "collect"]
-
-logger = logging.getLogger("dask_gradcode")
 
 
 @dataclass
@@ -86,9 +83,13 @@ def collect(
         if remaining <= 0:
             result.timed_out |= set(result.pending.values())
             break
-        for future in _completed(result.pending, loop, min(check_interval, remaining)):
-            worker = result.pending.pop(future)
-            _take(future, worker, result, max(deadline - time.monotonic(), 0.1))
+        for future, value in _completed(
+            result.pending, loop, min(check_interval, remaining)
+        ):
+            worker = result.pending.pop(future, None)
+            if worker is None:
+                continue  # yielded by an earlier slice's iterator
+            _take(future, value, worker, result)
             if _enough(result, code, approximate, submitted):
                 return result
         lost = gone(set(result.pending.values()))
@@ -107,22 +108,16 @@ def collect(
     return result
 
 
-def _take(future: Future, worker: int, result: Collected, timeout: float) -> None:
-    """File one finished future as a reply or an erasure."""
+def _take(future: Future, value: object, worker: int, result: Collected) -> None:
+    """File one finished future, fetched by ``as_completed``, as a reply or an erasure."""
     if future.status == "error":
-        result.errors[worker] = future.exception(timeout=timeout)
-        return
-    if future.status == "cancelled":  # its worker died, with its shard
-        result.lost.add(worker)
-        return
-    try:
-        result.replies[worker] = future.result(timeout=timeout)
-    except (TimeoutError, asyncio.TimeoutError):  # finished, but hung before the fetch
-        result.timed_out.add(worker)
-    except Exception:  # died between finishing and the fetch
-        # ("already forgotten", a closed comm): the result is gone with it.
-        logger.debug("the result of worker %d is lost", worker, exc_info=True)
-        result.lost.add(worker)
+        # as_completed hands a task's error over as (type, exception, traceback)
+        error = value[1] if isinstance(value, tuple) else value
+        result.errors[worker] = error
+    elif future.status == "cancelled" or isinstance(value, BaseException):
+        result.lost.add(worker)  # its worker died, with its shard
+    else:
+        result.replies[worker] = value
 
 
 def _enough(
@@ -147,9 +142,17 @@ def _hopeless(result: Collected, code: GradientCode) -> bool:
 
 def _completed(
     pending: dict[Future, int], loop: object, timeout: float
-) -> Iterator[Future]:
-    """Futures as they finish; returns after ``timeout`` without one."""
-    finished = as_completed(list(pending), loop=loop, timeout=timeout)
+) -> Iterator[tuple[Future, object]]:
+    """``(future, result)`` as they finish; returns after ``timeout`` without one.
+
+    ``as_completed`` fetches the results itself, concurrently on the client's
+    event loop: no round trip per reply.  A result whose worker died between
+    finishing and the fetch ("already forgotten") is never yielded; the
+    caller's liveness check files it as lost.
+    """
+    finished = as_completed(
+        list(pending), loop=loop, timeout=timeout, with_results=True, raise_errors=False
+    )
     try:
         yield from finished
     except (TimeoutError, asyncio.TimeoutError):  # distinct before Python 3.11

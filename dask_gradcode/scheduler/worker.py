@@ -115,6 +115,7 @@ def forget_run(token: str) -> None:
 _BLAS_LOCK = threading.Lock()
 _BLAS_USERS = 0
 _BLAS_LIMIT: Any = None
+_BLAS_CONTROLLER: Any = None
 
 
 def _workers_in_this_process() -> int:
@@ -133,16 +134,18 @@ def _one_blas_thread_while_sharing() -> Iterator[None]:
     oversubscribe the cores (measured 30x slower on 2 cores with 12 workers).
     The limit is held only while round tasks run, not for a whole fit.
     """
-    global _BLAS_USERS, _BLAS_LIMIT
+    global _BLAS_USERS, _BLAS_LIMIT, _BLAS_CONTROLLER
     if _workers_in_this_process() < 2:
         yield
         return
-    from threadpoolctl import threadpool_limits
-
     with _BLAS_LOCK:
         _BLAS_USERS += 1
+        if _BLAS_CONTROLLER is None:  # inspecting the libraries costs ~0.5 ms: once
+            from threadpoolctl import ThreadpoolController
+
+            _BLAS_CONTROLLER = ThreadpoolController()
         if _BLAS_LIMIT is None:
-            _BLAS_LIMIT = threadpool_limits(limits=1, user_api="blas")
+            _BLAS_LIMIT = _BLAS_CONTROLLER.limit(limits=1, user_api="blas")
     try:
         yield
     finally:
