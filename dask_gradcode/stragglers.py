@@ -20,6 +20,7 @@ import numpy as np
 __all__ = [
     "Bandwidth",
     "FailingWorkers",
+    "MarkovStragglers",
     "Pareto",
     "ShiftedExponential",
     "SlowWorkers",
@@ -213,6 +214,81 @@ class SlowWorkers(StragglerModel):
     def delay(self, iteration, worker, n_workers, compute_seconds=0.0):
         """Extra seconds if ``worker`` is slow in ``iteration``, else 0."""
         if worker not in self.slow_workers(iteration, n_workers):
+            return 0.0
+        if self.delay_seconds is not None:
+            return self.delay_seconds
+        return (self.factor - 1.0) * compute_seconds
+
+
+class MarkovStragglers(StragglerModel):
+    """Correlated straggling: each worker a two-state (fast/slow) Markov chain.
+
+    Straggling measured on clouds is correlated in time (a slow machine tends
+    to stay slow for a while; Johri, Yardi & Bodas, arXiv 2105.06124).  Each
+    worker starts fast and, every iteration, turns slow with probability
+    ``p_slow`` or, when slow, recovers with probability ``p_recover``; the
+    chain of a worker is a pure function of ``(random_state, worker)``, so
+    runs repeat.  The long-run share of slow rounds is
+    ``p_slow / (p_slow + p_recover)``; a slow spell lasts ``1 / p_recover``
+    rounds on average.
+
+    Parameters
+    ----------
+    p_slow : float
+        Probability per iteration that a fast worker turns slow.
+    p_recover : float
+        Probability per iteration that a slow worker recovers.
+    delay : float, optional
+        Extra seconds of a slow worker.
+    factor : float, optional
+        A slow worker takes ``factor`` times its computation time.
+    random_state : int or None
+    """
+
+    def __init__(
+        self,
+        p_slow: float,
+        p_recover: float,
+        *,
+        delay: float | None = None,
+        factor: float | None = None,
+        random_state: int | None = None,
+    ) -> None:
+        super().__init__(random_state)
+        for name, value in (("p_slow", p_slow), ("p_recover", p_recover)):
+            if not 0 <= value <= 1:
+                raise ValueError(f"{name} must be in [0, 1], got {value}")
+        if (delay is None) == (factor is None):
+            raise ValueError("pass exactly one of delay (seconds) or factor")
+        if factor is not None and not (factor >= 1 and math.isfinite(factor)):
+            raise ValueError(f"factor must be a finite number >= 1, got {factor}")
+        self.p_slow, self.p_recover = float(p_slow), float(p_recover)
+        self.delay_seconds = (
+            None if delay is None else _check_non_negative(delay, "delay")
+        )
+        self.factor = None if factor is None else float(factor)
+        self._chains: dict[int, list[bool]] = {}
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_chains"] = {}  # recomputed where it is needed
+        return state
+
+    def is_slow(self, iteration: int, worker: int) -> bool:
+        """Whether ``worker`` is slow in ``iteration`` (its chain, from iteration 0)."""
+        chain = self._chains.setdefault(worker, [False])
+        while len(chain) <= iteration:
+            # Uniforms in fixed blocks of 256 steps: the chain does not depend
+            # on which iterations were asked for first.
+            t = len(chain)
+            block = _rng(self.random_state, worker, t // 256).random(256)
+            u = block[t % 256]
+            chain.append(u >= self.p_recover if chain[-1] else u < self.p_slow)
+        return chain[iteration]
+
+    def delay(self, iteration, worker, n_workers, compute_seconds=0.0):
+        """Extra seconds if ``worker`` is slow in ``iteration``, else 0."""
+        if not self.is_slow(iteration, worker):
             return 0.0
         if self.delay_seconds is not None:
             return self.delay_seconds

