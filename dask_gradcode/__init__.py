@@ -14,6 +14,7 @@ __all__ = [
     "__version__",
     "close_embedded_cluster",
     "make_code",
+    "plot_rounds",
 ]
 
 __version__ = "0.1.0"
@@ -29,4 +30,8 @@ def __getattr__(name: str) -> Any:
         from dask_gradcode.scheduler import close_embedded_cluster
 
         return close_embedded_cluster
+    if name == "plot_rounds":
+        from dask_gradcode.plotting import plot_rounds
+
+        return plot_rounds
     raise AttributeError(f"module 'dask_gradcode' has no attribute {name!r}")

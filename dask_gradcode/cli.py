@@ -31,6 +31,7 @@ BENCHMARKS = {
     "vs-dask-ml": "vs_dask_ml",
     "faults": "faults",
     "small-data": "small_data",
+    "adaptive": "adaptive",
 }
 
 
@@ -485,6 +486,27 @@ def _add_bench_commands(bench: argparse.ArgumentParser) -> None:
     )
     small.add_argument("--rows", type=_integer(100), help="rows of the synthetic set")
     small.add_argument("--repeats", type=_positive, help="fits per measurement")
+
+    adaptive = _bench_parser(
+        names,
+        common,
+        "adaptive",
+        "adaptive rounds against uncoded, the static code, speculative backups and "
+        "ignore-stragglers, in five straggler scenarios",
+    )
+    adaptive.add_argument("--workers", type=_integer(3), help="workers n")
+    adaptive.add_argument("--stragglers", type=_integer(1), help="s of the code")
+    adaptive.add_argument("--rows", type=_integer(100), help="rows of the data")
+    adaptive.add_argument("--features", type=_integer(2), help="features of the data")
+    adaptive.add_argument(
+        "--rounds", type=_positive, help="measured rounds per method and scenario"
+    )
+    adaptive.add_argument(
+        "--gap", type=_positive_float, help="convergence target above the optimum"
+    )
+    adaptive.add_argument(
+        "--max-rounds", type=_positive, help="rounds a convergence run may take"
+    )
     bench.set_defaults(run=_bench)
 
 

@@ -37,6 +37,7 @@ from dask_gradcode.estimators.monitoring import (
 )
 from dask_gradcode.objectives import make_penalty
 from dask_gradcode.scheduler import (
+    POLICIES,
     CodedGradient,
     NoWorkersError,
     client_for_fit,
@@ -112,6 +113,10 @@ class CodedSGD(BaseEstimator):
         ):
             raise ValueError(
                 f"average must be a bool or an integer >= 1, got {self.average!r}"
+            )
+        if self.policy not in POLICIES:
+            raise ValueError(
+                f"policy must be one of {sorted(POLICIES)}, got {self.policy!r}"
             )
         if self.batch_size is not None:
             if not _is_int(self.batch_size) or self.batch_size < 1:
@@ -306,6 +311,7 @@ class CodedSGD(BaseEstimator):
             sample_weight=sample_weight,
             straggler_model=self.straggler_model,
             fit_intercept=self.fit_intercept,
+            policy=self.policy,
         )
         planned = time.perf_counter()
         with coded:
@@ -384,6 +390,7 @@ class CodedSGD(BaseEstimator):
         self.objective_ = result.objective
         self.code_ = code
         self.history_ = monitor.history
+        self.rounds_ = list(coded.history)
         if not result.converged and max_iter > 1 and self.tol is not None:
             warn_from_caller(
                 f"{type(self).__name__} did not converge in max_iter={max_iter} "
@@ -495,7 +502,7 @@ class CodedSGD(BaseEstimator):
             {
                 key: value
                 for key, value in self.__dict__.items()
-                if key not in ("history_", "code_", "_iterate", "_averaged")
+                if key not in ("history_", "rounds_", "code_", "_iterate", "_averaged")
             }
         )
         return copy

@@ -155,6 +155,13 @@ class CodedSGDClassifier(ClassifierMixin, CodedSGD):
         batch), rescaled to an unbiased estimate of the full gradient.  Needs
         ``solver="gd"`` with a ``learning_rate`` schedule.  None (default):
         the full gradient.
+    policy : {"static", "adaptive", "speculative"}, default="static"
+        What each round computes (see
+        :class:`~dask_gradcode.scheduler.CodedGradient`): ``"static"`` runs
+        the code every round; ``"adaptive"`` chooses each round between the
+        code and a split round balanced to the measured worker speeds, with
+        speculative backups, from the round times it measures;
+        ``"speculative"`` always splits.  The gradient is exact either way.
 
     Attributes
     ----------
@@ -176,6 +183,9 @@ class CodedSGDClassifier(ClassifierMixin, CodedSGD):
         :class:`dask_gradcode.scheduler.RoundRecord`).
     code_ : GradientCode
         The code used (its ``repr`` says what ``scheme="auto"`` chose).
+    rounds_ : list of RoundRecord
+        Every round of the last fit (line-search rounds included), for
+        :func:`dask_gradcode.plot_rounds`.
     fit_profile_ : dict
         Where the last fit's time went: ``code_seconds`` (building the code),
         ``placement_seconds`` (placing the data on the workers),
@@ -219,6 +229,7 @@ class CodedSGDClassifier(ClassifierMixin, CodedSGD):
         straggler_model: Any = None,
         scheduler_address: str | None = None,
         batch_size: int | None = None,
+        policy: str = "static",
     ) -> None:
         self.loss = loss
         self.penalty = penalty
@@ -250,6 +261,7 @@ class CodedSGDClassifier(ClassifierMixin, CodedSGD):
         self.straggler_model = straggler_model
         self.scheduler_address = scheduler_address
         self.batch_size = batch_size
+        self.policy = policy
 
     def _check_params(self) -> None:
         super()._check_params()

@@ -48,7 +48,7 @@ class CodedSGDRegressor(RegressorMixin, CodedSGD):
     ----------
     coef_ : ndarray of shape (n_features,)
     intercept_ : ndarray of shape (1,)
-    n_iter_, t_, n_features_in_, feature_names_in_, objective_, history_, code_, fit_profile_
+    n_iter_, t_, n_features_in_, feature_names_in_, objective_, history_, code_, rounds_, fit_profile_
         As :class:`CodedSGDClassifier`.
     """
 
@@ -84,6 +84,7 @@ class CodedSGDRegressor(RegressorMixin, CodedSGD):
         straggler_model: Any = None,
         scheduler_address: str | None = None,
         batch_size: int | None = None,
+        policy: str = "static",
     ) -> None:
         self.loss = loss
         self.penalty = penalty
@@ -112,6 +113,7 @@ class CodedSGDRegressor(RegressorMixin, CodedSGD):
         self.straggler_model = straggler_model
         self.scheduler_address = scheduler_address
         self.batch_size = batch_size
+        self.policy = policy
 
     def partial_fit(
         self, X: Any, y: Any, sample_weight: Any = None

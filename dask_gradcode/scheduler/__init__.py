@@ -9,7 +9,8 @@ One concern per module: :mod:`~.worker` (code that runs on workers),
 :mod:`~.placement` (input checks and shards), :mod:`~.rounds` (collecting a
 round's replies until decodable or its deadline), :mod:`~.membership`
 (liveness, hung workers, strikes, deadlines, re-planning), :mod:`~.clients`
-(which client, bounded calls to the cluster), :mod:`~.records` (what a round
+(which client, bounded calls to the cluster), :mod:`~.plans` (what each
+worker computes in a round: the policies), :mod:`~.records` (what a round
 reports) and :mod:`~.core` (:class:`CodedGradient`, composing them).
 """
 
@@ -22,6 +23,12 @@ from dask_gradcode.scheduler.clients import (
 )
 from dask_gradcode.scheduler.core import EMBED_WEIGHTS_MAX_BYTES, CodedGradient
 from dask_gradcode.scheduler.membership import MAX_STRIKES, replan_code
+from dask_gradcode.scheduler.plans import (
+    POLICIES,
+    AdaptivePolicy,
+    SpeculativePolicy,
+    StaticPolicy,
+)
 from dask_gradcode.scheduler.records import (
     DecodingAccuracyWarning,
     NoWorkersError,
@@ -33,10 +40,14 @@ from dask_gradcode.scheduler.records import (
 __all__ = [
     "EMBED_WEIGHTS_MAX_BYTES",
     "MAX_STRIKES",
+    "POLICIES",
+    "AdaptivePolicy",
     "CodedGradient",
     "DecodingAccuracyWarning",
     "NoWorkersError",
     "RoundRecord",
+    "SpeculativePolicy",
+    "StaticPolicy",
     "WorkerErrorWarning",
     "WorkerFailureWarning",
     "client_for_fit",

@@ -32,14 +32,33 @@ from dask_gradcode.scheduler.placement import (
     place,
     resolve_objective,
 )
+from dask_gradcode.scheduler.plans import (
+    Plan,
+    RoundTiming,
+    Share,
+    StaticPolicy,
+    TaskTiming,
+    make_policy,
+)
 from dask_gradcode.scheduler.records import (
     NoWorkersError,
     RoundRecord,
     WorkerErrorWarning,
     WorkerFailureWarning,
 )
-from dask_gradcode.scheduler.rounds import Collected, collect
-from dask_gradcode.scheduler.worker import coded_round, forget_run, mark_decoded
+from dask_gradcode.scheduler.rounds import (
+    Collected,
+    CollectedSplit,
+    collect,
+    collect_split,
+)
+from dask_gradcode.scheduler.worker import (
+    Reply,
+    coded_round,
+    forget_run,
+    mark_decoded,
+    sliced_round,
+)
 from dask_gradcode.stragglers import Bandwidth
 
 __all__ = ["EMBED_WEIGHTS_MAX_BYTES", "CodedGradient"]
@@ -58,6 +77,10 @@ MAX_ATTEMPTS = 8
 #: Seconds a shard transfer may take before its worker counts as hung (plus
 #: the shard's size over ``placement.BYTES_PER_SECOND``).
 PLACEMENT_TIMEOUT = 10.0
+
+
+class _SplitIncomplete(Exception):
+    """A split round could not cover every share; the round runs coded instead."""
 
 
 class _Failure(Exception):
@@ -126,6 +149,19 @@ class CodedGradient:
         Append a column of ones to ``X`` on the workers, so the last
         coefficient (per class) is an intercept; ``w`` then has
         ``objective.n_coef(n_features + 1)`` entries.
+    policy : {"static", "adaptive", "speculative"} or policy object, default="static"
+        What each round computes (:mod:`~dask_gradcode.scheduler.plans`).
+        ``"static"``: every round is a coded round.  ``"adaptive"``: each
+        round runs either the coded round or a *split* round, in which the
+        rows of every partition are split among its holders in proportion to
+        their measured speeds (uncoded load, balanced to the workers) and a
+        late or failed worker's rows are recomputed by other holders
+        (speculative backup tasks), whichever the measured round times say
+        is faster.  ``"speculative"``: always split rounds with equal shares.
+        Every plan returns the exact gradient; a split round that cannot
+        cover every row (its workers and their backups failed) is run again
+        as a coded round.  With ``on_failure="approximate"`` in approximate
+        mode, rounds are coded.
 
     Notes
     -----
@@ -168,6 +204,7 @@ class CodedGradient:
         check_interval: float = 2.0,
         stale_after: float = 5.0,
         fit_intercept: bool = False,
+        policy: str | Any = "static",
     ) -> None:
         if on_failure not in ("replan", "approximate"):
             raise ValueError(
@@ -198,11 +235,13 @@ class CodedGradient:
         self.straggler_model = straggler_model
         self.bandwidth = bandwidth
         self.on_failure = on_failure
+        self.policy = make_policy(policy)
         self.check_interval = float(check_interval)
         self.history: list[RoundRecord] = []
         self._data = check_data(X, y, sample_weight)
         self.objective = resolve_objective(loss, self._data[1])
         self.fit_intercept = bool(fit_intercept)
+        self.n_samples = int(self._data[0].shape[0])
         self.n_features = int(self._data[0].shape[1])
         self.dim = self.objective.n_coef(self.n_features + self.fit_intercept)
         self.planned_workers = code.n_workers
@@ -346,10 +385,16 @@ class CodedGradient:
                 )
             batch = (int(batch_seed), float(batch_fraction), bool(batch_shuffle))
         start = time.perf_counter()
+        planned = True
         for attempt in range(1, MAX_ATTEMPTS + 1):
             self._maintain()
             try:
-                record, gradient = self._round(weights, batch, start, attempt)
+                record, gradient = self._round(
+                    weights, batch, start, attempt, planned=planned
+                )
+            except _SplitIncomplete:
+                planned = False  # the same round again, coded
+                continue
             except _Failure as failure:
                 self._adapt(str(failure), failure.bad)
                 continue
@@ -378,6 +423,8 @@ class CodedGradient:
         batch: tuple | None,
         start: float,
         attempt: int,
+        *,
+        planned: bool = True,
     ) -> tuple[RoundRecord, np.ndarray]:
         code, iteration = self.code, self._iteration
         usable = self._usable()
@@ -393,8 +440,17 @@ class CodedGradient:
                 f"code tolerates {code.n_stragglers}",
                 unusable,
             )
+        plan = Plan("coded")
+        if planned and not self._approximate:
+            plan = self.policy.plan(
+                code, usable, self._partition_rows(), self._physical_ids()
+            )
         submit_start = time.perf_counter()
         weights_arg = self._ship_weights(weights, usable)
+        if plan.name == "split":
+            return self._split_round(
+                weights_arg, batch, plan, usable, start, submit_start, attempt
+            )
         # Submissions are numbered per run and never reused: a retried round
         # never meets the keys, results, cancellations or wake-ups of the
         # attempt it replaces.
@@ -431,6 +487,7 @@ class CodedGradient:
                 check_interval=self.check_interval,
                 approximate=self._approximate,
                 gone=self._gone,
+                started=time.monotonic() - (submitted - submit_start),
             )
         except BaseException:
             self._release(dict(futures), submission)
@@ -451,6 +508,9 @@ class CodedGradient:
             self._release(collected.pending, submission)
         if not self._approximate:
             self._deadline.observe(collected_at - submitted)
+            self.policy.observe(
+                self._coded_timing(collected, usable, collected_at - submit_start)
+            )
         for worker in collected.replies:
             self._membership.forgive(self._addresses[worker])
         failed = collected.failed | unusable
@@ -483,9 +543,166 @@ class CodedGradient:
             comm_reduction=code.comm_reduction,
             replanned=self._replanned,
             workers=tuple(self._addresses),
+            plan="coded",
+            response_seconds=dict(collected.arrived),
         )
         self._replanned = False
         return record, vector[1:]
+
+    # ----------------------------------------------------------- split rounds
+    def _split_round(
+        self,
+        weights_arg: Any,
+        batch: tuple | None,
+        plan: Plan,
+        usable: list[int],
+        start: float,
+        submit_start: float,
+        attempt: int,
+    ) -> tuple[RoundRecord, np.ndarray]:
+        """Every row once: shares by speed, late shares backed up."""
+        code, iteration = self.code, self._iteration
+        submission = next(self._submissions)
+        copies = itertools.count()
+
+        def submit(worker: int, share: Share) -> Future:
+            return self.client.submit(
+                sliced_round,
+                self._shards[worker],
+                weights_arg,
+                self.objective,
+                iteration,
+                submission,
+                self._physical[self._addresses[worker]],
+                self.planned_workers,
+                self.straggler_model,
+                self.bandwidth,
+                self._token,
+                share.slices,
+                batch,
+                key=(
+                    f"gradcode-split-{iteration}-w{worker}-o{share.owner}-"
+                    f"{self._token}-{submission}-{next(copies)}"
+                ),
+                workers=[self._addresses[worker]],
+                allow_other_workers=False,
+                pure=False,
+            )
+
+        deadline_seconds = self._deadline.seconds()
+        try:
+            collected = collect_split(
+                plan.shares,
+                submit,
+                code,
+                loop=self.client.loop,
+                deadline=time.monotonic() + deadline_seconds,
+                check_interval=self.check_interval,
+                gone=self._gone,
+            )
+        except BaseException:
+            self._release({}, submission, everywhere=usable)
+            raise
+        collected_at = time.perf_counter()
+        pending = {f: w for f, (w, _) in collected.pending.items()}
+        self._membership.suspect([self._addresses[w] for w in collected.timed_out])
+        self._report_errors(collected.errors)
+        if len(collected.covered) < len(plan.shares):
+            self._release(pending, submission)
+            self._warn(
+                f"a split round could not cover every share "
+                f"({_split_reasons(collected)}); running round {iteration} coded"
+            )
+            raise _SplitIncomplete
+        collected_cpu = time.thread_time()
+        vector = np.sum([reply.message for reply in collected.covered.values()], axis=0)
+        decoded, decoded_cpu = time.perf_counter(), time.thread_time()
+        self._release(pending, submission)
+        self._deadline.observe(collected_at - submit_start)
+        self.policy.observe(
+            self._split_timing(plan, collected, collected_at - submit_start)
+        )
+        for worker in collected.arrived:
+            self._membership.forgive(self._addresses[worker])
+        responders = tuple(sorted(set(collected.computed_by.values())))
+        late = {o for o, w in collected.computed_by.items() if o != w}
+        failed = collected.failed | (set(range(code.n_workers)) - set(usable))
+        compute: dict[int, float] = {}
+        injected: dict[int, float] = {}
+        for worker, _, reply in collected.replies:
+            compute[worker] = compute.get(worker, 0.0) + reply.compute_seconds
+            injected[worker] = injected.get(worker, 0.0) + reply.injected_delay
+        record = RoundRecord(
+            iteration=iteration,
+            loss=float(vector[0]),
+            wall_seconds=decoded - start,
+            submit_seconds=0.0,  # submissions interleave with the wait
+            wait_seconds=collected_at - submit_start,
+            decode_seconds=decoded - collected_at,
+            decode_cpu_seconds=decoded_cpu - collected_cpu,
+            responders=responders,
+            stragglers=tuple(sorted(late - failed)),
+            failed=tuple(sorted(failed)),
+            errors={w: _describe(e) for w, e in collected.errors.items()},
+            timed_out=(),
+            deadline_seconds=deadline_seconds,
+            attempts=attempt,
+            bytes_received=int(
+                sum(r.message.nbytes for r in collected.covered.values())
+            ),
+            compute_seconds=compute,
+            injected_delay=injected,
+            exact=True,
+            error_bound=0.0,
+            waited_for_accuracy=False,
+            scheme=code.scheme,
+            n_workers=code.n_workers,
+            n_stragglers=code.n_stragglers,
+            comm_reduction=code.comm_reduction,
+            replanned=self._replanned,
+            workers=tuple(self._addresses),
+            plan="split",
+            response_seconds=dict(collected.own_arrival),
+            backups={o: tuple(ws) for o, ws in collected.backups.items()},
+        )
+        self._replanned = False
+        return record, vector[1:]
+
+    def _partition_rows(self) -> np.ndarray:
+        return np.diff(self.code.partition_bounds(self.n_samples))
+
+    def _physical_ids(self) -> list[int]:
+        return [self._physical[a] for a in self._addresses]
+
+    def _coded_timing(
+        self, collected: Collected, usable: list[int], wall: float
+    ) -> RoundTiming:
+        if isinstance(self.policy, StaticPolicy):
+            return RoundTiming("coded", wall, {})  # nothing to learn
+        rows = self._partition_rows()
+        tasks = {}
+        for worker in usable:
+            reply = collected.replies.get(worker)
+            tasks[self._physical[self._addresses[worker]]] = TaskTiming(
+                rows=int(sum(rows[j] for j in self.code.partitions(worker))),
+                work_seconds=_work(reply),
+                arrival=collected.arrived.get(worker),
+            )
+        return RoundTiming("coded", wall, tasks)
+
+    def _split_timing(
+        self, plan: Plan, collected: CollectedSplit, wall: float
+    ) -> RoundTiming:
+        own = {w: r for w, o, r in collected.replies if w == o}
+        tasks = {
+            self._physical[self._addresses[worker]]: TaskTiming(
+                rows=share.rows,
+                work_seconds=_work(own.get(worker)),
+                arrival=collected.own_arrival.get(worker),
+            )
+            for worker, share in plan.shares.items()
+        }
+        return RoundTiming("split", wall, tasks)
 
     def _judge(self, collected: Collected, usable: list[int], deadline: float) -> None:
         """Decide whether what came back can be decoded; raise what cannot."""
@@ -493,19 +710,7 @@ class CodedGradient:
         decodable = bool(collected.replies) and code.is_decodable(collected.replies)
         if collected.errors and not decodable and not self._approximate:
             _raise_if_the_data_is_at_fault(code, collected, usable)
-        for worker, error in collected.errors.items():
-            address = self._addresses[worker]
-            dropped = self._membership.strike(address)
-            self._warn(
-                f"worker {worker} ({address}) raised {_describe(error)}; "
-                + (
-                    f"dropped after {self._membership.strikes[address]} failing "
-                    "rounds in a row"
-                    if dropped
-                    else "the round is decoded without it"
-                ),
-                WorkerErrorWarning,
-            )
+        self._report_errors(collected.errors)
         if not collected.replies:
             if collected.errors and not collected.lost and not collected.timed_out:
                 # Every worker that answered raised: a bug in the loss or the
@@ -535,6 +740,22 @@ class CodedGradient:
             collected.failed,
         )
 
+    def _report_errors(self, errors: dict[int, BaseException]) -> None:
+        """Warn about each raising worker; strike it (dropped after MAX_STRIKES)."""
+        for worker, error in errors.items():
+            address = self._addresses[worker]
+            dropped = self._membership.strike(address)
+            self._warn(
+                f"worker {worker} ({address}) raised {_describe(error)}; "
+                + (
+                    f"dropped after {self._membership.strikes[address]} failing "
+                    "rounds in a row"
+                    if dropped
+                    else "the round is computed without it"
+                ),
+                WorkerErrorWarning,
+            )
+
     def _gone(self, pending: set[int]) -> set[int]:
         """Pending code workers whose workers the scheduler no longer lists."""
         live = self._membership.live()
@@ -557,12 +778,23 @@ class CodedGradient:
             # tasks this round (slower, but bounded by the round's deadline).
             return weights
 
-    def _release(self, pending: dict[Future, int], submission: int) -> None:
-        """Cancel unfinished tasks and end their injected delays, off the hot path."""
-        if not pending or self._background is None:
+    def _release(
+        self,
+        pending: dict[Future, int],
+        submission: int,
+        everywhere: Sequence[int] = (),
+    ) -> None:
+        """Cancel unfinished tasks and end their injected delays, off the hot path.
+
+        ``everywhere``: code workers to wake up even without a known pending
+        task (a round interrupted while it was submitting).
+        """
+        if not (pending or everywhere) or self._background is None:
             return
         futures = list(pending)
-        addresses = [self._addresses[w] for w in pending.values()]
+        addresses = sorted(
+            {self._addresses[w] for w in [*pending.values(), *everywhere]}
+        )
         injected = self.straggler_model is not None or self.bandwidth is not None
         token, client = self._token, self.client
 
@@ -652,6 +884,21 @@ class CodedGradient:
 
 def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
+
+
+def _work(reply: Reply | None) -> float:
+    return 0.0 if reply is None else reply.compute_seconds + reply.injected_delay
+
+
+def _split_reasons(collected: CollectedSplit) -> str:
+    reasons = []
+    if collected.lost:
+        reasons.append(f"workers {sorted(collected.lost)} died")
+    if collected.timed_out:
+        reasons.append(f"workers {sorted(collected.timed_out)} timed out")
+    if collected.errors:
+        reasons.append(f"workers {sorted(collected.errors)} raised")
+    return "; ".join(reasons) or "no backup holder was free"
 
 
 def _raise_if_the_data_is_at_fault(

@@ -94,6 +94,17 @@ class RoundRecord:
         Whether the code was re-planned (shrunk or grown) before this round.
     workers : tuple of str
         Address of each code worker, in code order.
+    plan : {"coded", "split"}
+        What the round computed (see :mod:`~dask_gradcode.scheduler.plans`):
+        the coded round, or a split round (each row once, late shares backed
+        up).
+    response_seconds : dict of int to float
+        When each code worker's own task's reply reached the client, seconds
+        after the round's submission; workers missing were late (their
+        replies were not waited for) or failed.
+    backups : dict of int to tuple of int
+        Split rounds: the workers whose rows were recomputed by others
+        (late or failed), and who recomputed them.
     """
 
     iteration: int
@@ -122,6 +133,9 @@ class RoundRecord:
     comm_reduction: int
     replanned: bool
     workers: tuple[str, ...] = field(repr=False)
+    plan: str = "coded"
+    response_seconds: dict[int, float] = field(default_factory=dict, repr=False)
+    backups: dict[int, tuple[int, ...]] = field(default_factory=dict, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         """The record as a plain dict."""

@@ -11,6 +11,7 @@ code's question; what to do when it does not is the caller's.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -18,9 +19,16 @@ from dataclasses import dataclass, field
 from distributed import Future, as_completed
 
 from dask_gradcode.codes import GradientCode
+from dask_gradcode.scheduler.plans import (
+    SPECULATION_MARGIN,
+    SPECULATION_MULTIPLIER,
+    SPECULATION_QUANTILE,
+    Share,
+    backup_shares,
+)
 from dask_gradcode.scheduler.worker import Reply
 
-__all__ = ["Collected", "collect"]
+__all__ = ["Collected", "CollectedSplit", "collect", "collect_split"]
 
 
 @dataclass
@@ -33,6 +41,7 @@ class Collected:
     timed_out: set[int] = field(default_factory=set)
     pending: dict[Future, int] = field(default_factory=dict)
     waited_for_accuracy: bool = False
+    arrived: dict[int, float] = field(default_factory=dict)  # seconds after start
 
     @property
     def failed(self) -> set[int]:
@@ -49,6 +58,7 @@ def collect(
     check_interval: float,
     approximate: bool,
     gone: Callable[[set[int]], set[int]],
+    started: float | None = None,
 ) -> Collected:
     """Take replies as they come until the round can be decoded, or the deadline.
 
@@ -70,6 +80,9 @@ def collect(
     gone : callable
         Given the pending code indices, returns those whose workers the
         cluster lost.
+    started : float, optional
+        ``time.monotonic()`` of the submission; replies' ``arrived`` times
+        count from it (default: now).
 
     Returns
     -------
@@ -77,6 +90,7 @@ def collect(
         The caller releases ``pending`` once it has decoded.
     """
     result = Collected(pending=dict(futures))
+    started = time.monotonic() if started is None else started
     submitted = len(futures)
     while result.pending:
         remaining = deadline - time.monotonic()
@@ -90,6 +104,8 @@ def collect(
             if worker is None:
                 continue  # yielded by an earlier slice's iterator
             _take(future, value, worker, result)
+            if worker in result.replies:
+                result.arrived[worker] = time.monotonic() - started
             if _enough(result, code, approximate, submitted):
                 return result
         lost = gone(set(result.pending.values()))
@@ -157,3 +173,187 @@ def _completed(
         yield from finished
     except (TimeoutError, asyncio.TimeoutError):  # distinct before Python 3.11
         return
+
+
+@dataclass
+class CollectedSplit:
+    """What a split round came back with.
+
+    ``covered`` maps each share's owner to the reply used for it (its own or
+    a backup's), ``computed_by`` to the worker that computed it; ``arrived``
+    is when each worker's first reply reached the client, seconds after
+    submission.
+    """
+
+    covered: dict[int, Reply] = field(default_factory=dict)
+    computed_by: dict[int, int] = field(default_factory=dict)
+    replies: list[tuple[int, int, Reply]] = field(default_factory=list)
+    arrived: dict[int, float] = field(default_factory=dict)
+    own_arrival: dict[int, float] = field(default_factory=dict)
+    backups: dict[int, list[int]] = field(default_factory=dict)
+    lost: set[int] = field(default_factory=set)
+    errors: dict[int, BaseException] = field(default_factory=dict)
+    timed_out: set[int] = field(default_factory=set)
+    pending: dict[Future, tuple[int, int]] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> set[int]:
+        """Every worker erased in this round."""
+        return self.lost | set(self.errors) | self.timed_out
+
+
+def collect_split(
+    shares: dict[int, Share],
+    submit: Callable[[int, Share], Future],
+    code: GradientCode,
+    *,
+    loop: object,
+    deadline: float,
+    check_interval: float,
+    gone: Callable[[set[int]], set[int]],
+) -> CollectedSplit:
+    """Run a split round: every share once, late or failed ones backed up.
+
+    A share whose worker failed (raised, died) is backed up at once; one
+    still missing once ``SPECULATION_QUANTILE`` of the shares are in and
+    ``SPECULATION_MULTIPLIER`` times their median arrival has passed is backed
+    up speculatively.  The first copy of each share to arrive is used.
+
+    Parameters
+    ----------
+    shares : dict of int to Share
+        Each worker's rows.
+    submit : callable
+        ``submit(worker, share)`` starts ``share`` on ``worker``.
+    code : GradientCode
+        Which workers hold which partitions (for choosing backups).
+    loop, deadline, check_interval, gone
+        As :func:`collect`.
+
+    Returns
+    -------
+    CollectedSplit
+        Complete when every share is covered; otherwise the erasures say why
+        not.  The caller releases ``pending``.
+    """
+    result = CollectedSplit()
+    start = time.monotonic()
+    # One as_completed for the round, fed the backups as they are submitted;
+    # waits go through its condition, not its iterator's timeout, which
+    # polls every 0.1 s: too coarse for backups of rounds of a few ms.
+    arrivals = as_completed(loop=loop, with_results=True, raise_errors=False)
+
+    def start_share(worker: int, share: Share) -> None:
+        future = submit(worker, share)
+        result.pending[future] = (worker, share.owner)
+        arrivals.add(future)
+
+    for worker, share in shares.items():
+        start_share(worker, share)
+    while len(result.covered) < len(shares):
+        now = time.monotonic()
+        if now >= deadline:
+            result.timed_out |= {
+                w for w, o in result.pending.values() if o not in result.covered
+            }
+            break
+        wait = min(
+            check_interval, deadline - now, _until_speculation(result, shares, start)
+        )
+        for future, value in _ready(arrivals, max(wait, 0.0)):
+            entry = result.pending.pop(future, None)
+            if entry is None:
+                continue
+            _take_share(future, value, entry, result, time.monotonic() - start)
+            if len(result.covered) == len(shares):
+                return result
+        lost = gone({w for w, _ in result.pending.values()})
+        result.lost |= lost
+        result.pending = {f: e for f, e in result.pending.items() if e[0] not in lost}
+        _speculate(result, shares, start_share, code, start)
+        if not result.pending:
+            break  # nothing left that could cover the rest
+    return result
+
+
+def _ready(arrivals: as_completed, timeout: float) -> list[tuple[Future, object]]:
+    """The ``(future, result)`` pairs finished, waiting up to ``timeout`` for one."""
+    batch = arrivals.next_batch(block=False)
+    if batch or timeout <= 0:
+        return batch
+    with arrivals.thread_condition:
+        # Checked under the lock the completions notify under: none is missed.
+        if not arrivals.has_ready():
+            arrivals.thread_condition.wait(timeout)
+    return arrivals.next_batch(block=False)
+
+
+def _take_share(
+    future: Future,
+    value: object,
+    entry: tuple[int, int],
+    result: CollectedSplit,
+    arrival: float,
+) -> None:
+    worker, owner = entry
+    if future.status == "error":
+        result.errors[worker] = value[1] if isinstance(value, tuple) else value
+    elif future.status == "cancelled" or isinstance(value, BaseException):
+        result.lost.add(worker)
+    else:
+        result.replies.append((worker, owner, value))
+        result.arrived.setdefault(worker, arrival)
+        if owner == worker:
+            result.own_arrival[worker] = arrival
+        if owner not in result.covered:
+            result.covered[owner] = value
+            result.computed_by[owner] = worker
+
+
+def _until_speculation(
+    result: CollectedSplit, shares: dict[int, Share], start: float
+) -> float:
+    """Seconds until a late share may be backed up (inf: none to, or too few in).
+
+    The trigger is ``SPECULATION_MULTIPLIER`` times the arrival of the share
+    at the ``SPECULATION_QUANTILE`` (the median share's arrival, by default),
+    and at least ``SPECULATION_MARGIN`` after it.
+    """
+    waiting = [o for o in shares if o not in result.covered and o not in result.backups]
+    rank = max(1, math.ceil(SPECULATION_QUANTILE * len(shares)))
+    if not waiting or len(result.own_arrival) < rank:
+        return math.inf
+    typical = sorted(result.own_arrival.values())[rank - 1]
+    trigger = max(SPECULATION_MULTIPLIER * typical, typical + SPECULATION_MARGIN)
+    return max(0.0, start + trigger - time.monotonic())
+
+
+def _speculate(
+    result: CollectedSplit,
+    shares: dict[int, Share],
+    start_share: Callable[[int, Share], None],
+    code: GradientCode,
+    start: float,
+) -> None:
+    """Back up the shares whose worker failed, or is late past the trigger."""
+    failed = result.failed
+    due = _until_speculation(result, shares, start) <= 0
+    busy = {w for w, _ in result.pending.values()}
+    # Fastest first; a worker still computing is no candidate.
+    candidates = sorted(
+        (w for w in result.arrived if w not in failed and w not in busy),
+        key=result.arrived.get,
+    )
+    for owner, late in shares.items():
+        if owner in result.covered or owner in result.backups:
+            continue
+        if not (owner in failed or due) or not candidates:
+            continue
+        backups = backup_shares(code, late, candidates)
+        if not backups:
+            continue
+        result.backups[owner] = list(backups)
+        for backup_worker, share in backups.items():
+            start_share(backup_worker, share)
+        # Spread the next backups over the other candidates first.
+        candidates = [w for w in candidates if w not in backups] + list(backups)

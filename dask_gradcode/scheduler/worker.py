@@ -31,6 +31,7 @@ __all__ = [
     "forget_run",
     "mark_decoded",
     "sample_block",
+    "sliced_round",
 ]
 
 
@@ -55,6 +56,7 @@ class Reply:
     message: np.ndarray
     compute_seconds: float
     injected_delay: float
+    rows: int = 0
 
 
 # --------------------------------------------------------- injected delays
@@ -198,7 +200,66 @@ def coded_round(
         delay += bandwidth.transfer_seconds(message.nbytes)
     if delay > 0:
         _injected_sleep(token, submission, delay)
-    return Reply(message, compute_seconds, delay)
+    return Reply(
+        message,
+        compute_seconds,
+        delay,
+        sum(block[1].shape[0] for block in shard.blocks),
+    )
+
+
+def sliced_round(
+    shard: Shard,
+    weights: np.ndarray,
+    objective: Objective,
+    iteration: int,
+    submission: int,
+    worker_id: int,
+    n_workers: int,
+    straggler_model: Any,
+    bandwidth: Bandwidth | None,
+    token: str,
+    slices: tuple[tuple[int, int, int], ...],
+    batch: tuple | None = None,
+) -> Reply:
+    """A split round's task: the plain sum of (loss, gradient) over some rows.
+
+    ``slices`` are ``(block, first row, end row)`` of this worker's shard: its
+    share of a split round, or the share of a late worker it backs up.
+    """
+    start = time.perf_counter()
+    total = np.zeros(1 + weights.size)
+    rows = 0
+    with _one_blas_thread_while_sharing():
+        for block_index, lo, hi in slices:
+            X, y, sample_weight = shard.blocks[block_index]
+            block = (
+                X[lo:hi],
+                y[lo:hi],
+                None if sample_weight is None else sample_weight[lo:hi],
+            )
+            scale = 1.0
+            if batch is not None:
+                first = shard.first_rows[block_index] + lo
+                block, scale = sample_block(block, first, iteration, batch)
+            loss, gradient = objective.value_and_gradient(weights, *block)
+            total[0] += scale * loss
+            total[1:] += scale * gradient
+            rows += hi - lo
+    if not np.all(np.isfinite(total)):
+        raise FloatingPointError(
+            "the loss or its gradient overflowed on this worker's rows; scale the "
+            "data (StandardScaler) or the loss"
+        )
+    compute_seconds = time.perf_counter() - start
+    delay = 0.0
+    if straggler_model is not None:
+        delay += straggler_model.delay(iteration, worker_id, n_workers, compute_seconds)
+    if bandwidth is not None:
+        delay += bandwidth.transfer_seconds(total.nbytes)
+    if delay > 0:
+        _injected_sleep(token, submission, delay)
+    return Reply(total, compute_seconds, delay, rows)
 
 
 def build_shard(

@@ -1,0 +1,203 @@
+"""Split and adaptive rounds on a real LocalCluster: exact, recorded, fault-tolerant."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from distributed import Client, LocalCluster
+
+from dask_gradcode import CodedSGDClassifier, plot_rounds
+from dask_gradcode.codes import make_code
+from dask_gradcode.objectives import get_objective
+from dask_gradcode.plotting import rounds_matrix
+from dask_gradcode.scheduler import (
+    CodedGradient,
+    WorkerErrorWarning,
+    WorkerFailureWarning,
+    core,
+)
+from dask_gradcode.scheduler.rounds import CollectedSplit
+from dask_gradcode.stragglers import FailingWorkers, SlowWorkers
+
+N = 6
+
+
+@pytest.fixture(scope="module")
+def client():
+    with (
+        LocalCluster(
+            n_workers=N, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((1203, 7))
+    y = (X @ rng.standard_normal(7) > 0).astype(float)
+    w = rng.standard_normal(7) * 0.3
+    return X, y, w
+
+
+def expected(X, y, w, sample_weight=None):
+    return get_objective("log_loss").value_and_gradient(w, X, y, sample_weight)
+
+
+def assert_exact(result, reference):
+    assert result[0] == pytest.approx(reference[0], rel=1e-10)
+    np.testing.assert_allclose(result[1], reference[1], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("scheme", ["gaussian-mds", "cyclic-repetition"])
+@pytest.mark.parametrize("policy", ["speculative", "adaptive"])
+def test_split_and_adaptive_rounds_are_exact(client, data, scheme, policy):
+    X, y, w = data
+    weights = np.random.default_rng(0).uniform(0.5, 2, len(y))
+    code = make_code(scheme, N, 2, 1, random_state=0)
+    with CodedGradient(
+        client, code, X, y, "log_loss", sample_weight=weights, policy=policy
+    ) as cg:
+        for _ in range(6):
+            assert_exact(cg(w), expected(X, y, w, weights))
+    plans = [r.plan for r in cg.history]
+    assert plans[0] == "split"
+    if policy == "speculative":
+        assert set(plans) == {"split"}
+    for record in cg.history:
+        assert record.exact
+        if record.plan == "split":
+            assert set(record.response_seconds) <= set(range(N))
+            assert record.bytes_received == 8 * (1 + X.shape[1]) * N
+
+
+def test_split_mini_batches_equal_the_coded_ones(client, data):
+    X, y, w = data
+    code = make_code("gaussian-mds", N, 2, 1, random_state=0)
+    results = {}
+    for policy in ("static", "speculative"):
+        with CodedGradient(client, code, X, y, "log_loss", policy=policy) as cg:
+            results[policy] = [
+                cg(w, batch_fraction=0.3, batch_seed=5) for _ in range(3)
+            ]
+    for coded, split in zip(results["static"], results["speculative"], strict=True):
+        assert_exact(split, coded)
+    assert results["static"][0][0] != results["static"][1][0]  # new batch per round
+
+
+def test_a_late_worker_is_backed_up_and_recorded(client, data):
+    X, y, w = data
+    code = make_code("gaussian-mds", N, 2, 1, random_state=0)
+    model = SlowWorkers(workers=[2], delay=5.0)  # far later than any backup
+    with CodedGradient(
+        client, code, X, y, "log_loss", straggler_model=model, policy="speculative"
+    ) as cg:
+        for _ in range(2):
+            assert_exact(cg(w), expected(X, y, w))
+    for record in cg.history:
+        assert record.plan == "split"
+        assert 2 in record.backups and 2 not in record.response_seconds
+        assert record.stragglers == (2,)
+        assert record.wall_seconds < 4.0  # nobody waited for the delay
+
+
+def test_a_raising_worker_is_backed_up_with_a_warning(client, data):
+    X, y, w = data
+    code = make_code("gaussian-mds", N, 2, 1, random_state=0)
+    model = FailingWorkers([4], iterations=[0])
+    with (
+        CodedGradient(
+            client, code, X, y, "log_loss", straggler_model=model, policy="speculative"
+        ) as cg,
+        pytest.warns(WorkerErrorWarning, match="worker 4"),
+    ):
+        assert_exact(cg(w), expected(X, y, w))
+    record = cg.history[0]
+    assert record.plan == "split" and 4 in record.backups
+    assert "MemoryError" in record.errors[4]
+
+
+def test_an_uncovered_split_round_runs_again_coded(client, data, monkeypatch):
+    X, y, w = data
+    code = make_code("gaussian-mds", N, 2, 1, random_state=0)
+
+    def nothing_covered(shares, submit, code, **kwargs):
+        return CollectedSplit(lost={0, 1, 2})
+
+    monkeypatch.setattr(core, "collect_split", nothing_covered)
+    with (
+        CodedGradient(client, code, X, y, "log_loss", policy="speculative") as cg,
+        pytest.warns(WorkerFailureWarning, match="running round 0 coded"),
+    ):
+        assert_exact(cg(w), expected(X, y, w))
+    assert cg.history[0].plan == "coded" and cg.history[0].attempts == 2
+
+
+def test_adaptive_reaches_the_estimator_and_the_plot(client, data, tmp_path):
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    X, y, _ = data
+    model = SlowWorkers(workers=[1], factor=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf = CodedSGDClassifier(
+            loss="log_loss",
+            n_workers=N,
+            n_stragglers=2,
+            scheme="gaussian-mds",
+            policy="adaptive",
+            straggler_model=model,
+            max_iter=8,
+            random_state=0,
+        ).fit(X, y)
+    assert len(clf.rounds_) >= len(clf.history_)
+    assert {r.plan for r in clf.rounds_} <= {"coded", "split"}
+    matrix = rounds_matrix(clf.rounds_)
+    assert matrix["response"].shape == (N, len(clf.rounds_))
+    figure = plot_rounds(clf.rounds_, title="test")
+    figure.savefig(tmp_path / "rounds.png")
+    assert (tmp_path / "rounds.png").stat().st_size > 10_000
+    with pytest.raises(ValueError, match="policy"):
+        CodedSGDClassifier(policy="fastest", n_workers=N).fit(X, y)
+
+
+def test_rounds_matrix_marks_late_and_failed_workers():
+    records = [
+        {
+            "workers": ("a", "b", "c"),
+            "response_seconds": {0: 0.1, 2: 0.2},
+            "stragglers": (1,),
+            "failed": (),
+            "plan": "coded",
+            "wall_seconds": 0.2,
+        },
+        {
+            "workers": ("a", "c"),  # b is gone: re-planned on a, c
+            "response_seconds": {0: 0.1},
+            "stragglers": (),
+            "failed": (1,),
+            "plan": "split",
+            "wall_seconds": 0.3,
+        },
+    ]
+    matrix = rounds_matrix(records)
+    assert matrix["workers"] == ["a", "b", "c"]
+    assert matrix["late"][:, 0].tolist() == [False, True, False]
+    assert matrix["failed"][:, 1].tolist() == [False, False, True]  # c, by address
+    assert np.isnan(matrix["response"][2, 1]) and matrix["response"][2, 0] == 0.2
+    assert matrix["plan"] == ["coded", "split"]
+    with pytest.raises(TypeError, match="RoundRecord"):
+        rounds_matrix([42])
+
+
+def test_a_bad_policy_is_refused(client, data):
+    X, y, _ = data
+    code = make_code("gaussian-mds", N, 2, 1, random_state=0)
+    with pytest.raises(ValueError, match="adaptive"):
+        CodedGradient(client, code, X, y, "log_loss", policy="fastest")

@@ -1,0 +1,247 @@
+"""Round plans and policies: pure bookkeeping, no cluster."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dask_gradcode.codes import make_code
+from dask_gradcode.scheduler.plans import (
+    AdaptivePolicy,
+    RoundTiming,
+    SpeculativePolicy,
+    StaticPolicy,
+    TaskTiming,
+    backup_shares,
+    make_policy,
+    split_shares,
+    splittable,
+)
+
+SCHEMES = ("gaussian-mds", "cyclic-repetition", "fractional-repetition")
+
+
+def covered_rows(code, shares):
+    """For each partition, the sorted list of (lo, hi) rows the shares cover."""
+    rows = {}
+    for worker, share in shares.items():
+        partitions = code.partitions(worker)
+        for block, lo, hi in share.slices:
+            rows.setdefault(partitions[block], []).append((lo, hi))
+    return {j: sorted(r) for j, r in rows.items()}
+
+
+def assert_each_row_once(code, shares, partition_rows):
+    rows = covered_rows(code, shares)
+    assert sorted(rows) == [j for j, r in enumerate(partition_rows) if r > 0]
+    for partition, ranges in rows.items():
+        position = 0
+        for lo, hi in ranges:
+            assert lo == position  # contiguous, disjoint
+            position = hi
+        assert position == partition_rows[partition]
+
+
+@settings(max_examples=30)
+@given(
+    scheme=st.sampled_from(SCHEMES),
+    n=st.integers(3, 16),
+    s=st.integers(1, 3),
+    data=st.data(),
+)
+def test_split_shares_cover_every_row_exactly_once(scheme, n, s, data):
+    s = min(s, n - 1)
+    if scheme == "fractional-repetition" and n % (s + 1):
+        n -= n % (s + 1)
+    code = make_code(scheme, n, s, 1, random_state=0)
+    partition_rows = data.draw(
+        st.lists(
+            st.integers(0, 500), min_size=code.n_partitions, max_size=code.n_partitions
+        )
+    )
+    dead = data.draw(st.sets(st.integers(0, n - 1), max_size=s))
+    usable = [w for w in range(n) if w not in dead]
+    speeds = {w: data.draw(st.floats(0.05, 20.0, allow_nan=False)) for w in usable}
+    shares = split_shares(code, partition_rows, usable, speeds)
+    assert set(shares) <= set(usable)
+    assert_each_row_once(code, shares, partition_rows)
+    assert sum(share.rows for share in shares.values()) == sum(partition_rows)
+
+
+def test_split_shares_follow_the_speeds():
+    code = make_code("gaussian-mds", 9, 2, 1, random_state=0)
+    rows = [9000] * code.n_partitions
+    equal = split_shares(code, rows, range(9))
+    # Three groups of three workers, each group holding one partition.
+    assert {share.rows for share in equal.values()} == {3000}
+    slow = split_shares(
+        code, rows, range(9), {w: 0.25 if w == 4 else 1.0 for w in range(9)}
+    )
+    assert slow[4].rows < 0.5 * min(share.rows for w, share in slow.items() if w != 4)
+    assert sum(share.rows for share in slow.values()) == 3 * 9000
+
+
+def test_a_partition_without_a_usable_holder_is_refused():
+    code = make_code("cyclic-repetition", 4, 1)
+    holders = [w for w in range(4) if 0 in code.partitions(w)]
+    usable = [w for w in range(4) if w not in holders]
+    with pytest.raises(ValueError, match="no usable holder"):
+        split_shares(code, [10] * 4, usable)
+    assert not splittable(code, usable)
+    assert not splittable(make_code("uncoded", 4, 0), range(4))
+
+
+def test_backups_go_to_holders_of_each_slice():
+    code = make_code("gaussian-mds", 9, 2, 1, random_state=0)
+    rows = [900] * code.n_partitions
+    shares = split_shares(code, rows, range(9))
+    late = shares[0]
+    others = [w for w in range(1, 9)]
+    backups = backup_shares(code, late, others)
+    assert backups and all(share.owner == 0 for share in backups.values())
+    assert sum(share.rows for share in backups.values()) == late.rows
+    # Each backup slice reads the same rows of the same partition.
+    late_rows = sorted((code.partitions(0)[b], lo, hi) for b, lo, hi in late.slices)
+    backup_rows = sorted(
+        (code.partitions(w)[b], lo, hi)
+        for w, share in backups.items()
+        for b, lo, hi in share.slices
+    )
+    assert backup_rows == late_rows
+    assert backup_shares(code, late, []) == {}
+
+
+def timing(plan, wall, per_worker, rows=1000, overhead=0.02, late=()):
+    """A round where worker p worked ``per_worker[p]`` seconds on ``rows[p]`` rows."""
+    tasks = {
+        p: TaskTiming(
+            rows[p] if isinstance(rows, dict) else rows,
+            work,
+            None if p in late else overhead + work,
+        )
+        for p, work in per_worker.items()
+    }
+    return RoundTiming(plan, wall, tasks)
+
+
+def drive(policy, code, rounds, round_of):
+    """Plan ``rounds`` rounds, feeding back ``round_of(plan)``; the plans run."""
+    rows = [9000] * code.n_partitions
+    plans = []
+    for _ in range(rounds):
+        plan = policy.plan(code, range(code.n_workers), rows, range(code.n_workers))
+        plans.append(plan.name)
+        policy.observe(round_of(plan))
+    return plans
+
+
+def test_adaptive_splits_when_nobody_straggles():
+    code = make_code("gaussian-mds", 9, 2, 1, random_state=0)
+    per_row = 1e-5  # seconds per row on every worker
+
+    def round_of(plan):
+        if plan.name == "split":
+            work = {w: per_row * s.rows for w, s in plan.shares.items()}
+            rows = {w: s.rows for w, s in plan.shares.items()}
+            return timing("split", 0.02 + max(work.values()), work, rows=rows)
+        work = {w: per_row * 27000 for w in range(9)}
+        return timing("coded", 0.02 + 0.27, work, rows=27000)
+
+    plans = drive(AdaptivePolicy(), code, 60, round_of)
+    assert plans.count("coded") == 0  # predicted 3x dearer: never worth a try
+
+
+def test_adaptive_codes_when_stragglers_hit_every_round():
+    code = make_code("gaussian-mds", 9, 2, 1, random_state=0)
+
+    def round_of(plan):
+        if plan.name == "split":  # two shares late and backed up every round
+            work = {w: 0.09 for w in plan.shares}
+            rows = {w: s.rows for w, s in plan.shares.items()}
+            return timing("split", 0.35, work, rows=rows, late={3, 7})
+        work = {w: 0.27 for w in range(9)}
+        return timing("coded", 0.3, work, rows=9000, late={3, 7})
+
+    plans = drive(AdaptivePolicy(explore_every=25), code, 100, round_of)
+    assert plans[:3] == ["split", "coded", "coded"]
+    assert plans.count("split") <= 1 + 100 // 25  # only the occasional re-try
+    assert plans.count("split") >= 2  # ... which does happen
+
+
+def test_adaptive_balances_a_persistently_slow_worker():
+    code = make_code("gaussian-mds", 9, 2, 1, random_state=0)
+    per_row = {w: 4e-5 if w == 4 else 1e-5 for w in range(9)}
+    shares_of_4 = []
+
+    def round_of(plan):
+        if plan.name == "split":
+            shares_of_4.append(plan.shares[4].rows)
+            work = {w: per_row[w] * s.rows for w, s in plan.shares.items()}
+            rows = {w: s.rows for w, s in plan.shares.items()}
+            return timing("split", 0.02 + max(work.values()), work, rows=rows)
+        return timing("coded", 0.3, {w: 0.27 for w in range(9)}, rows=27000)
+
+    policy = AdaptivePolicy()
+    drive(policy, code, 10, round_of)
+    assert shares_of_4[0] == 3000  # equal until measured
+    assert shares_of_4[-1] < 0.4 * 3000  # about a quarter of a fast worker's
+    speeds = policy.speeds(range(9))
+    assert speeds[4] == pytest.approx(speeds[0] / 4)
+
+
+def test_a_censored_task_counts_as_at_least_as_slow_as_its_round():
+    policy = AdaptivePolicy()
+    policy.observe(RoundTiming("split", 0.05, {0: TaskTiming(100, 0.03, 0.04)}))
+    policy.observe(RoundTiming("split", 1.0, {0: TaskTiming(100, 0.0, None)}))
+    assert policy.speeds([0])[0] < 100 / 0.03  # it got slower in the statistics
+
+
+def test_the_speeds_key_on_physical_workers():
+    policy = AdaptivePolicy()
+    policy.observe(
+        RoundTiming(
+            "split",
+            0.1,
+            {10: TaskTiming(100, 0.4, 0.42), 11: TaskTiming(100, 0.1, 0.12)},
+        )
+    )
+    # Code worker 0 is physical 11 after a re-plan: it keeps 11's speed.
+    speeds = policy.speeds([11, 10])
+    assert speeds[0] == pytest.approx(4 * speeds[1])
+
+
+def test_static_and_speculative_plans():
+    code = make_code("gaussian-mds", 6, 1, 1, random_state=0)
+    rows = [60] * code.n_partitions
+    assert StaticPolicy().plan(code, range(6), rows, range(6)).name == "coded"
+    split = SpeculativePolicy().plan(code, range(6), rows, range(6))
+    assert split.name == "split"
+    assert_each_row_once(code, split.shares, rows)
+    uncoded = make_code("uncoded", 6, 0)
+    assert (
+        SpeculativePolicy().plan(uncoded, range(6), [1] * 6, range(6)).name == "coded"
+    )
+
+
+def test_make_policy_names_the_choices():
+    assert isinstance(make_policy("adaptive"), AdaptivePolicy)
+    policy = AdaptivePolicy(explore_every=3)
+    assert make_policy(policy) is policy
+    with pytest.raises(ValueError, match="adaptive"):
+        make_policy("fast")
+    with pytest.raises(TypeError, match="plan and observe"):
+        make_policy(object())
+    with pytest.raises(ValueError, match="explore_margin"):
+        AdaptivePolicy(explore_margin=0.5)
+
+
+def test_random_speeds_never_lose_rows():
+    rng = np.random.default_rng(0)
+    code = make_code("gaussian-mds", 12, 3, 2, random_state=0)
+    for _ in range(20):
+        rows = rng.integers(0, 1000, code.n_partitions).tolist()
+        speeds = dict(enumerate(rng.uniform(0.01, 10, 12)))
+        shares = split_shares(code, rows, range(12), speeds)
+        assert_each_row_once(code, shares, rows)
