@@ -507,6 +507,11 @@ def _add_bench_commands(bench: argparse.ArgumentParser) -> None:
     adaptive.add_argument(
         "--max-rounds", type=_positive, help="rounds a convergence run may take"
     )
+    adaptive.add_argument(
+        "--scenarios",
+        metavar="NAMES",
+        help="comma-separated subset of none,random,rare,persistent,markov",
+    )
     bench.set_defaults(run=_bench)
 
 

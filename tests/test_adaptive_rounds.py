@@ -108,7 +108,9 @@ def test_a_late_worker_is_backed_up_and_recorded(client, data):
 def test_a_raising_worker_is_backed_up_with_a_warning(client, data):
     X, y, w = data
     code = make_code("gaussian-mds", N, 2, 1, random_state=0)
-    model = FailingWorkers([4], iterations=[0])
+    # The others are late, so the error arrives before any share: its rows
+    # queue behind a busy holder.
+    model = FailingWorkers([4], iterations=[0], others_delay=0.3)
     with (
         CodedGradient(
             client, code, X, y, "log_loss", straggler_model=model, policy="speculative"

@@ -44,7 +44,7 @@ from dask_gradcode.scheduler import CodedGradient, RoundRecord
 from dask_gradcode.solvers import minimize
 from dask_gradcode.stragglers import MarkovStragglers, SlowWorkers
 
-__all__ = ["METHODS", "run", "scenarios"]
+__all__ = ["METHODS", "all_scenarios", "run"]
 
 NAME = "adaptive"
 WARMUP = 3
@@ -68,7 +68,7 @@ class Scenario:
     model: Callable[[int], Any]  # workers -> straggler model
 
 
-def scenarios(stragglers: int) -> list[Scenario]:
+def all_scenarios(stragglers: int) -> list[Scenario]:
     """The scenarios of the issue, for a code tolerating ``stragglers``."""
     return [
         Scenario("none", "no slow worker", lambda n: None),
@@ -193,6 +193,7 @@ def run(
     rounds: int = 60,
     gap: float = 1e-4,
     max_rounds: int = 80,
+    scenarios: str | None = None,
     target: ClusterTarget = ClusterTarget(),  # noqa: B008 (frozen, immutable)
     command: str = "dask-gradcode bench adaptive",
     progress: bool = True,
@@ -212,6 +213,9 @@ def run(
         Convergence target: mean log-loss within ``gap`` of the optimum.
     max_rounds : int, default=80
         Rounds a convergence run may take.
+    scenarios : str, optional
+        Comma-separated names of the scenarios to run (default: all of
+        ``none,random,rare,persistent,markov``).
     target : ClusterTarget
     command : str
     progress : bool, default=True
@@ -221,6 +225,16 @@ def run(
     Report
     """
     check_stragglers(stragglers, workers)
+    chosen = all_scenarios(stragglers)
+    if scenarios is not None:
+        names = [name.strip() for name in scenarios.split(",") if name.strip()]
+        unknown = sorted(set(names) - {s.name for s in chosen})
+        if unknown or not names:
+            raise ValueError(
+                f"unknown scenarios {unknown}; choose from "
+                f"{','.join(s.name for s in chosen)}"
+            )
+        chosen = [s for s in chosen if s.name in names]
     X, y = make_classification(
         rows, features, n_informative=features // 2, flip_y=0.05, random_state=0
     )
@@ -232,7 +246,7 @@ def run(
         w, np.hstack([X, np.ones((rows, 1))]), y
     )
     table, histories = [], {}
-    cases = [(s, m) for s in scenarios(stragglers) for m in METHODS]
+    cases = [(s, m) for s in chosen for m in METHODS]
     with (
         target.connect(workers) as client,
         tqdm(cases, desc="adaptive", unit="run", disable=not progress) as bar,
@@ -290,7 +304,7 @@ def run(
             gap,
             command,
             target,
-            stragglers_list=scenarios(stragglers),
+            stragglers_list=chosen,
         ),
     )
 
@@ -344,8 +358,11 @@ def target_ratios(table: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "report",
         ),
     ]
+    present = {row["scenario"] for row in table}
     out = []
     for scenario, ratio, value, goal in rows:
+        if scenario not in present:
+            continue
         if goal == "report":
             met = ""
         else:

@@ -339,7 +339,8 @@ def _speculate(
     failed = result.failed
     due = _until_speculation(result, shares, start) <= 0
     busy = {w for w, _ in result.pending.values()}
-    # Fastest first; a worker still computing is no candidate.
+    # Idle workers, fastest first; a failed worker's rows may also queue
+    # behind a busy worker's task (nobody may be idle yet).
     candidates = sorted(
         (w for w in result.arrived if w not in failed and w not in busy),
         key=result.arrived.get,
@@ -347,9 +348,14 @@ def _speculate(
     for owner, late in shares.items():
         if owner in result.covered or owner in result.backups:
             continue
-        if not (owner in failed or due) or not candidates:
+        pool = candidates
+        if owner in failed:
+            pool = candidates + [
+                w for w in shares if w not in failed and w not in candidates
+            ]
+        elif not due:
             continue
-        backups = backup_shares(code, late, candidates)
+        backups = backup_shares(code, late, pool)
         if not backups:
             continue
         result.backups[owner] = list(backups)
