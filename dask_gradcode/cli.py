@@ -499,6 +499,11 @@ def _add_bench_commands(bench: argparse.ArgumentParser) -> None:
     adaptive.add_argument("--rows", type=_integer(100), help="rows of the data")
     adaptive.add_argument("--features", type=_integer(2), help="features of the data")
     adaptive.add_argument(
+        "--compute-ms",
+        type=_seconds,
+        help="emulated milliseconds of computation per 1/n of the rows (0: real only)",
+    )
+    adaptive.add_argument(
         "--rounds", type=_positive, help="measured rounds per method and scenario"
     )
     adaptive.add_argument(

@@ -7,7 +7,9 @@ delay inside the worker's task, after the real computation, and ends it early
 once the iteration has been decoded without that worker.
 
 Any object with a ``delay(iteration, worker, n_workers, compute_seconds)``
-method returning seconds can serve as a straggler model.
+method returning seconds can serve as a straggler model; one whose
+``takes_rows`` attribute is true also gets ``rows=`` (the rows the task
+computed), as :class:`ComputeTime` does.
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ import numpy as np
 
 __all__ = [
     "Bandwidth",
+    "ComputeTime",
     "FailingWorkers",
     "MarkovStragglers",
     "Pareto",
     "ShiftedExponential",
     "SlowWorkers",
     "StragglerModel",
+    "model_delay",
 ]
 
 
@@ -293,6 +297,68 @@ class MarkovStragglers(StragglerModel):
         if self.delay_seconds is not None:
             return self.delay_seconds
         return (self.factor - 1.0) * compute_seconds
+
+
+class ComputeTime:
+    """Emulated computation: each task takes ``seconds_per_row`` per row it computes.
+
+    ``n`` workers sharing a few cores of one machine do not behave like ``n``
+    machines: their computations queue for the cores.  This model makes each
+    worker's computation take ``seconds_per_row * rows`` seconds of sleep on
+    top of the (small) real one, as if every worker had a core of its own,
+    so load trade-offs (a coded round computes ``d`` partitions per worker, a
+    split round ``1 / n`` of the rows) show on one machine.  ``then`` is a
+    straggler model applied on top, seeing the emulated computation time as
+    ``compute_seconds`` (so ``SlowWorkers(factor=4)`` makes a worker four times
+    slower at it).
+
+    Parameters
+    ----------
+    seconds_per_row : float
+        Emulated seconds per row.
+    then : straggler model, optional
+    """
+
+    takes_rows = True
+
+    def __init__(self, seconds_per_row: float, then: object = None) -> None:
+        self.seconds_per_row = _check_non_negative(seconds_per_row, "seconds_per_row")
+        if then is not None and not callable(getattr(then, "delay", None)):
+            raise TypeError(f"then must be a straggler model, got {then!r}")
+        self.then = then
+
+    def delay(
+        self,
+        iteration: int,
+        worker: int,
+        n_workers: int,
+        compute_seconds: float = 0.0,
+        rows: int = 0,
+    ) -> float:
+        """The emulated computation of ``rows`` rows, then ``then``'s delay."""
+        work = self.seconds_per_row * rows
+        if self.then is None:
+            return work
+        return work + model_delay(
+            self.then, iteration, worker, n_workers, compute_seconds + work, rows
+        )
+
+    def __repr__(self) -> str:
+        return f"ComputeTime({self.seconds_per_row!r}, then={self.then!r})"
+
+
+def model_delay(
+    model: object,
+    iteration: int,
+    worker: int,
+    n_workers: int,
+    compute_seconds: float,
+    rows: int,
+) -> float:
+    """``model``'s delay, passing ``rows`` to a model whose ``takes_rows`` is true."""
+    if getattr(model, "takes_rows", False):
+        return model.delay(iteration, worker, n_workers, compute_seconds, rows=rows)
+    return model.delay(iteration, worker, n_workers, compute_seconds)
 
 
 class FailingWorkers:

@@ -28,7 +28,8 @@ def main(small: bool = False) -> None:
     n_rows = 5_000 if small else 200_000
     X, y = make_classification(n_rows, 50, random_state=0)
     with (
-        LocalCluster(n_workers=4, threads_per_worker=1) as cluster,
+        # --small: a quick smoke run with in-process workers
+        LocalCluster(n_workers=4, threads_per_worker=1, processes=not small) as cluster,
         Client(cluster) as client,
     ):
         X_dask = client.persist(da.from_array(X, chunks=(n_rows // 8, 50)))

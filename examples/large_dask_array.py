@@ -25,7 +25,11 @@ def main(small: bool = False) -> None:
     X = rng.standard_normal((n_rows, 20), chunks=(chunk, 20))
     true_coef = np.arange(1.0, 21.0)
     y = X @ true_coef + 0.1 * rng.standard_normal(n_rows, chunks=chunk)
-    with LocalCluster(n_workers=4, threads_per_worker=1) as cluster, Client(cluster):
+    # --small: a quick smoke run with in-process workers
+    with (
+        LocalCluster(n_workers=4, threads_per_worker=1, processes=not small) as cluster,
+        Client(cluster),
+    ):
         model = CodedSGDRegressor(alpha=0.0, penalty=None, tol=1e-10, random_state=0)
         model.fit(X, y)
     error = np.abs(model.coef_ - true_coef).max()

@@ -20,7 +20,11 @@ from dask_gradcode.stragglers import SlowWorkers
 def main(small: bool = False) -> None:
     X, y = load_breast_cancer(return_X_y=True)
     X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)
-    with LocalCluster(n_workers=4, threads_per_worker=1) as cluster, Client(cluster):
+    # --small: a quick smoke run with in-process workers
+    with (
+        LocalCluster(n_workers=4, threads_per_worker=1, processes=not small) as cluster,
+        Client(cluster),
+    ):
         model = make_pipeline(
             StandardScaler(),
             CodedSGDClassifier(

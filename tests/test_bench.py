@@ -487,3 +487,45 @@ def test_every_benchmark_has_a_help_page(capsys):
             main(["bench", name, "--help"])
         assert exit_info.value.code == 0
         assert "--scheduler-address" in capsys.readouterr().out
+
+
+def test_bench_adaptive_small(tmp_path):
+    out = tmp_path / "adaptive"
+    status = main(
+        [
+            "bench",
+            "adaptive",
+            "--workers",
+            "3",
+            "--stragglers",
+            "1",
+            "--rows",
+            "600",
+            "--features",
+            "4",
+            "--rounds",
+            "2",
+            "--max-rounds",
+            "5",
+            "--scenarios",
+            "none,persistent",
+            "--compute-ms",
+            "2",
+            "--no-progress",
+            "--out",
+            str(out),
+        ]
+    )
+    assert status == 0
+    report = json.loads((out / "adaptive.json").read_text())
+    methods = report["methods"]
+    assert {row["scenario"] for row in methods} == {"none", "persistent"}
+    exact = [row for row in methods if row["method"] != "ignore-stragglers"]
+    assert all(row["max_relative_error"] < 1e-8 for row in exact)
+    assert report["targets"]
+    assert png_files(out) == [
+        "adaptive.png",
+        "adaptive_rounds_none.png",
+        "adaptive_rounds_persistent.png",
+    ]
+    assert "adaptive" in (out / "adaptive.md").read_text()

@@ -165,9 +165,10 @@ def test_adaptive_codes_when_stragglers_hit_every_round():
         return timing("coded", 0.3, work, rows=9000, late={3, 7})
 
     plans = drive(AdaptivePolicy(explore_every=25), code, 100, round_of)
-    assert plans[:3] == ["split", "coded", "coded"]
-    assert plans.count("split") <= 1 + 100 // 25  # only the occasional re-try
-    assert plans.count("split") >= 2  # ... which does happen
+    assert plans[:4] == ["split", "split", "split", "coded"]
+    # Split is measured 3 times (it is close), then only re-tried now and then.
+    assert 3 + 1 <= plans.count("split") <= 3 + 100 // 25
+    assert plans[-10:].count("coded") >= 9
 
 
 def test_adaptive_balances_a_persistently_slow_worker():

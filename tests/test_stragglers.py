@@ -97,3 +97,29 @@ def test_bad_parameters_say_what_to_change(build, match):
 def test_more_slow_workers_than_workers_is_an_error():
     with pytest.raises(ValueError, match="only 3 workers"):
         SlowWorkers(4, delay=1.0).slow_workers(0, 3)
+
+
+def test_compute_time_emulates_rows_then_applies_the_model_on_top():
+    from dask_gradcode.stragglers import ComputeTime, model_delay
+
+    alone = ComputeTime(0.001)
+    assert alone.delay(0, 0, 3, compute_seconds=0.5, rows=200) == pytest.approx(0.2)
+    slower = ComputeTime(0.001, then=SlowWorkers(workers=[1], factor=4))
+    # the slow worker is four times slower at the emulated work (and the real)
+    assert slower.delay(0, 1, 3, compute_seconds=0.0, rows=200) == pytest.approx(0.8)
+    assert slower.delay(0, 0, 3, compute_seconds=0.0, rows=200) == pytest.approx(0.2)
+    assert model_delay(alone, 0, 0, 3, 0.0, 50) == pytest.approx(0.05)
+    # a model without takes_rows is called without rows
+    assert model_delay(SlowWorkers(workers=[0], delay=0.3), 0, 0, 3, 0.0, 50) == 0.3
+    assert pickle.loads(pickle.dumps(slower)).delay(0, 1, 3, 0.0, rows=10) == (
+        pytest.approx(0.04)
+    )
+
+
+def test_compute_time_rejects_bad_arguments():
+    from dask_gradcode.stragglers import ComputeTime
+
+    with pytest.raises(ValueError, match="seconds_per_row"):
+        ComputeTime(-1.0)
+    with pytest.raises(TypeError, match="straggler model"):
+        ComputeTime(0.001, then=3)

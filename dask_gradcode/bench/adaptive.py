@@ -42,7 +42,7 @@ from dask_gradcode.objectives import LogLoss
 from dask_gradcode.plotting import plot_rounds
 from dask_gradcode.scheduler import CodedGradient, RoundRecord
 from dask_gradcode.solvers import minimize
-from dask_gradcode.stragglers import MarkovStragglers, SlowWorkers
+from dask_gradcode.stragglers import ComputeTime, MarkovStragglers, SlowWorkers
 
 __all__ = ["METHODS", "all_scenarios", "run"]
 
@@ -188,8 +188,9 @@ def run(
     *,
     workers: int = 9,
     stragglers: int = 2,
-    rows: int = 45_000,
-    features: int = 100,
+    rows: int = 18_000,
+    features: int = 50,
+    compute_ms: float = 25.0,
     rounds: int = 60,
     gap: float = 1e-4,
     max_rounds: int = 80,
@@ -207,6 +208,12 @@ def run(
         Stragglers the codes tolerate.
     rows, features : int
         Size of the ``make_classification`` data (standardised).
+    compute_ms : float, default=25
+        Emulated computation (:class:`~dask_gradcode.stragglers.ComputeTime`)
+        of ``rows / workers`` rows, the uncoded load, in milliseconds: every
+        worker computes as if it had a core of its own (the workers of an
+        embedded cluster share this machine's cores); the slow-worker models
+        apply on top.  0: real computation only.
     rounds : int, default=60
         Measured rounds per method and scenario (after 3 warm-up rounds).
     gap : float, default=1e-4
@@ -246,6 +253,12 @@ def run(
         w, np.hstack([X, np.ones((rows, 1))]), y
     )
     table, histories = [], {}
+    per_row = compute_ms / 1e3 / (rows / workers)
+
+    def model_of(scenario: Scenario) -> Any:
+        model = scenario.model(workers)
+        return ComputeTime(per_row, then=model) if per_row > 0 else model
+
     cases = [(s, m) for s in chosen for m in METHODS]
     with (
         target.connect(workers) as client,
@@ -260,7 +273,7 @@ def run(
                 stragglers,
                 X,
                 y,
-                scenario.model(workers),
+                model_of(scenario),
                 rounds,
                 reference,
             )
@@ -271,7 +284,7 @@ def run(
                 stragglers,
                 X,
                 y,
-                scenario.model(workers),
+                model_of(scenario),
                 best,
                 gap,
                 max_rounds,
@@ -300,6 +313,7 @@ def run(
             stragglers,
             rows,
             features,
+            compute_ms,
             rounds,
             gap,
             command,
@@ -432,6 +446,7 @@ def _markdown(
     stragglers,
     rows,
     features,
+    compute_ms,
     rounds,
     gap,
     command,
@@ -449,8 +464,12 @@ Reproduce with `{command}` (from the repository root, after `make test` or
 `pip install -e .[bench]`).  Cluster: {target.describe()}; machine:
 {machine_description()}.  Data: `make_classification`, {rows} rows x
 {features} features (standardised), logistic loss with intercept; `n =
-{workers}`, codes tolerate `s = {stragglers}` (`gaussian-mds`, `m = 1`, load
-{stragglers + 1} partitions per worker).  Each method ran {rounds} rounds at
+{workers}`, codes tolerate `s = {stragglers}` (`gaussian-mds`, `m = 1`: each
+worker holds {stragglers + 1} times the uncoded load).  Every worker's
+computation is emulated as {compute_ms:g} ms per `1 / n` of the rows
+(`ComputeTime`, on top of the real computation), as if each worker had a
+core of its own: the {workers} workers share this machine's cores, whose
+queueing would otherwise hide what a worker's load costs.  Each method ran {rounds} rounds at
 fixed weights after {WARMUP} warm-up rounds, then an L-BFGS fit from zero
 until the mean log-loss was within {gap:g} of the optimum.  Scenarios (slow
 workers are chosen per physical worker and round, the same for every

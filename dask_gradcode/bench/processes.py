@@ -92,7 +92,7 @@ class ProcessCluster:
                 time.sleep(0.05)
             self.address = json.loads(scheduler_file.read_text())["address"]
             for _ in range(self.n_workers):
-                self._start_worker()
+                self._spawn_worker()
             self.client = Client(self.address, timeout=self.startup_timeout)
             self.client.wait_for_workers(self.n_workers, timeout=self.startup_timeout)
         except BaseException:
@@ -131,8 +131,8 @@ class ProcessCluster:
         self._processes.append(process)
         return process
 
-    def _start_worker(self) -> None:
-        self._spawn(
+    def _spawn_worker(self) -> subprocess.Popen:
+        return self._spawn(
             "worker",
             self.address,
             "--nthreads",
@@ -145,11 +145,26 @@ class ProcessCluster:
 
     # ----------------------------------------------------------------- faults
     def add_worker(self, wait: bool = True) -> None:
-        """Start one more worker process (and wait until the scheduler lists it)."""
-        expected = len(self.workers()) + 1
-        self._start_worker()
-        if wait:
-            self.client.wait_for_workers(expected, timeout=self.startup_timeout)
+        """Start one more worker process (and wait until the scheduler lists it).
+
+        Waits for a new address rather than for a worker count: a killed worker
+        may still be listed until the scheduler notices it is gone.
+        """
+        before = set(self.workers())
+        process = self._spawn_worker()
+        if not wait:
+            return
+        deadline = time.monotonic() + self.startup_timeout
+        while not set(self.workers()) - before:
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"a new dask worker exited with {process.returncode}"
+                )
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"a new dask worker did not register within {self.startup_timeout} s"
+                )
+            time.sleep(0.1)
 
     def workers(self) -> list[str]:
         """Worker addresses the scheduler lists, sorted."""

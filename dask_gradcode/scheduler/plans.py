@@ -272,7 +272,8 @@ class AdaptivePolicy:
     its whole shard, a split round for its slowest share).  The cheaper plan
     runs; the other is tried again after ``explore_every`` rounds when its
     estimate is within ``explore_margin`` of the chosen one's, so a change of
-    regime (stragglers coming or going) is noticed.
+    regime (stragglers coming or going) is noticed, and until it has been
+    measured ``min_samples`` times, so one unlucky round cannot rule it out.
 
     Parameters
     ----------
@@ -280,6 +281,7 @@ class AdaptivePolicy:
     explore_margin : float, default=1.3
     window : int, default=10
     memory : int, default=5
+    min_samples : int, default=3
     """
 
     name = "adaptive"
@@ -290,9 +292,12 @@ class AdaptivePolicy:
         explore_margin: float = 1.3,
         window: int = 10,
         memory: int = 5,
+        min_samples: int = 3,
     ) -> None:
-        if explore_every < 1 or window < 1 or memory < 1:
-            raise ValueError("explore_every, window and memory must be >= 1")
+        if min(explore_every, window, memory, min_samples) < 1:
+            raise ValueError(
+                "explore_every, window, memory and min_samples must be >= 1"
+            )
         if not explore_margin >= 1:
             raise ValueError(f"explore_margin must be >= 1, got {explore_margin}")
         self.explore_every = int(explore_every)
@@ -305,6 +310,7 @@ class AdaptivePolicy:
         self.seconds_per_row: dict[int, deque[float]] = {}
         self.overheads: deque[float] = deque(maxlen=10 * window)
         self.memory = int(memory)
+        self.min_samples = int(min_samples)
         self.rounds = 0
         self.estimates: dict[str, float] = {}
 
@@ -390,8 +396,8 @@ class AdaptivePolicy:
         other = "coded" if best == "split" else "split"
         stale = self.rounds - self.last_run.get(other, -math.inf) > self.explore_every
         close = estimate[other] <= self.explore_margin * estimate[best]
-        if (stale or not self.times[other]) and close:
-            best = other
+        if close and (stale or len(self.times[other]) < self.min_samples):
+            best = other  # measure it: one unlucky round must not rule it out
         if best == "coded":
             return Plan("coded")
         return Plan("split", shares)

@@ -20,7 +20,7 @@ import scipy.sparse
 
 from dask_gradcode.codes._base import WorkerEncoder
 from dask_gradcode.objectives import Objective
-from dask_gradcode.stragglers import Bandwidth
+from dask_gradcode.stragglers import Bandwidth, model_delay
 
 __all__ = [
     "Reply",
@@ -193,19 +193,17 @@ def coded_round(
             rows[row, 1:] = scale * gradient
         message = shard.encoder(rows)
     compute_seconds = time.perf_counter() - start
+    rows = sum(block[1].shape[0] for block in shard.blocks)
     delay = 0.0
     if straggler_model is not None:
-        delay += straggler_model.delay(iteration, worker_id, n_workers, compute_seconds)
+        delay += model_delay(
+            straggler_model, iteration, worker_id, n_workers, compute_seconds, rows
+        )
     if bandwidth is not None:
         delay += bandwidth.transfer_seconds(message.nbytes)
     if delay > 0:
         _injected_sleep(token, submission, delay)
-    return Reply(
-        message,
-        compute_seconds,
-        delay,
-        sum(block[1].shape[0] for block in shard.blocks),
-    )
+    return Reply(message, compute_seconds, delay, rows)
 
 
 def sliced_round(
@@ -254,7 +252,9 @@ def sliced_round(
     compute_seconds = time.perf_counter() - start
     delay = 0.0
     if straggler_model is not None:
-        delay += straggler_model.delay(iteration, worker_id, n_workers, compute_seconds)
+        delay += model_delay(
+            straggler_model, iteration, worker_id, n_workers, compute_seconds, rows
+        )
     if bandwidth is not None:
         delay += bandwidth.transfer_seconds(total.nbytes)
     if delay > 0:
