@@ -246,3 +246,29 @@ def test_random_speeds_never_lose_rows():
         speeds = dict(enumerate(rng.uniform(0.01, 10, 12)))
         shares = split_shares(code, rows, range(12), speeds)
         assert_each_row_once(code, shares, rows)
+
+
+def test_an_unbalanced_first_split_does_not_count_against_the_balanced_one():
+    """Two workers 4x slower: the equal first split is dearer than coding.
+
+    The balanced split (predicted from the measured speeds) is what counts
+    afterwards, not the time of the equal split measured before them.
+    """
+    code = make_code("gaussian-mds", 9, 2, 1, random_state=0)
+    per_row = {w: 4e-5 if w in (1, 5) else 1e-5 for w in range(9)}
+    walls = []
+
+    def round_of(plan):
+        if plan.name == "split":
+            work = {w: per_row[w] * s.rows for w, s in plan.shares.items()}
+            rows = {w: s.rows for w, s in plan.shares.items()}
+            walls.append(0.02 + max(work.values()))
+            return timing("split", walls[-1], work, rows=rows)
+        work = {w: per_row[w] * 9000 for w in range(9)}  # a partition each
+        walls.append(0.02 + 0.09)  # the 7th fastest of 9 is a fast worker
+        return timing("coded", walls[-1], work, rows=9000, late={1, 5})
+
+    plans = drive(AdaptivePolicy(), code, 30, round_of)
+    assert walls[0] > 0.11  # the equal split waited for the slow workers
+    assert plans.count("coded") == 0
+    assert max(walls[1:]) < 0.07  # balanced: 27000 rows over 7.5 fast workers

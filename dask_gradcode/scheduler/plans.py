@@ -266,14 +266,18 @@ class AdaptivePolicy:
     measurements (a worker that is slow every round is slow in the
     statistics; one that was slow once is not); a task the round ended
     without counts as at least as slow as the round was long.  Split shares
-    follow these speeds.  A plan's expected round time is the mean of its
-    last ``window`` measured rounds; a plan not measured yet is predicted from
-    the speeds (a coded round waits for its ``n - s``-th fastest worker over
-    its whole shard, a split round for its slowest share).  The cheaper plan
-    runs; the other is tried again after ``explore_every`` rounds when its
-    estimate is within ``explore_margin`` of the chosen one's, so a change of
-    regime (stragglers coming or going) is noticed, and until it has been
-    measured ``min_samples`` times, so one unlucky round cannot rule it out.
+    follow these speeds.  Each plan's round time is predicted from the
+    speeds (a coded round waits for its ``n - s``-th fastest worker over its
+    whole shard, a split round for its slowest share) and corrected by the
+    mean of its last ``window`` residuals (measured minus predicted: the
+    stragglers' and backups' cost), so rounds measured before the shares were
+    balanced do not count against the balanced plan.  Before every worker
+    has been measured, a plan's estimate is the mean of its measured rounds.
+    The cheaper plan runs; the other is tried again after ``explore_every``
+    rounds when its estimate is within ``explore_margin`` of the chosen
+    one's, so a change of regime (stragglers coming or going) is noticed, and
+    until it has been measured ``min_samples`` times, so one unlucky round
+    cannot rule it out.
 
     Parameters
     ----------
@@ -306,6 +310,11 @@ class AdaptivePolicy:
             "coded": deque(maxlen=window),
             "split": deque(maxlen=window),
         }
+        self.residuals: dict[str, deque[float]] = {
+            "coded": deque(maxlen=window),
+            "split": deque(maxlen=window),
+        }
+        self._predicted: dict[str, float] = {}
         self.last_run: dict[str, int] = {}
         self.seconds_per_row: dict[int, deque[float]] = {}
         self.overheads: deque[float] = deque(maxlen=10 * window)
@@ -318,6 +327,11 @@ class AdaptivePolicy:
     def observe(self, timing: RoundTiming) -> None:
         """Learn from one round: its plan's time, its workers' speeds."""
         self.times[timing.plan].append(timing.wall)
+        if timing.plan in self._predicted:
+            self.residuals[timing.plan].append(
+                timing.wall - self._predicted.pop(timing.plan)
+            )
+        self._predicted.clear()
         self.last_run[timing.plan] = self.rounds
         overhead = statistics.median(self.overheads) if self.overheads else 0.0
         for worker, task in timing.tasks.items():
@@ -385,12 +399,22 @@ class AdaptivePolicy:
             return Plan("coded")
         shares = split_shares(code, partition_rows, usable, self.speeds(physical))
         predicted = self.predict(code, usable, partition_rows, physical, shares)
-        estimate = {
-            name: statistics.fmean(times) if times else predicted[name]
-            for name, times in self.times.items()
-        }
+        informed = bool(self.overheads) and all(
+            self.seconds_per_row.get(physical[w]) for w in usable
+        )
+        estimate = {}
+        for name, times in self.times.items():
+            if informed and self.residuals[name]:
+                estimate[name] = predicted[name] + statistics.fmean(
+                    self.residuals[name]
+                )
+            elif informed or not times:
+                estimate[name] = predicted[name]
+            else:
+                estimate[name] = statistics.fmean(times)
         if not self.times["split"]:
             estimate["split"] = 0.0  # try splitting first: no price if nobody is slow
+        self._predicted = dict(predicted) if informed else {}
         self.estimates = estimate
         best = min(estimate, key=estimate.get)
         other = "coded" if best == "split" else "split"
