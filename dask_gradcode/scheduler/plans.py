@@ -269,10 +269,12 @@ class AdaptivePolicy:
     follow these speeds.  Each plan's round time is predicted from the
     speeds (a coded round waits for its ``n - s``-th fastest worker over its
     whole shard, a split round for its slowest share) and corrected by the
-    mean of its last ``window`` residuals (measured minus predicted: the
+    median of its last ``window`` residuals (measured minus predicted: the
     stragglers' and backups' cost), so rounds measured before the shares were
-    balanced do not count against the balanced plan.  Before every worker
-    has been measured, a plan's estimate is the mean of its measured rounds.
+    balanced do not count against the balanced plan, and one pause of the
+    whole machine does not rule a plan out for good.  Before every worker
+    has been measured, a plan's estimate is the median of its measured
+    rounds.
     The cheaper plan runs; the other is tried again after ``explore_every``
     rounds when its estimate is within ``explore_margin`` of the chosen
     one's, so a change of regime (stragglers coming or going) is noticed, and
@@ -405,13 +407,13 @@ class AdaptivePolicy:
         estimate = {}
         for name, times in self.times.items():
             if informed and self.residuals[name]:
-                estimate[name] = predicted[name] + statistics.fmean(
+                estimate[name] = predicted[name] + statistics.median(
                     self.residuals[name]
                 )
             elif informed or not times:
                 estimate[name] = predicted[name]
             else:
-                estimate[name] = statistics.fmean(times)
+                estimate[name] = statistics.median(times)
         if not self.times["split"]:
             estimate["split"] = 0.0  # try splitting first: no price if nobody is slow
         self._predicted = dict(predicted) if informed else {}
