@@ -17,7 +17,8 @@ workers in the same rounds):
 
 Two measurements per scenario and method: round times at fixed weights
 (mean, median, 90th percentile, plans run, exactness against the gradient
-computed on the client), and a convergence run (L-BFGS from zero, seconds of
+computed on the client; the methods' rounds interleaved, so a drift of the
+machine's speed weighs on all alike), and a convergence run (L-BFGS from zero, seconds of
 rounds until the mean log-loss is within ``gap`` of the optimum).  The
 ratios the targets are stated on are printed from the same run.
 """
@@ -25,6 +26,7 @@ ratios the targets are stated on are printed from the same run.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,38 +105,55 @@ def _code(method: str, workers: int, stragglers: int):
 
 
 def round_times(
-    client, method, workers, stragglers, X, y, model, rounds, reference
-) -> tuple[dict[str, Any], list[RoundRecord]]:
-    """Rounds at fixed weights: their times, plans and exactness."""
-    code = _code(method, workers, stragglers)
+    client, workers, stragglers, X, y, model_of, rounds, reference
+) -> tuple[dict[str, dict[str, Any]], dict[str, list[RoundRecord]]]:
+    """Rounds at fixed weights for every method, interleaved round by round.
+
+    Every method's ``CodedGradient`` is open at once; each round runs every
+    method once, in an order rotated from round to round, so a drift of the
+    machine's speed during the run weighs on every method alike.
+    """
     w = np.random.default_rng(1).standard_normal(X.shape[1] + 1) * 0.01
-    errors = []
-    with CodedGradient(
-        client,
-        code,
-        X,
-        y,
-        "log_loss",
-        straggler_model=model,
-        fit_intercept=True,
-        policy=METHODS[method][2],
-    ) as coded:
-        for _ in range(WARMUP + rounds):
-            _, gradient = coded(w)
-            errors.append(
-                np.linalg.norm(gradient - reference) / np.linalg.norm(reference)
+    errors: dict[str, list[float]] = {method: [] for method in METHODS}
+    with ExitStack() as stack:
+        coded = {
+            method: stack.enter_context(
+                CodedGradient(
+                    client,
+                    _code(method, workers, stragglers),
+                    X,
+                    y,
+                    "log_loss",
+                    straggler_model=model_of(),
+                    fit_intercept=True,
+                    policy=METHODS[method][2],
+                )
             )
-    history = coded.history[WARMUP:]
-    wall = np.array([r.wall_seconds for r in history])
-    return {
-        "mean_ms": 1e3 * wall.mean(),
-        "median_ms": 1e3 * np.median(wall),
-        "p90_ms": 1e3 * np.quantile(wall, 0.9),
-        "split_rounds": sum(r.plan == "split" for r in history),
-        "coded_rounds": sum(r.plan == "coded" for r in history),
-        "backups": sum(len(r.backups) for r in history),
-        "max_relative_error": float(max(errors[WARMUP:])),
-    }, coded.history
+            for method in METHODS
+        }
+        order = list(METHODS)
+        for round_number in range(WARMUP + rounds):
+            shift = round_number % len(order)
+            for method in order[shift:] + order[:shift]:
+                _, gradient = coded[method](w)
+                errors[method].append(
+                    np.linalg.norm(gradient - reference) / np.linalg.norm(reference)
+                )
+    timed, histories = {}, {}
+    for method, gradient in coded.items():
+        history = gradient.history[WARMUP:]
+        wall = np.array([r.wall_seconds for r in history])
+        timed[method] = {
+            "mean_ms": 1e3 * wall.mean(),
+            "median_ms": 1e3 * np.median(wall),
+            "p90_ms": 1e3 * np.quantile(wall, 0.9),
+            "split_rounds": sum(r.plan == "split" for r in history),
+            "coded_rounds": sum(r.plan == "coded" for r in history),
+            "backups": sum(len(r.backups) for r in history),
+            "max_relative_error": float(max(errors[method][WARMUP:])),
+        }
+        histories[method] = gradient.history
+    return timed, histories
 
 
 def time_to_gap(
@@ -259,41 +278,52 @@ def run(
         model = scenario.model(workers)
         return ComputeTime(per_row, then=model) if per_row > 0 else model
 
-    cases = [(s, m) for s in chosen for m in METHODS]
     with (
         target.connect(workers) as client,
-        tqdm(cases, desc="adaptive", unit="run", disable=not progress) as bar,
+        tqdm(
+            total=len(chosen) * (1 + len(METHODS)),
+            desc="adaptive",
+            unit="run",
+            disable=not progress,
+        ) as bar,
     ):
-        for scenario, method in bar:
-            bar.set_postfix_str(f"{scenario.name} {method}")
+        for scenario in chosen:
+            bar.set_postfix_str(f"{scenario.name} round times")
             timed, history = round_times(
                 client,
-                method,
                 workers,
                 stragglers,
                 X,
                 y,
-                model_of(scenario),
+                lambda scenario=scenario: model_of(scenario),
                 rounds,
                 reference,
             )
-            converged = time_to_gap(
-                client,
-                method,
-                workers,
-                stragglers,
-                X,
-                y,
-                model_of(scenario),
-                best,
-                gap,
-                max_rounds,
-            )
-            table.append(
-                {"scenario": scenario.name, "method": method, **timed, **converged}
-            )
-            if method == "adaptive":
-                histories[scenario.name] = history
+            bar.update()
+            histories[scenario.name] = history["adaptive"]
+            for method in METHODS:
+                bar.set_postfix_str(f"{scenario.name} {method} to the optimum")
+                converged = time_to_gap(
+                    client,
+                    method,
+                    workers,
+                    stragglers,
+                    X,
+                    y,
+                    model_of(scenario),
+                    best,
+                    gap,
+                    max_rounds,
+                )
+                bar.update()
+                table.append(
+                    {
+                        "scenario": scenario.name,
+                        "method": method,
+                        **timed[method],
+                        **converged,
+                    }
+                )
     targets = target_ratios(table)
     figures = {
         f"rounds_{name}": plot_rounds(
@@ -469,8 +499,10 @@ worker holds {stragglers + 1} times the uncoded load).  Every worker's
 computation is emulated as {compute_ms:g} ms per `1 / n` of the rows
 (`ComputeTime`, on top of the real computation), as if each worker had a
 core of its own: the {workers} workers share this machine's cores, whose
-queueing would otherwise hide what a worker's load costs.  Each method ran {rounds} rounds at
-fixed weights after {WARMUP} warm-up rounds, then an L-BFGS fit from zero
+queueing would otherwise hide what a worker's load costs.  Each method ran
+{rounds} rounds at fixed weights after {WARMUP} warm-up rounds, the methods
+taking turns round by round (in an order rotated every round, so a drift of
+the machine's speed weighs on every method alike), then an L-BFGS fit from zero
 until the mean log-loss was within {gap:g} of the optimum.  Scenarios (slow
 workers are chosen per physical worker and round, the same for every
 method):
