@@ -2,7 +2,7 @@
 
 Each benchmark lives in :mod:`dask_gradcode.bench` and runs as
 ``dask-gradcode bench NAME --out docs``; this script runs them one after the
-other (about 40 minutes on 2 cores with dask-ml installed), or one of them
+other (about an hour on 2 cores with dask-ml installed), or one of them
 with its own options.  Run from the repository root::
 
     python benchmarks/reproduce.py                      # every benchmark
