@@ -51,11 +51,12 @@ SGD_EXPECTED_FAILURES = {
 
 
 @parametrize_with_checks(
-    # Few iterations, as scikit-learn checks its own SGD: the checks are about
-    # the API, and every fit pays Dask's round trip per iteration.
+    # Few iterations, as scikit-learn checks its own SGD, on two workers: the
+    # checks are about the API, and every fit pays Dask's round trip per
+    # iteration, a little more per worker.
     [
-        CodedSGDClassifier(random_state=0, max_iter=5),
-        CodedSGDRegressor(random_state=0, max_iter=5),
+        CodedSGDClassifier(random_state=0, max_iter=5, n_workers=2),
+        CodedSGDRegressor(random_state=0, max_iter=5, n_workers=2),
     ],
     expected_failed_checks=lambda estimator: SGD_EXPECTED_FAILURES,
 )
