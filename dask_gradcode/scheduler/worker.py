@@ -192,18 +192,16 @@ def coded_round(
             rows[row, 0] = scale * loss
             rows[row, 1:] = scale * gradient
         message = shard.encoder(rows)
-    compute_seconds = time.perf_counter() - start
     rows = sum(block[1].shape[0] for block in shard.blocks)
-    delay = 0.0
-    if straggler_model is not None:
-        delay += model_delay(
-            straggler_model, iteration, worker_id, n_workers, compute_seconds, rows
-        )
-    if bandwidth is not None:
-        delay += bandwidth.transfer_seconds(message.nbytes)
-    if delay > 0:
-        _injected_sleep(token, submission, delay)
-    return Reply(message, compute_seconds, delay, rows)
+    return _reply(
+        message,
+        time.perf_counter() - start,
+        rows,
+        (iteration, submission, worker_id, n_workers),
+        straggler_model,
+        bandwidth,
+        token,
+    )
 
 
 def sliced_round(
@@ -249,17 +247,41 @@ def sliced_round(
             "the loss or its gradient overflowed on this worker's rows; scale the "
             "data (StandardScaler) or the loss"
         )
-    compute_seconds = time.perf_counter() - start
+    return _reply(
+        total,
+        time.perf_counter() - start,
+        rows,
+        (iteration, submission, worker_id, n_workers),
+        straggler_model,
+        bandwidth,
+        token,
+    )
+
+
+def _reply(
+    message: np.ndarray,
+    compute_seconds: float,
+    rows: int,
+    round_id: tuple[int, int, int, int],
+    straggler_model: Any,
+    bandwidth: Bandwidth | None,
+    token: str,
+) -> Reply:
+    """The task's reply, after the injected straggler and transfer delays.
+
+    ``round_id`` is ``(iteration, submission, worker_id, n_workers)``.
+    """
+    iteration, submission, worker_id, n_workers = round_id
     delay = 0.0
     if straggler_model is not None:
         delay += model_delay(
             straggler_model, iteration, worker_id, n_workers, compute_seconds, rows
         )
     if bandwidth is not None:
-        delay += bandwidth.transfer_seconds(total.nbytes)
+        delay += bandwidth.transfer_seconds(message.nbytes)
     if delay > 0:
         _injected_sleep(token, submission, delay)
-    return Reply(total, compute_seconds, delay, rows)
+    return Reply(message, compute_seconds, delay, rows)
 
 
 def build_shard(
