@@ -89,9 +89,15 @@ def test_split_mini_batches_equal_the_coded_ones(client, data):
     assert results["static"][0][0] != results["static"][1][0]  # new batch per round
 
 
-def test_a_late_worker_is_backed_up_and_recorded(client, data):
+@pytest.mark.parametrize(
+    ("scheme", "stragglers"),
+    # cyclic repetition: worker 2 holds two partitions, so its rows are backed
+    # up in pieces by two other workers, all of which must be in.
+    [("gaussian-mds", 2), ("cyclic-repetition", 1)],
+)
+def test_a_late_worker_is_backed_up_and_recorded(client, data, scheme, stragglers):
     X, y, w = data
-    code = make_code("gaussian-mds", N, 2, 1, random_state=0)
+    code = make_code(scheme, N, stragglers, 1, random_state=0)
     model = SlowWorkers(workers=[2], delay=5.0)  # far later than any backup
     with CodedGradient(
         client, code, X, y, "log_loss", straggler_model=model, policy="speculative"
@@ -102,6 +108,8 @@ def test_a_late_worker_is_backed_up_and_recorded(client, data):
         assert record.plan == "split"
         assert 2 in record.backups and 2 not in record.response_seconds
         assert record.stragglers == (2,)
+        if scheme == "cyclic-repetition":
+            assert len(record.backups[2]) == 2  # in pieces, on two holders
         assert record.wall_seconds < 4.0  # nobody waited for the delay
 
 
@@ -134,6 +142,27 @@ def test_an_uncovered_split_round_runs_again_coded(client, data, monkeypatch):
     with (
         CodedGradient(client, code, X, y, "log_loss", policy="speculative") as cg,
         pytest.warns(WorkerFailureWarning, match="running round 0 coded"),
+    ):
+        assert_exact(cg(w), expected(X, y, w))
+    assert cg.history[0].plan == "coded" and cg.history[0].attempts == 2
+
+
+def test_replies_that_miss_rows_are_never_summed(client, data, monkeypatch):
+    """A split round whose replies do not cover each row once runs coded."""
+    X, y, w = data
+    code = make_code("gaussian-mds", N, 2, 1, random_state=0)
+    real = core.collect_split
+
+    def one_share_counted_twice(shares, submit, code, **kwargs):
+        collected = real(shares, submit, code, **kwargs)
+        owner = next(iter(collected.covered))
+        collected.covered[owner] = collected.covered[owner] * 2
+        return collected
+
+    monkeypatch.setattr(core, "collect_split", one_share_counted_twice)
+    with (
+        CodedGradient(client, code, X, y, "log_loss", policy="speculative") as cg,
+        pytest.warns(WorkerFailureWarning, match="rows instead of"),
     ):
         assert_exact(cg(w), expected(X, y, w))
     assert cg.history[0].plan == "coded" and cg.history[0].attempts == 2

@@ -151,6 +151,43 @@ def test_kills_at_random_moments_never_crash_a_fit(repaired, problem):
             assert set(cg.workers) <= set(cluster.workers())
 
 
+@pytest.mark.parametrize("policy", ["speculative", "adaptive"])
+def test_split_rounds_survive_hung_and_killed_workers(repaired, problem, policy):
+    """Split rounds (shares by speed, backups) meet a SIGSTOP, then a SIGKILL.
+
+    Outcome: every round exact and bounded; a hung worker's shares are
+    backed up by the other holders of its rows, a killed worker's too, and
+    the code grows back when a worker is added.
+    """
+    cluster, (_, _, w, expected) = repaired, problem
+    code = make_code("gaussian-mds", N, 1, 1, random_state=0)
+    with coded(cluster, problem, code, policy=policy) as cg:
+        for _ in range(3):
+            assert_exact(cg(w), expected)
+        hung, dead = (pid_of(cluster, a) for a in cg.workers[1:3])
+        cluster.stop(hung)
+        for _ in range(4):
+            start = time.perf_counter()
+            assert_exact(cg(w), expected)
+            assert time.perf_counter() - start < cg.history[-1].deadline_seconds + 8
+        cluster.resume(hung)
+        killer = threading.Timer(0.05, cluster.kill, (dead,))
+        killer.start()
+        for _ in range(4):
+            assert_exact(cg(w), expected)
+        killer.join()
+        cluster.add_worker()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (
+            cg.code.n_workers == N and set(cg.workers) <= set(cluster.workers())
+        ):
+            assert_exact(cg(w), expected)
+            time.sleep(0.2)
+        assert cg.code.n_workers == N
+        assert {r.plan for r in cg.history} >= {"split"}
+        assert_exact(cg(w), expected)
+
+
 def test_a_kill_between_the_task_and_the_fetch_is_an_erasure(
     repaired, problem, monkeypatch
 ):

@@ -607,6 +607,7 @@ class CodedGradient:
         pending = {f: w for f, (w, _) in collected.pending.items()}
         self._membership.suspect([self._addresses[w] for w in collected.timed_out])
         self._report_errors(collected.errors)
+        used = [reply for replies in collected.covered.values() for reply in replies]
         if len(collected.covered) < len(plan.shares):
             self._release(pending, submission)
             self._warn(
@@ -614,8 +615,17 @@ class CodedGradient:
                 f"({_split_reasons(collected)}); running round {iteration} coded"
             )
             raise _SplitIncomplete
+        planned_rows = sum(share.rows for share in plan.shares.values())
+        if sum(reply.rows for reply in used) != planned_rows:
+            # Never sum a gradient whose rows were not each counted once.
+            self._release(pending, submission)
+            self._warn(
+                f"a split round's replies cover {sum(r.rows for r in used)} rows "
+                f"instead of {planned_rows}; running round {iteration} coded"
+            )
+            raise _SplitIncomplete
         collected_cpu = time.thread_time()
-        vector = np.sum([reply.message for reply in collected.covered.values()], axis=0)
+        vector = np.sum([reply.message for reply in used], axis=0)
         decoded, decoded_cpu = time.perf_counter(), time.thread_time()
         self._release(pending, submission)
         self._deadline.observe(collected_at - submit_start)
@@ -624,8 +634,10 @@ class CodedGradient:
         )
         for worker in collected.arrived:
             self._membership.forgive(self._addresses[worker])
-        responders = tuple(sorted(set(collected.computed_by.values())))
-        late = {o for o, w in collected.computed_by.items() if o != w}
+        responders = tuple(
+            sorted({w for workers in collected.computed_by.values() for w in workers})
+        )
+        late = {o for o, workers in collected.computed_by.items() if workers != (o,)}
         failed = collected.failed | (set(range(code.n_workers)) - set(usable))
         compute: dict[int, float] = {}
         injected: dict[int, float] = {}
@@ -647,9 +659,7 @@ class CodedGradient:
             timed_out=(),
             deadline_seconds=deadline_seconds,
             attempts=attempt,
-            bytes_received=int(
-                sum(r.message.nbytes for r in collected.covered.values())
-            ),
+            bytes_received=int(sum(reply.message.nbytes for reply in used)),
             compute_seconds=compute,
             injected_delay=injected,
             exact=True,

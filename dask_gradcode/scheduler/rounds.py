@@ -179,14 +179,17 @@ def _completed(
 class CollectedSplit:
     """What a split round came back with.
 
-    ``covered`` maps each share's owner to the reply used for it (its own or
-    a backup's), ``computed_by`` to the worker that computed it; ``arrived``
-    is when each worker's first reply reached the client, seconds after
-    submission.
+    ``covered`` maps each share's owner to the replies used for its rows:
+    its own reply, or every piece of its backup (a late share's slices may
+    be recomputed by several holders, and the share counts as covered only
+    when all of them are in); ``computed_by`` maps it to the workers that
+    computed them.  ``arrived`` is when each worker's first reply reached the
+    client, seconds after submission.
     """
 
-    covered: dict[int, Reply] = field(default_factory=dict)
-    computed_by: dict[int, int] = field(default_factory=dict)
+    covered: dict[int, list[Reply]] = field(default_factory=dict)
+    computed_by: dict[int, tuple[int, ...]] = field(default_factory=dict)
+    backup_parts: dict[int, dict[int, Reply]] = field(default_factory=dict)
     replies: list[tuple[int, int, Reply]] = field(default_factory=list)
     arrived: dict[int, float] = field(default_factory=dict)
     own_arrival: dict[int, float] = field(default_factory=dict)
@@ -305,9 +308,17 @@ def _take_share(
         result.arrived.setdefault(worker, arrival)
         if owner == worker:
             result.own_arrival[worker] = arrival
-        if owner not in result.covered:
-            result.covered[owner] = value
-            result.computed_by[owner] = worker
+        if owner in result.covered:
+            return  # an earlier copy of these rows is in: each row counts once
+        if owner == worker:
+            result.covered[owner] = [value]
+            result.computed_by[owner] = (worker,)
+            return
+        parts = result.backup_parts.setdefault(owner, {})
+        parts[worker] = value
+        if set(parts) == set(result.backups.get(owner, ())):
+            result.covered[owner] = list(parts.values())
+            result.computed_by[owner] = tuple(parts)
 
 
 def _until_speculation(
