@@ -232,3 +232,32 @@ def test_a_bad_policy_is_refused(client, data):
     code = make_code("gaussian-mds", N, 2, 1, random_state=0)
     with pytest.raises(ValueError, match="adaptive"):
         CodedGradient(client, code, X, y, "log_loss", policy="fastest")
+
+
+@pytest.mark.parametrize(
+    ("order", "used_by"),
+    [
+        (["a", "own", "b"], (0,)),  # the own reply completes first
+        (["a", "b", "own"], (1, 2)),  # every piece of the backup first
+        (["b", "a", "own"], (2, 1)),
+    ],
+)
+def test_a_backed_up_share_counts_once_and_whole(order, used_by):
+    from dask_gradcode.scheduler.rounds import _take_share
+    from dask_gradcode.scheduler.worker import Reply
+
+    class Done:
+        status = "finished"
+
+    result = CollectedSplit(backups={0: [1, 2]})
+    replies = {
+        "own": (0, Reply(np.array([10.0]), 0.0, 0.0, rows=10)),
+        "a": (1, Reply(np.array([4.0]), 0.0, 0.0, rows=4)),
+        "b": (2, Reply(np.array([6.0]), 0.0, 0.0, rows=6)),
+    }
+    for arrival, name in enumerate(order):
+        worker, reply = replies[name]
+        _take_share(Done(), reply, (worker, 0), result, float(arrival))
+    assert result.computed_by[0] == used_by
+    assert sum(r.rows for r in result.covered[0]) == 10
+    assert sum(r.message[0] for r in result.covered[0]) == 10.0
