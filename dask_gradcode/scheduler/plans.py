@@ -35,8 +35,6 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from dask_gradcode.codes import GradientCode
 
 __all__ = [
@@ -167,26 +165,37 @@ def split_shares(
     ValueError
         If a partition has no usable holder.
     """
-    held = holders(code, usable)
+    placement = {worker: code.partitions(worker) for worker in usable}
+    held: dict[int, list[int]] = {}
+    for worker, partitions in placement.items():
+        for partition in partitions:
+            held.setdefault(partition, []).append(worker)
     missing = [j for j in range(code.n_partitions) if j not in held]
     if missing:
         raise ValueError(f"partitions {missing} have no usable holder")
+    # Block index of each partition in each worker's shard, looked up once.
+    block_of = {
+        worker: {partition: block for block, partition in enumerate(partitions)}
+        for worker, partitions in placement.items()
+    }
     speeds = speeds or {}
     slices: dict[int, list[Slice]] = {w: [] for w in usable}
+    # Plain Python: this loop runs n * d times, on lists of d numbers.
     for partition in sorted(held):
         owners = held[partition]
-        weights = np.array([max(speeds.get(w, 1.0), 0.0) for w in owners])
-        if not weights.sum() > 0:
-            weights = np.ones(len(owners))
+        weights = [max(speeds.get(w, 1.0), 0.0) for w in owners]
+        total = sum(weights)
+        if not total > 0:
+            weights, total = [1.0] * len(owners), float(len(owners))
         n_rows = int(partition_rows[partition])
-        bounds = np.rint(
-            np.concatenate([[0.0], np.cumsum(weights / weights.sum())]) * n_rows
-        ).astype(int)
-        bounds[-1] = n_rows
-        for worker, lo, hi in zip(owners, bounds[:-1], bounds[1:], strict=True):
+        lo, cumulative = 0, 0.0
+        for position, (worker, weight) in enumerate(zip(owners, weights, strict=True)):
+            cumulative += weight
+            last = position == len(owners) - 1
+            hi = n_rows if last else min(n_rows, round(cumulative / total * n_rows))
             if hi > lo:
-                block = code.partitions(worker).index(partition)
-                slices[worker].append((block, int(lo), int(hi)))
+                slices[worker].append((block_of[worker][partition], lo, hi))
+                lo = hi
     return {
         worker: Share(worker, tuple(parts), sum(hi - lo for _, lo, hi in parts))
         for worker, parts in slices.items()
