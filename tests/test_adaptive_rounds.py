@@ -261,3 +261,39 @@ def test_a_backed_up_share_counts_once_and_whole(order, used_by):
     assert result.computed_by[0] == used_by
     assert sum(r.rows for r in result.covered[0]) == 10
     assert sum(r.message[0] for r in result.covered[0]) == 10.0
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"solver": "lbfgs"},
+        {"solver": "gd", "learning_rate": "constant", "eta0": 0.1, "batch_size": 300},
+    ],
+    ids=["lbfgs", "mini-batch gd"],
+)
+def test_the_policy_changes_the_time_not_the_model(client, data, params):
+    """Every policy's fit takes the iterates of the static code, to rounding."""
+    X, y, _ = data
+    coefs = {}
+    for policy in ("static", "adaptive", "speculative"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = CodedSGDClassifier(
+                loss="log_loss",
+                n_workers=N,
+                n_stragglers=1,
+                scheme="cyclic-repetition",
+                policy=policy,
+                straggler_model=SlowWorkers(workers=[2], factor=3),
+                max_iter=6,
+                tol=None,
+                random_state=0,
+                **params,
+            ).fit(X, y)
+        coefs[policy] = np.concatenate([model.coef_.ravel(), model.intercept_])
+        if policy == "speculative":
+            assert {r.plan for r in model.rounds_} == {"split"}
+    for policy in ("adaptive", "speculative"):
+        np.testing.assert_allclose(
+            coefs[policy], coefs["static"], rtol=1e-8, atol=1e-10
+        )
