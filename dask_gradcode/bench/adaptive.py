@@ -25,6 +25,7 @@ ratios the targets are stated on are printed from the same run.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -111,7 +112,10 @@ def round_times(
 
     Every method's ``CodedGradient`` is open at once; each round runs every
     method once, in an order rotated from round to round, so a drift of the
-    machine's speed during the run weighs on every method alike.
+    machine's speed during the run weighs on every method alike.  The heap
+    built so far is frozen (``gc.freeze``) while the rounds run: the full
+    garbage collections of an in-process cluster's shared interpreter
+    otherwise stop every worker at once for a few hundred milliseconds.
     """
     w = np.random.default_rng(1).standard_normal(X.shape[1] + 1) * 0.01
     errors: dict[str, list[float]] = {method: [] for method in METHODS}
@@ -131,6 +135,9 @@ def round_times(
             )
             for method in METHODS
         }
+        gc.collect()
+        gc.freeze()  # after the placements: what the rounds keep alive
+        stack.callback(gc.unfreeze)
         order = list(METHODS)
         for round_number in range(WARMUP + rounds):
             shift = round_number % len(order)
@@ -502,7 +509,9 @@ core of its own: the {workers} workers share this machine's cores, whose
 queueing would otherwise hide what a worker's load costs.  Each method ran
 {rounds} rounds at fixed weights after {WARMUP} warm-up rounds, the methods
 taking turns round by round (in an order rotated every round, so a drift of
-the machine's speed weighs on every method alike), then an L-BFGS fit from zero
+the machine's speed weighs on every method alike, with the client's heap
+frozen by `gc.freeze()` so that full garbage collections of the shared
+interpreter scan less), then an L-BFGS fit from zero
 until the mean log-loss was within {gap:g} of the optimum.  Scenarios (slow
 workers are chosen per physical worker and round, the same for every
 method):
