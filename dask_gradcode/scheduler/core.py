@@ -458,16 +458,7 @@ class CodedGradient:
         futures = {
             self.client.submit(
                 coded_round,
-                self._shards[worker],
-                weights_arg,
-                self.objective,
-                iteration,
-                submission,
-                self._physical[self._addresses[worker]],
-                self.planned_workers,
-                self.straggler_model,
-                self.bandwidth,
-                self._token,
+                *self._task_args(worker, weights_arg, iteration, submission),
                 batch,
                 key=f"gradcode-round-{iteration}-w{worker}-{self._token}-{submission}",
                 workers=[self._addresses[worker]],
@@ -568,16 +559,7 @@ class CodedGradient:
         def submit(worker: int, share: Share) -> Future:
             return self.client.submit(
                 sliced_round,
-                self._shards[worker],
-                weights_arg,
-                self.objective,
-                iteration,
-                submission,
-                self._physical[self._addresses[worker]],
-                self.planned_workers,
-                self.straggler_model,
-                self.bandwidth,
-                self._token,
+                *self._task_args(worker, weights_arg, iteration, submission),
                 share.slices,
                 batch,
                 key=(
@@ -616,11 +598,12 @@ class CodedGradient:
             )
             raise _SplitIncomplete
         planned_rows = sum(share.rows for share in plan.shares.values())
-        if sum(reply.rows for reply in used) != planned_rows:
+        used_rows = sum(reply.rows for reply in used)
+        if used_rows != planned_rows:
             # Never sum a gradient whose rows were not each counted once.
             self._release(pending, submission)
             self._warn(
-                f"a split round's replies cover {sum(r.rows for r in used)} rows "
+                f"a split round's replies cover {used_rows} rows "
                 f"instead of {planned_rows}; running round {iteration} coded"
             )
             raise _SplitIncomplete
@@ -770,6 +753,23 @@ class CodedGradient:
         """Pending code workers whose workers the scheduler no longer lists."""
         live = self._membership.live()
         return {w for w in pending if self._addresses[w] not in live}
+
+    def _task_args(
+        self, worker: int, weights_arg: Any, iteration: int, submission: int
+    ) -> tuple:
+        """The arguments every round task of ``worker`` starts with (worker.py)."""
+        return (
+            self._shards[worker],
+            weights_arg,
+            self.objective,
+            iteration,
+            submission,
+            self._physical[self._addresses[worker]],
+            self.planned_workers,
+            self.straggler_model,
+            self.bandwidth,
+            self._token,
+        )
 
     def _ship_weights(self, weights: np.ndarray, usable: list[int]) -> Any:
         if weights.nbytes <= EMBED_WEIGHTS_MAX_BYTES:

@@ -122,9 +122,14 @@ class RoundTiming:
 
 def holders(code: GradientCode, usable: Sequence[int]) -> dict[int, list[int]]:
     """Usable code workers holding each partition (in worker order)."""
+    return _held_by({worker: code.partitions(worker) for worker in usable})
+
+
+def _held_by(placement: dict[int, list[int]]) -> dict[int, list[int]]:
+    """Workers holding each partition, from each worker's partitions."""
     held: dict[int, list[int]] = {}
-    for worker in usable:
-        for partition in code.partitions(worker):
+    for worker, partitions in placement.items():
+        for partition in partitions:
             held.setdefault(partition, []).append(worker)
     return held
 
@@ -166,10 +171,7 @@ def split_shares(
         If a partition has no usable holder.
     """
     placement = {worker: code.partitions(worker) for worker in usable}
-    held: dict[int, list[int]] = {}
-    for worker, partitions in placement.items():
-        for partition in partitions:
-            held.setdefault(partition, []).append(worker)
+    held = _held_by(placement)
     missing = [j for j in range(code.n_partitions) if j not in held]
     if missing:
         raise ValueError(f"partitions {missing} have no usable holder")
