@@ -248,6 +248,20 @@ def test_random_speeds_never_lose_rows():
         assert_each_row_once(code, shares, rows)
 
 
+@pytest.mark.parametrize(("n", "s", "m"), [(1000, 50, 1), (300, 120, 10)])
+def test_large_codes_split_every_row_once_and_back_up_any_share(n, s, m):
+    rng = np.random.default_rng(n)
+    code = make_code("gaussian-mds", n, s, m, random_state=0)
+    rows = rng.integers(0, 500, code.n_partitions).tolist()
+    usable = sorted(rng.choice(n, n - s, replace=False).tolist())  # s gone
+    shares = split_shares(code, rows, usable, dict(enumerate(rng.uniform(0.1, 10, n))))
+    assert_each_row_once(code, shares, rows)
+    late = max(shares.values(), key=lambda share: share.rows)
+    others = [w for w in usable if w != late.owner]
+    backups = backup_shares(code, late, others)
+    assert sum(share.rows for share in backups.values()) == late.rows
+
+
 def test_an_unbalanced_first_split_does_not_count_against_the_balanced_one():
     """Two workers 4x slower: the equal first split is dearer than coding.
 
