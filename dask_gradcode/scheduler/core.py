@@ -52,13 +52,8 @@ from dask_gradcode.scheduler.rounds import (
     collect,
     collect_split,
 )
-from dask_gradcode.scheduler.worker import (
-    Reply,
-    coded_round,
-    forget_run,
-    mark_decoded,
-    sliced_round,
-)
+from dask_gradcode.scheduler.transports import TRANSPORTS, make_transport
+from dask_gradcode.scheduler.worker import Reply, forget_run
 from dask_gradcode.stragglers import Bandwidth
 
 __all__ = ["EMBED_WEIGHTS_MAX_BYTES", "CodedGradient"]
@@ -162,6 +157,18 @@ class CodedGradient:
         cover every row (its workers and their backups failed) is run again
         as a coded round.  With ``on_failure="approximate"`` in approximate
         mode, rounds are coded.
+    transport : {"futures", "direct"}, default="futures"
+        How rounds reach the workers
+        (:mod:`~dask_gradcode.scheduler.transports`).  ``"futures"``: one
+        pinned Dask task per worker per round, through the scheduler (each
+        round shows in the dashboard's task stream).  ``"direct"``: one Dask
+        actor per worker, beside its shard, called over the client's own
+        connection to the worker, so the scheduler is off the round's path
+        (much lower latency per round; the rounds do not show in the task
+        stream).  Failures are handled alike: a dead actor's worker is
+        planned out and the actors are created again at the re-plan.  A
+        worker the client cannot reach directly is called through the
+        scheduler's proxy (a ``TransportFallbackWarning`` says so).
 
     Notes
     -----
@@ -205,7 +212,12 @@ class CodedGradient:
         stale_after: float = 5.0,
         fit_intercept: bool = False,
         policy: str | Any = "static",
+        transport: Literal["futures", "direct"] = "futures",
     ) -> None:
+        if transport not in TRANSPORTS:
+            raise ValueError(
+                f"transport must be one of {list(TRANSPORTS)}, got {transport!r}"
+            )
         if on_failure not in ("replan", "approximate"):
             raise ValueError(
                 f"on_failure must be 'replan' or 'approximate', got {on_failure!r}"
@@ -236,6 +248,9 @@ class CodedGradient:
         self.bandwidth = bandwidth
         self.on_failure = on_failure
         self.policy = make_policy(policy)
+        self.transport = transport
+        self._transport = make_transport(transport, client)
+        self._no_injected_delay = straggler_model is None and bandwidth is None
         self.check_interval = float(check_interval)
         self.history: list[RoundRecord] = []
         self._data = check_data(X, y, sample_weight)
@@ -290,6 +305,7 @@ class CodedGradient:
             except Exception:  # the cluster is going away anyway
                 logger.debug("cancelling shards failed", exc_info=True)
         self._shards = []
+        self._transport.close()
         if background is not None:
             # Never wait for a hung worker: the last wake-ups and the forget
             # run in the background thread, each bounded by a timeout.
@@ -308,7 +324,7 @@ class CodedGradient:
         addresses = list(addresses)
         for _ in range(MAX_ATTEMPTS):
             try:
-                self._shards = place(
+                shards = place(
                     self.client,
                     self.code,
                     addresses,
@@ -317,6 +333,15 @@ class CodedGradient:
                     key_prefix=f"gradcode-place-{self._token}-{next(self._submissions)}",
                     timeout=PLACEMENT_TIMEOUT,
                 )
+                failed = self._transport.bind(shards, addresses)
+                if failed:
+                    self.client.cancel(shards)
+                    raise PlacementError(
+                        failed,
+                        f"the {self.transport} transport could not reach workers "
+                        f"{sorted(failed)}",
+                    )
+                self._shards = shards
                 self._addresses = addresses
                 for address in addresses:  # first placement: ids 0 .. n - 1
                     self._physical.setdefault(address, len(self._physical))
@@ -414,7 +439,9 @@ class CodedGradient:
             for worker, (address, shard) in enumerate(
                 zip(self._addresses, self._shards, strict=True)
             )
-            if self._membership.responsive(address) and shard.status == "finished"
+            if self._membership.responsive(address)
+            and shard.status == "finished"
+            and self._transport.ready(worker)
         ]
 
     def _round(
@@ -455,25 +482,25 @@ class CodedGradient:
         # never meets the keys, results, cancellations or wake-ups of the
         # attempt it replaces.
         submission = next(self._submissions)
-        futures = {
-            self.client.submit(
-                coded_round,
-                *self._task_args(worker, weights_arg, iteration, submission),
-                batch,
+        arrivals = self._transport.arrivals()
+        futures = {}
+        for worker in usable:
+            handle = self._transport.submit(
+                worker,
+                "coded",
+                (*self._task_args(worker, weights_arg, iteration, submission), batch),
                 key=f"gradcode-round-{iteration}-w{worker}-{self._token}-{submission}",
-                workers=[self._addresses[worker]],
-                allow_other_workers=False,
-                pure=False,
-            ): worker
-            for worker in usable
-        }
+                inline=self._no_injected_delay,
+            )
+            arrivals.add(handle)
+            futures[handle] = worker
         submitted = time.perf_counter()
         deadline_seconds = self._deadline.seconds()
         try:
             collected = collect(
                 futures,
                 code,
-                loop=self.client.loop,
+                arrivals=arrivals,
                 deadline=time.monotonic() + deadline_seconds,
                 check_interval=self.check_interval,
                 approximate=self._approximate,
@@ -556,19 +583,20 @@ class CodedGradient:
         submission = next(self._submissions)
         copies = itertools.count()
 
-        def submit(worker: int, share: Share) -> Future:
-            return self.client.submit(
-                sliced_round,
-                *self._task_args(worker, weights_arg, iteration, submission),
-                share.slices,
-                batch,
+        def submit(worker: int, share: Share) -> Any:
+            return self._transport.submit(
+                worker,
+                "sliced",
+                (
+                    *self._task_args(worker, weights_arg, iteration, submission),
+                    share.slices,
+                    batch,
+                ),
                 key=(
                     f"gradcode-split-{iteration}-w{worker}-o{share.owner}-"
                     f"{self._token}-{submission}-{next(copies)}"
                 ),
-                workers=[self._addresses[worker]],
-                allow_other_workers=False,
-                pure=False,
+                inline=self._no_injected_delay,
             )
 
         deadline_seconds = self._deadline.seconds()
@@ -577,7 +605,7 @@ class CodedGradient:
                 plan.shares,
                 submit,
                 code,
-                loop=self.client.loop,
+                arrivals=self._transport.arrivals(),
                 deadline=time.monotonic() + deadline_seconds,
                 check_interval=self.check_interval,
                 gone=self._gone,
@@ -757,9 +785,8 @@ class CodedGradient:
     def _task_args(
         self, worker: int, weights_arg: Any, iteration: int, submission: int
     ) -> tuple:
-        """The arguments every round task of ``worker`` starts with (worker.py)."""
+        """The arguments after the shard every round task of ``worker`` starts with."""
         return (
-            self._shards[worker],
             weights_arg,
             self.objective,
             iteration,
@@ -772,7 +799,8 @@ class CodedGradient:
         )
 
     def _ship_weights(self, weights: np.ndarray, usable: list[int]) -> Any:
-        if weights.nbytes <= EMBED_WEIGHTS_MAX_BYTES:
+        if weights.nbytes <= EMBED_WEIGHTS_MAX_BYTES or self.transport == "direct":
+            # Direct calls carry the weights client-to-worker already.
             return weights
         try:
             return self.client.sync(
@@ -790,33 +818,28 @@ class CodedGradient:
 
     def _release(
         self,
-        pending: dict[Future, int],
+        pending: dict[Any, int],
         submission: int,
         everywhere: Sequence[int] = (),
     ) -> None:
-        """Cancel unfinished tasks and end their injected delays, off the hot path.
+        """Drop unfinished tasks and end their injected delays, off the hot path.
 
         ``everywhere``: code workers to wake up even without a known pending
         task (a round interrupted while it was submitting).
         """
         if not (pending or everywhere) or self._background is None:
             return
-        futures = list(pending)
+        handles = list(pending)
         addresses = sorted(
             {self._addresses[w] for w in [*pending.values(), *everywhere]}
         )
         injected = self.straggler_model is not None or self.bandwidth is not None
-        token, client = self._token, self.client
-
-        def release() -> None:
-            try:
-                client.cancel(futures)
-            except Exception:  # noqa: BLE001 - a closing client: nothing to cancel
-                return
-            if injected:
-                bounded_run(client, mark_decoded, token, submission, workers=addresses)
-
-        self._background.submit(release)
+        wake = (self._token, submission) if injected else None
+        transport = self._transport
+        if not transport.releases_in_background:
+            transport.release(handles, addresses, wake)  # does not block
+            return
+        self._background.submit(transport.release, handles, addresses, wake)
 
     # ------------------------------------------------------------- failures
     def _adapt(self, reason: str, bad: set[int]) -> None:

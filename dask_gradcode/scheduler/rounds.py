@@ -10,13 +10,11 @@ code's question; what to do when it does not is the caller's.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-
-from distributed import Future, as_completed
+from typing import Any
 
 from dask_gradcode.codes import GradientCode
 from dask_gradcode.scheduler.plans import (
@@ -39,7 +37,7 @@ class Collected:
     lost: set[int] = field(default_factory=set)
     errors: dict[int, BaseException] = field(default_factory=dict)
     timed_out: set[int] = field(default_factory=set)
-    pending: dict[Future, int] = field(default_factory=dict)
+    pending: dict[Any, int] = field(default_factory=dict)
     waited_for_accuracy: bool = False
     arrived: dict[int, float] = field(default_factory=dict)  # seconds after start
 
@@ -50,10 +48,10 @@ class Collected:
 
 
 def collect(
-    futures: dict[Future, int],
+    handles: dict[Any, int],
     code: GradientCode,
     *,
-    loop: object,
+    arrivals: Any,
     deadline: float,
     check_interval: float,
     approximate: bool,
@@ -64,11 +62,12 @@ def collect(
 
     Parameters
     ----------
-    futures : dict of Future to int
-        The round's tasks and their code indices.
+    handles : dict
+        The round's tasks (futures, or direct calls) and their code indices.
     code : GradientCode
-    loop : event loop
-        The client's loop (``as_completed`` runs on it).
+    arrivals : arrivals object
+        The transport's (:mod:`~dask_gradcode.scheduler.transports`), with
+        every handle added: ``wait(timeout)`` returns the calls finished.
     deadline : float
         ``time.monotonic()`` after which unanswered workers time out.
     check_interval : float
@@ -89,21 +88,19 @@ def collect(
     Collected
         The caller releases ``pending`` once it has decoded.
     """
-    result = Collected(pending=dict(futures))
+    result = Collected(pending=dict(handles))
     started = time.monotonic() if started is None else started
-    submitted = len(futures)
+    submitted = len(handles)
     while result.pending:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             result.timed_out |= set(result.pending.values())
             break
-        for future, value in _completed(
-            result.pending, loop, min(check_interval, remaining)
-        ):
-            worker = result.pending.pop(future, None)
+        for handle, kind, value in arrivals.wait(min(check_interval, remaining)):
+            worker = result.pending.pop(handle, None)
             if worker is None:
-                continue  # yielded by an earlier slice's iterator
-            _take(future, value, worker, result)
+                continue  # released earlier
+            _take(kind, value, worker, result)
             if worker in result.replies:
                 result.arrived[worker] = time.monotonic() - started
             if _enough(result, code, approximate, submitted):
@@ -124,13 +121,11 @@ def collect(
     return result
 
 
-def _take(future: Future, value: object, worker: int, result: Collected) -> None:
-    """File one finished future, fetched by ``as_completed``, as a reply or an erasure."""
-    if future.status == "error":
-        # as_completed hands a task's error over as (type, exception, traceback)
-        error = value[1] if isinstance(value, tuple) else value
-        result.errors[worker] = error
-    elif future.status == "cancelled" or isinstance(value, BaseException):
+def _take(kind: str, value: object, worker: int, result: Collected) -> None:
+    """File one finished call as a reply or an erasure."""
+    if kind == "error":
+        result.errors[worker] = value
+    elif kind == "lost":
         result.lost.add(worker)  # its worker died, with its shard
     else:
         result.replies[worker] = value
@@ -156,25 +151,6 @@ def _hopeless(result: Collected, code: GradientCode) -> bool:
     return not possible or not code.is_decodable(possible)
 
 
-def _completed(
-    pending: dict[Future, int], loop: object, timeout: float
-) -> Iterator[tuple[Future, object]]:
-    """``(future, result)`` as they finish; returns after ``timeout`` without one.
-
-    ``as_completed`` fetches the results itself, concurrently on the client's
-    event loop: no round trip per reply.  A result whose worker died between
-    finishing and the fetch ("already forgotten") is never yielded; the
-    caller's liveness check files it as lost.
-    """
-    finished = as_completed(
-        list(pending), loop=loop, timeout=timeout, with_results=True, raise_errors=False
-    )
-    try:
-        yield from finished
-    except (TimeoutError, asyncio.TimeoutError):  # distinct before Python 3.11
-        return
-
-
 @dataclass
 class CollectedSplit:
     """What a split round came back with.
@@ -197,7 +173,7 @@ class CollectedSplit:
     lost: set[int] = field(default_factory=set)
     errors: dict[int, BaseException] = field(default_factory=dict)
     timed_out: set[int] = field(default_factory=set)
-    pending: dict[Future, tuple[int, int]] = field(default_factory=dict)
+    pending: dict[Any, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def failed(self) -> set[int]:
@@ -207,10 +183,10 @@ class CollectedSplit:
 
 def collect_split(
     shares: dict[int, Share],
-    submit: Callable[[int, Share], Future],
+    submit: Callable[[int, Share], Any],
     code: GradientCode,
     *,
-    loop: object,
+    arrivals: Any,
     deadline: float,
     check_interval: float,
     gone: Callable[[set[int]], set[int]],
@@ -227,11 +203,12 @@ def collect_split(
     shares : dict of int to Share
         Each worker's rows.
     submit : callable
-        ``submit(worker, share)`` starts ``share`` on ``worker``.
+        ``submit(worker, share)`` returns the handle of ``share`` on
+        ``worker``; it starts when added to ``arrivals``.
     code : GradientCode
         Which workers hold which partitions (for choosing backups).
-    loop, deadline, check_interval, gone
-        As :func:`collect`.
+    arrivals, deadline, check_interval, gone
+        As :func:`collect` (``arrivals`` fed the backups as they start).
 
     Returns
     -------
@@ -241,15 +218,11 @@ def collect_split(
     """
     result = CollectedSplit()
     start = time.monotonic()
-    # One as_completed for the round, fed the backups as they are submitted;
-    # waits go through its condition, not its iterator's timeout, which
-    # polls every 0.1 s: too coarse for backups of rounds of a few ms.
-    arrivals = as_completed(loop=loop, with_results=True, raise_errors=False)
 
     def start_share(worker: int, share: Share) -> None:
-        future = submit(worker, share)
-        result.pending[future] = (worker, share.owner)
-        arrivals.add(future)
+        handle = submit(worker, share)
+        result.pending[handle] = (worker, share.owner)
+        arrivals.add(handle)
 
     for worker, share in shares.items():
         start_share(worker, share)
@@ -263,11 +236,11 @@ def collect_split(
         wait = min(
             check_interval, deadline - now, _until_speculation(result, shares, start)
         )
-        for future, value in _ready(arrivals, max(wait, 0.0)):
-            entry = result.pending.pop(future, None)
+        for handle, kind, value in arrivals.wait(max(wait, 0.0)):
+            entry = result.pending.pop(handle, None)
             if entry is None:
                 continue
-            _take_share(future, value, entry, result, time.monotonic() - start)
+            _take_share(kind, value, entry, result, time.monotonic() - start)
             if len(result.covered) == len(shares):
                 return result
         lost = gone({w for w, _ in result.pending.values()})
@@ -279,29 +252,17 @@ def collect_split(
     return result
 
 
-def _ready(arrivals: as_completed, timeout: float) -> list[tuple[Future, object]]:
-    """The ``(future, result)`` pairs finished, waiting up to ``timeout`` for one."""
-    batch = arrivals.next_batch(block=False)
-    if batch or timeout <= 0:
-        return batch
-    with arrivals.thread_condition:
-        # Checked under the lock the completions notify under: none is missed.
-        if not arrivals.has_ready():
-            arrivals.thread_condition.wait(timeout)
-    return arrivals.next_batch(block=False)
-
-
 def _take_share(
-    future: Future,
+    kind: str,
     value: object,
     entry: tuple[int, int],
     result: CollectedSplit,
     arrival: float,
 ) -> None:
     worker, owner = entry
-    if future.status == "error":
-        result.errors[worker] = value[1] if isinstance(value, tuple) else value
-    elif future.status == "cancelled" or isinstance(value, BaseException):
+    if kind == "error":
+        result.errors[worker] = value
+    elif kind == "lost":
         result.lost.add(worker)
     else:
         result.replies.append((worker, owner, value))

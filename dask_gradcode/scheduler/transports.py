@@ -1,0 +1,422 @@
+"""How a round's tasks reach the workers and their replies come back.
+
+Two transports run the same worker code (:mod:`~dask_gradcode.scheduler.worker`)
+on the same placed shards:
+
+``"futures"``
+    One pinned Dask task per worker per round, collected with
+    ``distributed.as_completed``.  Every round goes client -> scheduler ->
+    worker -> scheduler -> client and shows in the dashboard's task stream.
+``"direct"``
+    One Dask actor per worker, created on the worker that holds its shard
+    (it keeps a reference to the shard, no copy).  A round calls the actor's
+    method over the client's own connection to the worker -- Dask's actor
+    protocol, what ``distributed.Actor`` does when the client talks to
+    workers directly -- so the scheduler is not on the round's path.  Replies
+    are collected on the client's event loop as they arrive.  A worker the
+    client cannot reach directly is called through the scheduler's proxy
+    instead (warned once).
+
+Both hand the collection loops (:mod:`~dask_gradcode.scheduler.rounds`) an
+*arrivals* object: ``add(handle)`` and ``wait(timeout)``, which returns
+``(handle, kind, value)`` for each finished call, ``kind`` being ``"reply"``,
+``"error"`` (the task raised ``value``) or ``"lost"`` (its worker is gone).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import math
+import threading
+import warnings
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+from distributed import Client, Future, as_completed, get_worker, wait
+from distributed.protocol import pickle, to_serialize
+
+from dask_gradcode.scheduler.clients import bounded_run
+from dask_gradcode.scheduler.worker import (
+    Shard,
+    coded_round,
+    mark_decoded,
+    sliced_round,
+)
+
+__all__ = [
+    "TRANSPORTS",
+    "DirectTransport",
+    "FuturesTransport",
+    "RoundServer",
+    "TransportFallbackWarning",
+    "make_transport",
+]
+
+logger = logging.getLogger("dask_gradcode")
+
+TRANSPORTS = ("futures", "direct")
+
+#: Seconds a direct call may take to connect before the worker is called
+#: through the scheduler instead.
+CONNECT_TIMEOUT = 5.0
+
+#: A shard whose last round computed in less than this many seconds computes
+#: the next one on the worker's event loop (with no injected delay to sleep).
+INLINE_SECONDS = 0.005
+
+_ROUND_FUNCTIONS = {"coded": coded_round, "sliced": sliced_round}
+
+
+class TransportFallbackWarning(UserWarning):
+    """The direct transport could not do something and fell back."""
+
+
+# ------------------------------------------------------------------ futures
+class _FutureArrivals:
+    """``as_completed`` over a round's futures, fed as they are submitted."""
+
+    def __init__(self, loop: Any) -> None:
+        self._arrivals = as_completed(loop=loop, with_results=True, raise_errors=False)
+
+    def add(self, future: Future) -> None:
+        self._arrivals.add(future)
+
+    def wait(self, timeout: float) -> list[tuple[Future, str, Any]]:
+        # as_completed's own iterator timeout polls every 0.1 s: too coarse
+        # for rounds of a few ms, so wait on the condition it notifies under.
+        batch = self._arrivals.next_batch(block=False)
+        if not batch and timeout > 0:
+            with self._arrivals.thread_condition:
+                if not self._arrivals.has_ready():
+                    self._arrivals.thread_condition.wait(timeout)
+            batch = self._arrivals.next_batch(block=False)
+        return [(future, *_classify_future(future, value)) for future, value in batch]
+
+
+def _classify_future(future: Future, value: Any) -> tuple[str, Any]:
+    if future.status == "error":
+        # as_completed hands a task's error over as (type, exception, traceback)
+        return "error", value[1] if isinstance(value, tuple) else value
+    if future.status == "cancelled" or isinstance(value, BaseException):
+        return "lost", None  # its worker died, with its shard
+    return "reply", value
+
+
+class FuturesTransport:
+    """Rounds as pinned Dask tasks (every round through the scheduler)."""
+
+    name = "futures"
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self._shards: list[Future] = []
+        self._addresses: list[str] = []
+
+    def bind(self, shards: list[Future], addresses: Sequence[str]) -> set[int]:
+        """Use these placed shards from now on; returns workers that failed (none)."""
+        self._shards, self._addresses = list(shards), list(addresses)
+        return set()
+
+    def ready(self, worker: int) -> bool:
+        """Whether ``worker``'s endpoint (its shard) is still in place."""
+        return self._shards[worker].status == "finished"
+
+    def arrivals(self) -> _FutureArrivals:
+        """A collector for one round's tasks."""
+        return _FutureArrivals(self.client.loop)
+
+    def submit(
+        self, worker: int, kind: str, args: tuple, key: str, *, inline: bool = False
+    ) -> Future:
+        """Start ``kind`` ("coded" or "sliced") on ``worker`` with ``args``."""
+        del inline  # tasks always run in the worker's thread pool
+        return self.client.submit(
+            _ROUND_FUNCTIONS[kind],
+            self._shards[worker],
+            *args,
+            key=key,
+            workers=[self._addresses[worker]],
+            allow_other_workers=False,
+            pure=False,
+        )
+
+    def release(
+        self, handles: list[Future], addresses: list[str], wake: tuple | None
+    ) -> None:
+        """Cancel unfinished tasks; wake injected delays (blocking, bounded)."""
+        try:
+            self.client.cancel(handles)
+        except Exception:  # noqa: BLE001 - a closing client: nothing to cancel
+            return
+        if wake is not None:
+            bounded_run(self.client, mark_decoded, *wake, workers=addresses)
+
+    releases_in_background = True
+
+    def close(self) -> None:
+        """Forget the shards (their owner cancels them)."""
+        self._shards = []
+
+
+# ------------------------------------------------------------------- direct
+class RoundServer:
+    """The actor of the direct transport: one worker's shard, ready for rounds.
+
+    Created on the worker holding ``shard``; it keeps a reference to it (the
+    shard is not copied).
+    """
+
+    def __init__(self, shard: Shard) -> None:
+        self.shard = shard
+        self._last_compute = math.inf
+
+    async def round(self, payload: bytes) -> bytes:
+        """Run a round task on this shard; ``payload`` is ``(kind, inline, args)``.
+
+        Arguments and reply travel pickled by Dask's pickle as one bytes
+        object each: Dask serialises each argument of an actor call
+        separately, which costs about 70 us per argument and per worker on
+        the client's event loop, more than the rest of a small round.
+
+        ``kind`` is "coded" or "sliced".  The task runs in the actor's thread, so the worker's event loop stays free for
+        heartbeats and other calls; with ``inline`` (no injected delay to
+        sleep) and a shard whose last round computed in under
+        ``INLINE_SECONDS``, on the event loop itself: handing a
+        sub-millisecond computation to a thread and back costs more than it.
+        """
+        kind, inline, args = pickle.loads(payload)
+        function = _ROUND_FUNCTIONS[kind]
+        if inline and self._last_compute < INLINE_SECONDS:
+            reply = function(self.shard, *args)
+        else:
+            executor = get_worker().executors["actor"]
+            loop = asyncio.get_running_loop()
+            reply = await loop.run_in_executor(
+                executor, functools.partial(function, self.shard, *args)
+            )
+        self._last_compute = reply.compute_seconds
+        return pickle.dumps(reply)
+
+    async def wake(self, token: str, submission: int) -> None:
+        """End injected delays of ``submission``.
+
+        On the worker's event loop, not queued behind a sleeping round in
+        the actor's thread.
+        """
+        mark_decoded(token, submission)
+
+    async def ping(self) -> bool:
+        """Answer at once: the client can reach this actor."""
+        return True
+
+
+class DirectCall:
+    """One call of a direct round: its worker, and how to cancel it."""
+
+    __slots__ = ("cancelled", "payload", "task", "worker")
+
+    def __init__(self, worker: int, payload: bytes) -> None:
+        self.worker = worker
+        self.payload = payload
+        self.task: asyncio.Task | None = None
+        self.cancelled = False
+
+
+class _DirectArrivals:
+    """Replies of direct calls as they arrive on the client's event loop."""
+
+    def __init__(self, transport: DirectTransport) -> None:
+        self._transport = transport
+        self._ready: deque[tuple[DirectCall, str, Any]] = deque()
+        self._condition = threading.Condition()
+
+    def add(self, call: DirectCall) -> None:
+        self._transport.client.loop.add_callback(self._run, call)
+
+    async def _run(self, call: DirectCall) -> None:
+        if call.cancelled:
+            return
+        call.task = asyncio.current_task()
+        try:
+            kind, value = await self._transport.call(call.worker, "round", call.payload)
+            outcome = (kind, pickle.loads(value) if kind == "reply" else value)
+        except asyncio.CancelledError:
+            return
+        except OSError:  # the connection broke: the worker is gone
+            outcome = ("lost", None)
+        except Exception as error:  # noqa: BLE001 - reported, not raised here
+            outcome = ("lost", error)
+        with self._condition:
+            self._ready.append((call, *outcome))
+            self._condition.notify_all()
+
+    def wait(self, timeout: float) -> list[tuple[DirectCall, str, Any]]:
+        with self._condition:
+            if not self._ready and timeout > 0:
+                self._condition.wait(timeout)
+            batch = list(self._ready)
+            self._ready.clear()
+        return batch
+
+
+class DirectTransport:
+    """Rounds as direct calls to one actor per worker (the scheduler off the path)."""
+
+    name = "direct"
+    releases_in_background = False
+
+    def __init__(self, client: Client, *, timeout: float = 10.0) -> None:
+        self.client = client
+        self.timeout = timeout
+        self._actors: list[Future | None] = []
+        self._addresses: list[str] = []
+        self._proxied: set[str] = set()
+
+    # ------------------------------------------------------------ endpoints
+    def bind(self, shards: list[Future], addresses: Sequence[str]) -> set[int]:
+        """Create one actor per worker, beside its shard; returns those that failed.
+
+        A worker whose actor cannot be created or reached (dead or hung) is
+        returned, so the caller can plan it out like a failed placement.
+        """
+        self.close()
+        self._addresses = list(addresses)
+        self._actors = [
+            self.client.submit(
+                RoundServer,
+                shard,
+                actor=True,
+                key=f"gradcode-actor-{shard.key}",
+                workers=[address],
+                allow_other_workers=False,
+                pure=False,
+            )
+            for shard, address in zip(shards, addresses, strict=True)
+        ]
+        try:
+            wait(self._actors, timeout=self.timeout)
+        except TimeoutError:
+            pass
+        failed = {w for w, a in enumerate(self._actors) if a.status != "finished"}
+        reachable = self.client.sync(
+            self._probe_all, [w for w in range(len(addresses)) if w not in failed]
+        )
+        return failed | {w for w, ok in reachable.items() if not ok}
+
+    async def _probe_all(self, workers: list[int]) -> dict[int, bool]:
+        results = await asyncio.gather(*(self._probe(w) for w in workers))
+        return dict(zip(workers, results, strict=True))
+
+    async def _probe(self, worker: int) -> bool:
+        """Reach ``worker``'s actor directly, else through the scheduler (warned)."""
+        address = self._addresses[worker]
+        self._proxied.discard(address)
+        for proxied in (False, True):
+            if proxied:
+                self._proxied.add(address)
+            try:
+                kind, _ = await asyncio.wait_for(
+                    self.call(worker, "ping"), CONNECT_TIMEOUT
+                )
+            except (OSError, asyncio.TimeoutError):
+                continue
+            if kind == "reply":
+                if proxied:
+                    warnings.warn(
+                        f"the client cannot reach worker {address} directly; its "
+                        "direct rounds go through the scheduler's proxy (slower). "
+                        "Let the client connect to the workers' addresses, or use "
+                        "transport='futures'",
+                        TransportFallbackWarning,
+                        stacklevel=2,
+                    )
+                return True
+        self._proxied.discard(address)
+        return False
+
+    def ready(self, worker: int) -> bool:
+        """Whether ``worker``'s actor is still in place."""
+        return self._actors[worker].status == "finished"
+
+    async def call(self, worker: int, function: str, *args: Any) -> tuple[str, Any]:
+        """Call ``function`` of ``worker``'s actor: ``("reply" | "error", value)``.
+
+        Raises OSError when the worker cannot be reached.
+        """
+        address = self._addresses[worker]
+        message = {
+            "actor": self._actors[worker].key,
+            "function": function,
+            "args": [to_serialize(arg) for arg in args],
+            "kwargs": {},
+        }
+        if address in self._proxied:
+            answer = await self.client.scheduler.proxy(
+                worker=address, msg={"op": "actor_execute", **message}
+            )
+        else:
+            answer = await self.client.rpc(address).actor_execute(**message)
+        if answer["status"] == "OK":
+            return "reply", answer["result"]
+        return "error", answer["exception"]
+
+    # --------------------------------------------------------------- rounds
+    def arrivals(self) -> _DirectArrivals:
+        """A collector for one round's calls."""
+        return _DirectArrivals(self)
+
+    def submit(
+        self, worker: int, kind: str, args: tuple, key: str, *, inline: bool = False
+    ) -> DirectCall:
+        """A call of ``kind`` on ``worker``'s actor; it starts when added.
+
+        ``inline``: the call sleeps no injected delay, so a short computation
+        may run on the worker's event loop (:meth:`RoundServer.round`).
+        """
+        del key  # actor calls have no task key
+        return DirectCall(worker, pickle.dumps((kind, inline, args)))
+
+    def release(
+        self, handles: list[DirectCall], addresses: list[str], wake: tuple | None
+    ) -> None:
+        """Drop unfinished calls and wake injected delays (without blocking)."""
+        loop = self.client.loop
+        for call in handles:
+            call.cancelled = True
+            if call.task is not None:
+                loop.add_callback(call.task.cancel)
+        if wake is not None:
+            workers = [self._addresses.index(a) for a in addresses]
+            loop.add_callback(self._wake, workers, wake)
+
+    async def _wake(self, workers: list[int], wake: tuple) -> None:
+        async def one(worker: int) -> None:
+            try:
+                await asyncio.wait_for(self.call(worker, "wake", *wake), self.timeout)
+            except Exception:
+                logger.debug("waking worker %s failed", worker, exc_info=True)
+
+        await asyncio.gather(*(one(w) for w in workers))
+
+    def close(self) -> None:
+        """Release the actors (their workers drop them)."""
+        actors, self._actors = self._actors, []
+        if actors and self.client.status == "running":
+            try:
+                self.client.cancel(actors)
+            except Exception:  # the cluster is going away anyway
+                logger.debug("cancelling actors failed", exc_info=True)
+
+
+def make_transport(
+    transport: str, client: Client
+) -> FuturesTransport | DirectTransport:
+    """The transport named ``transport`` ("futures" or "direct")."""
+    if transport == "futures":
+        return FuturesTransport(client)
+    if transport == "direct":
+        return DirectTransport(client)
+    raise ValueError(f"transport must be one of {list(TRANSPORTS)}, got {transport!r}")
