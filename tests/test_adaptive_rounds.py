@@ -13,6 +13,7 @@ from dask_gradcode.codes import make_code
 from dask_gradcode.objectives import get_objective
 from dask_gradcode.plotting import rounds_matrix
 from dask_gradcode.scheduler import (
+    TRANSPORTS,
     CodedGradient,
     WorkerErrorWarning,
     WorkerFailureWarning,
@@ -53,14 +54,22 @@ def assert_exact(result, reference):
     np.testing.assert_allclose(result[1], reference[1], rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 @pytest.mark.parametrize("scheme", ["gaussian-mds", "cyclic-repetition"])
 @pytest.mark.parametrize("policy", ["speculative", "adaptive"])
-def test_split_and_adaptive_rounds_are_exact(client, data, scheme, policy):
+def test_split_and_adaptive_rounds_are_exact(client, data, scheme, policy, transport):
     X, y, w = data
     weights = np.random.default_rng(0).uniform(0.5, 2, len(y))
     code = make_code(scheme, N, 2, 1, random_state=0)
     with CodedGradient(
-        client, code, X, y, "log_loss", sample_weight=weights, policy=policy
+        client,
+        code,
+        X,
+        y,
+        "log_loss",
+        sample_weight=weights,
+        policy=policy,
+        transport=transport,
     ) as cg:
         for _ in range(6):
             assert_exact(cg(w), expected(X, y, w, weights))
@@ -89,18 +98,28 @@ def test_split_mini_batches_equal_the_coded_ones(client, data):
     assert results["static"][0][0] != results["static"][1][0]  # new batch per round
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 @pytest.mark.parametrize(
     ("scheme", "stragglers"),
     # cyclic repetition: worker 2 holds two partitions, so its rows are backed
     # up in pieces by two other workers, all of which must be in.
     [("gaussian-mds", 2), ("cyclic-repetition", 1)],
 )
-def test_a_late_worker_is_backed_up_and_recorded(client, data, scheme, stragglers):
+def test_a_late_worker_is_backed_up_and_recorded(
+    client, data, scheme, stragglers, transport
+):
     X, y, w = data
     code = make_code(scheme, N, stragglers, 1, random_state=0)
     model = SlowWorkers(workers=[2], delay=5.0)  # far later than any backup
     with CodedGradient(
-        client, code, X, y, "log_loss", straggler_model=model, policy="speculative"
+        client,
+        code,
+        X,
+        y,
+        "log_loss",
+        straggler_model=model,
+        policy="speculative",
+        transport=transport,
     ) as cg:
         for _ in range(2):
             assert_exact(cg(w), expected(X, y, w))
@@ -113,7 +132,8 @@ def test_a_late_worker_is_backed_up_and_recorded(client, data, scheme, straggler
         assert record.wall_seconds < 4.0  # nobody waited for the delay
 
 
-def test_a_raising_worker_is_backed_up_with_a_warning(client, data):
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_raising_worker_is_backed_up_with_a_warning(client, data, transport):
     X, y, w = data
     code = make_code("gaussian-mds", N, 2, 1, random_state=0)
     # The others are late, so the error arrives before any share: its rows
@@ -121,7 +141,14 @@ def test_a_raising_worker_is_backed_up_with_a_warning(client, data):
     model = FailingWorkers([4], iterations=[0], others_delay=0.3)
     with (
         CodedGradient(
-            client, code, X, y, "log_loss", straggler_model=model, policy="speculative"
+            client,
+            code,
+            X,
+            y,
+            "log_loss",
+            straggler_model=model,
+            policy="speculative",
+            transport=transport,
         ) as cg,
         pytest.warns(WorkerErrorWarning, match="worker 4"),
     ):

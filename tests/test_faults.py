@@ -19,17 +19,18 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_classification
 
-import dask_gradcode.scheduler.rounds as rounds_module
 from dask_gradcode import CodedSGDClassifier
 from dask_gradcode.bench.processes import ProcessCluster
 from dask_gradcode.codes import make_code
 from dask_gradcode.objectives import get_objective
 from dask_gradcode.scheduler import (
+    TRANSPORTS,
     CodedGradient,
     NoWorkersError,
     WorkerErrorWarning,
     WorkerFailureWarning,
 )
+from dask_gradcode.scheduler.transports import _FutureArrivals
 from dask_gradcode.stragglers import FailingWorkers
 
 N = 5
@@ -82,7 +83,10 @@ def pid_of(cluster, address):
     return cluster.pids()[address]
 
 
-def test_stopped_workers_within_and_beyond_tolerance_then_resumed(repaired, problem):
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_stopped_workers_within_and_beyond_tolerance_then_resumed(
+    repaired, problem, transport
+):
     """SIGSTOP of s workers: exact at full speed; of s + 1: one slow round, re-plan.
 
     Outcome: every round exact; the round that meets more hung workers than
@@ -91,7 +95,7 @@ def test_stopped_workers_within_and_beyond_tolerance_then_resumed(repaired, prob
     """
     cluster, (_, _, w, expected) = repaired, problem
     code = make_code("gaussian-mds", N, 1, 1, random_state=0)
-    with coded(cluster, problem, code) as cg:
+    with coded(cluster, problem, code, transport=transport) as cg:
         for _ in range(3):
             assert_exact(cg(w), expected)
         first, second = (pid_of(cluster, a) for a in cg.workers[:2])
@@ -118,7 +122,8 @@ def test_stopped_workers_within_and_beyond_tolerance_then_resumed(repaired, prob
         assert_exact(cg(w), expected)
 
 
-def test_kills_at_random_moments_never_crash_a_fit(repaired, problem):
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_kills_at_random_moments_never_crash_a_fit(repaired, problem, transport):
     """SIGKILL at random moments of a round, s and then s + 1 at a time.
 
     Outcome: every round returns the exact gradient; the code shrinks when
@@ -127,7 +132,7 @@ def test_kills_at_random_moments_never_crash_a_fit(repaired, problem):
     cluster, (_, _, w, expected) = repaired, problem
     code = make_code("gaussian-mds", N, 1, 1, random_state=0)
     rng = random.Random(7)
-    with coded(cluster, problem, code) as cg:
+    with coded(cluster, problem, code, transport=transport) as cg:
         assert_exact(cg(w), expected)
         for victims in (1, 1, 2, 1, 2, 1):
             targets = rng.sample(cg.workers, victims)
@@ -151,8 +156,13 @@ def test_kills_at_random_moments_never_crash_a_fit(repaired, problem):
             assert set(cg.workers) <= set(cluster.workers())
 
 
-@pytest.mark.parametrize("policy", ["speculative", "adaptive"])
-def test_split_rounds_survive_hung_and_killed_workers(repaired, problem, policy):
+@pytest.mark.parametrize(
+    ("policy", "transport"),
+    [("speculative", "futures"), ("adaptive", "futures"), ("adaptive", "direct")],
+)
+def test_split_rounds_survive_hung_and_killed_workers(
+    repaired, problem, policy, transport
+):
     """Split rounds (shares by speed, backups) meet a SIGSTOP, then a SIGKILL.
 
     Outcome: every round exact and bounded; a hung worker's shares are
@@ -161,7 +171,7 @@ def test_split_rounds_survive_hung_and_killed_workers(repaired, problem, policy)
     """
     cluster, (_, _, w, expected) = repaired, problem
     code = make_code("gaussian-mds", N, 1, 1, random_state=0)
-    with coded(cluster, problem, code, policy=policy) as cg:
+    with coded(cluster, problem, code, policy=policy, transport=transport) as cg:
         for _ in range(3):
             assert_exact(cg(w), expected)
         hung, dead = (pid_of(cluster, a) for a in cg.workers[1:3])
@@ -200,30 +210,39 @@ def test_a_kill_between_the_task_and_the_fetch_is_an_erasure(
 
     cluster, (_, _, w, expected) = repaired, problem
     code = make_code("gaussian-mds", N, 1, 1, random_state=0)
-    original = rounds_module._completed
+    original_add, original_wait = _FutureArrivals.add, _FutureArrivals.wait
+    submitted = {}
     killed = {}
 
-    def kill_then_fetch(pending, loop, timeout):
+    def add(self, future):
+        submitted[future] = len(submitted)  # code order: one task per worker
+        original_add(self, future)
+
+    def kill_then_fetch(self, timeout):
         if not killed:
-            wait(list(pending))  # every task finished, nothing fetched yet
-            worker = next(iter(pending.values()))
-            killed[worker] = pid_of(cluster, cg.workers[worker])
-            cluster.kill(killed[worker])
+            wait(list(submitted))  # every task finished, nothing fetched yet
+            killed[0] = pid_of(cluster, cg.workers[0])
+            cluster.kill(killed[0])
             time.sleep(0.5)  # let the scheduler notice
-        return original(pending, loop, timeout)
+        return original_wait(self, timeout)
 
     with coded(cluster, problem, code) as cg:
         assert_exact(cg(w), expected)
-        monkeypatch.setattr(rounds_module, "_completed", kill_then_fetch)
+        monkeypatch.setattr(_FutureArrivals, "add", add)
+        monkeypatch.setattr(_FutureArrivals, "wait", kill_then_fetch)
         assert_exact(cg(w), expected)
-        monkeypatch.setattr(rounds_module, "_completed", original)
-        (victim,) = killed
+        monkeypatch.setattr(_FutureArrivals, "add", original_add)
+        monkeypatch.setattr(_FutureArrivals, "wait", original_wait)
+        assert killed
         record = cg.history[-1]
-        assert victim not in record.responders
+        assert 0 not in record.responders
         assert record.attempts == 1 and record.exact
 
 
-def test_a_kill_during_enter_and_a_hung_worker_at_close(repaired, problem, monkeypatch):
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_kill_during_enter_and_a_hung_worker_at_close(
+    repaired, problem, monkeypatch, transport
+):
     """SIGKILL while the data is placed; SIGSTOP when the fit closes.
 
     Outcome: entering re-plans on the survivors and every round is exact;
@@ -245,7 +264,7 @@ def test_a_kill_during_enter_and_a_hung_worker_at_close(repaired, problem, monke
     monkeypatch.setattr(client, "_scatter", kill_second_target)
     code = make_code("gaussian-mds", N, 1, 1, random_state=0)
     with pytest.warns(WorkerFailureWarning, match="failed while the data was placed"):
-        cg = coded(cluster, problem, code).__enter__()
+        cg = coded(cluster, problem, code, transport=transport).__enter__()
     monkeypatch.setattr(client, "_scatter", original)
     try:
         assert cg.code.n_workers == N - 1
@@ -258,8 +277,9 @@ def test_a_kill_during_enter_and_a_hung_worker_at_close(repaired, problem, monke
         assert time.perf_counter() - start < 1.0
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 def test_a_raising_worker_is_an_erasure_then_dropped_and_a_bug_surfaces(
-    repaired, problem
+    repaired, problem, transport
 ):
     """A task that raises (MemoryError on one node) vs an error every task raises.
 
@@ -270,7 +290,9 @@ def test_a_raising_worker_is_an_erasure_then_dropped_and_a_bug_surfaces(
     cluster, (_, _, w, expected) = repaired, problem
     code = make_code("gaussian-mds", N, 1, 1, random_state=0)
     failing = FailingWorkers(workers=[2], others_delay=0.3)
-    with coded(cluster, problem, code, straggler_model=failing) as cg:
+    with coded(
+        cluster, problem, code, straggler_model=failing, transport=transport
+    ) as cg:
         with pytest.warns(WorkerErrorWarning, match=r"worker 2 .* raised MemoryError"):
             assert_exact(cg(w), expected)
         assert 2 in cg.history[-1].errors
@@ -280,7 +302,9 @@ def test_a_raising_worker_is_an_erasure_then_dropped_and_a_bug_surfaces(
                 assert_exact(cg(w), expected)
         assert cg.code.n_workers == N - 1  # dropped after three failing rounds
     everyone = FailingWorkers(workers="all", error=ValueError)
-    with coded(cluster, problem, code, straggler_model=everyone) as cg:
+    with coded(
+        cluster, problem, code, straggler_model=everyone, transport=transport
+    ) as cg:
         start = time.perf_counter()
         with pytest.raises(ValueError, match="injected failure"):
             cg(w)
@@ -315,7 +339,8 @@ def test_losing_every_worker_keeps_the_last_iterate(repaired):
     assert 0 < model.n_iter_ < 10_000
 
 
-def test_a_nanny_restart_rejoins_under_a_new_address(problem):
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_nanny_restart_rejoins_under_a_new_address(problem, transport):
     """A worker process killed under its nanny comes back with a new address.
 
     Outcome: every round exact; the restarted worker is planned back into the
@@ -324,7 +349,7 @@ def test_a_nanny_restart_rejoins_under_a_new_address(problem):
     _, _, w, expected = problem
     with ProcessCluster(3, nanny=True) as cluster:
         code = make_code("gaussian-mds", 3, 1, 1, random_state=0)
-        with coded(cluster, problem, code) as cg:
+        with coded(cluster, problem, code, transport=transport) as cg:
             assert_exact(cg(w), expected)
             victim = cg.workers[1]
             cluster.kill(pid_of(cluster, victim))

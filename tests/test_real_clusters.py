@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from distributed import Client, LocalCluster
 
 from dask_gradcode.codes import make_code
 from dask_gradcode.objectives import get_objective
-from dask_gradcode.scheduler import CodedGradient
+from dask_gradcode.scheduler import TRANSPORTS, CodedGradient, TransportFallbackWarning
 from dask_gradcode.stragglers import SlowWorkers
 
 DASK = shutil.which("dask", path=os.path.dirname(sys.executable))
@@ -31,17 +32,34 @@ def problem(seed=0):
 
 
 def run_rounds(client, n_workers):
+    """Exact rounds, a slow worker skipped, with each transport."""
     X, y, w, (loss, gradient) = problem()
     code = make_code("gaussian-mds", n_workers, 1, 2, random_state=0)
     model = SlowWorkers(workers=[n_workers - 1], delay=3.0)
-    with CodedGradient(client, code, X, y, "log_loss", straggler_model=model) as cg:
-        for _ in range(3):
-            start = time.perf_counter()
-            got_loss, got_gradient = cg(w)
-            assert time.perf_counter() - start < 2.5
-            assert got_loss == pytest.approx(loss, rel=1e-9)
-            np.testing.assert_allclose(got_gradient, gradient, rtol=1e-9, atol=1e-12)
-    assert all(n_workers - 1 not in r.responders for r in cg.history)
+    for transport in TRANSPORTS:
+        with (
+            warnings.catch_warnings(),
+            CodedGradient(
+                client,
+                code,
+                X,
+                y,
+                "log_loss",
+                straggler_model=model,
+                transport=transport,
+            ) as cg,
+        ):
+            # the client reaches every worker: no fallback to the proxy
+            warnings.simplefilter("error", TransportFallbackWarning)
+            for _ in range(3):
+                start = time.perf_counter()
+                got_loss, got_gradient = cg(w)
+                assert time.perf_counter() - start < 2.5
+                assert got_loss == pytest.approx(loss, rel=1e-9)
+                np.testing.assert_allclose(
+                    got_gradient, gradient, rtol=1e-9, atol=1e-12
+                )
+        assert all(n_workers - 1 not in r.responders for r in cg.history)
 
 
 @pytest.fixture

@@ -38,6 +38,7 @@ from dask_gradcode.estimators.monitoring import (
 from dask_gradcode.objectives import make_penalty
 from dask_gradcode.scheduler import (
     POLICIES,
+    TRANSPORTS,
     CodedGradient,
     NoWorkersError,
     client_for_fit,
@@ -117,6 +118,10 @@ class CodedSGD(BaseEstimator):
         if self.policy not in POLICIES:
             raise ValueError(
                 f"policy must be one of {sorted(POLICIES)}, got {self.policy!r}"
+            )
+        if self.transport not in TRANSPORTS:
+            raise ValueError(
+                f"transport must be one of {list(TRANSPORTS)}, got {self.transport!r}"
             )
         if self.batch_size is not None:
             if not _is_int(self.batch_size) or self.batch_size < 1:
@@ -312,6 +317,7 @@ class CodedSGD(BaseEstimator):
             straggler_model=self.straggler_model,
             fit_intercept=self.fit_intercept,
             policy=self.policy,
+            transport=self.transport,
         )
         planned = time.perf_counter()
         with coded:

@@ -162,6 +162,12 @@ class CodedSGDClassifier(ClassifierMixin, CodedSGD):
         code and a split round balanced to the measured worker speeds, with
         speculative backups, from the round times it measures;
         ``"speculative"`` always splits.  The gradient is exact either way.
+    transport : {"futures", "direct"}, default="futures"
+        How rounds reach the workers (see
+        :class:`~dask_gradcode.scheduler.CodedGradient`): ``"futures"``, one
+        pinned Dask task per worker per round through the scheduler;
+        ``"direct"``, calls to one Dask actor per worker over the client's
+        own connections, several times lower latency per round.
 
     Attributes
     ----------
@@ -230,6 +236,7 @@ class CodedSGDClassifier(ClassifierMixin, CodedSGD):
         scheduler_address: str | None = None,
         batch_size: int | None = None,
         policy: str = "static",
+        transport: str = "futures",
     ) -> None:
         self.loss = loss
         self.penalty = penalty
@@ -262,6 +269,7 @@ class CodedSGDClassifier(ClassifierMixin, CodedSGD):
         self.scheduler_address = scheduler_address
         self.batch_size = batch_size
         self.policy = policy
+        self.transport = transport
 
     def _check_params(self) -> None:
         super()._check_params()

@@ -85,6 +85,7 @@ class CodedSGDRegressor(RegressorMixin, CodedSGD):
         scheduler_address: str | None = None,
         batch_size: int | None = None,
         policy: str = "static",
+        transport: str = "futures",
     ) -> None:
         self.loss = loss
         self.penalty = penalty
@@ -114,6 +115,7 @@ class CodedSGDRegressor(RegressorMixin, CodedSGD):
         self.scheduler_address = scheduler_address
         self.batch_size = batch_size
         self.policy = policy
+        self.transport = transport
 
     def partial_fit(
         self, X: Any, y: Any, sample_weight: Any = None

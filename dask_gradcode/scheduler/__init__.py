@@ -11,7 +11,9 @@ round's replies until decodable or its deadline), :mod:`~.membership`
 (liveness, hung workers, strikes, deadlines, re-planning), :mod:`~.clients`
 (which client, bounded calls to the cluster), :mod:`~.plans` (what each
 worker computes in a round: the policies), :mod:`~.records` (what a round
-reports) and :mod:`~.core` (:class:`CodedGradient`, composing them).
+reports), :mod:`~.transports` (how a round's tasks reach the workers: pinned
+futures, or direct calls to one actor per worker) and :mod:`~.core`
+(:class:`CodedGradient`, composing them).
 """
 
 from dask_gradcode.scheduler.clients import (
@@ -36,11 +38,13 @@ from dask_gradcode.scheduler.records import (
     WorkerErrorWarning,
     WorkerFailureWarning,
 )
+from dask_gradcode.scheduler.transports import TRANSPORTS, TransportFallbackWarning
 
 __all__ = [
     "EMBED_WEIGHTS_MAX_BYTES",
     "MAX_STRIKES",
     "POLICIES",
+    "TRANSPORTS",
     "AdaptivePolicy",
     "CodedGradient",
     "DecodingAccuracyWarning",
@@ -48,6 +52,7 @@ __all__ = [
     "RoundRecord",
     "SpeculativePolicy",
     "StaticPolicy",
+    "TransportFallbackWarning",
     "WorkerErrorWarning",
     "WorkerFailureWarning",
     "client_for_fit",

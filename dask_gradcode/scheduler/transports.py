@@ -30,6 +30,7 @@ import functools
 import logging
 import math
 import threading
+import time
 import warnings
 from collections import deque
 from collections.abc import Sequence
@@ -38,7 +39,7 @@ from typing import Any
 from distributed import Client, Future, as_completed, get_worker, wait
 from distributed.protocol import pickle, to_serialize
 
-from dask_gradcode.scheduler.clients import bounded_run
+from dask_gradcode.scheduler.clients import bounded_run, heartbeats
 from dask_gradcode.scheduler.worker import (
     Shard,
     coded_round,
@@ -296,10 +297,19 @@ class DirectTransport:
             )
             for shard, address in zip(shards, addresses, strict=True)
         ]
-        try:
-            wait(self._actors, timeout=self.timeout)
-        except TimeoutError:
-            pass
+        waited_until = time.monotonic() + self.timeout
+        while time.monotonic() < waited_until:
+            try:
+                wait(self._actors, timeout=1.0)
+                break
+            except TimeoutError:
+                live = set(heartbeats(self.client))
+                if any(
+                    address not in live
+                    for address, actor in zip(addresses, self._actors, strict=True)
+                    if actor.status == "pending"
+                ):
+                    break  # a target died: its actor will never start
         failed = {w for w, a in enumerate(self._actors) if a.status != "finished"}
         reachable = self.client.sync(
             self._probe_all, [w for w in range(len(addresses)) if w not in failed]
@@ -358,10 +368,14 @@ class DirectTransport:
                 worker=address, msg={"op": "actor_execute", **message}
             )
         else:
-            answer = await self.client.rpc(address).actor_execute(**message)
+            answer = await self._connection(address).actor_execute(**message)
         if answer["status"] == "OK":
             return "reply", answer["result"]
         return "error", answer["exception"]
+
+    def _connection(self, address: str) -> Any:
+        """The client's pooled connection to ``address`` (its TLS settings too)."""
+        return self.client.rpc(address)
 
     # --------------------------------------------------------------- rounds
     def arrivals(self) -> _DirectArrivals:

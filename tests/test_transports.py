@@ -1,0 +1,185 @@
+"""The direct transport: off the scheduler's path, same results, clear fallbacks."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from distributed import Client, LocalCluster, get_task_stream
+
+from dask_gradcode import CodedSGDClassifier, CodedSGDRegressor
+from dask_gradcode.codes import make_code
+from dask_gradcode.objectives import get_objective
+from dask_gradcode.scheduler import (
+    TRANSPORTS,
+    CodedGradient,
+    TransportFallbackWarning,
+)
+from dask_gradcode.scheduler.transports import (
+    INLINE_SECONDS,
+    DirectTransport,
+    RoundServer,
+)
+from dask_gradcode.stragglers import SlowWorkers
+
+N = 4
+
+
+@pytest.fixture(scope="module")
+def client():
+    with (
+        LocalCluster(
+            n_workers=N, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(11)
+    X = rng.standard_normal((800, 5))
+    y = (X @ rng.standard_normal(5) + rng.standard_normal(800) > 0).astype(float)
+    return X, y, rng.standard_normal(5) * 0.3
+
+
+def reference(X, y, w):
+    return get_objective("log_loss").value_and_gradient(w, X, y)
+
+
+def assert_exact(result, expected):
+    assert result[0] == pytest.approx(expected[0], rel=1e-10)
+    np.testing.assert_allclose(result[1], expected[1], rtol=1e-10, atol=1e-12)
+
+
+def round_keys(tasks):
+    return {t["key"] for t in tasks if "gradcode-round" in str(t["key"])}
+
+
+def test_direct_rounds_bypass_the_scheduler_and_futures_rounds_do_not(client, data):
+    X, y, w = data
+    code = make_code("gaussian-mds", N, 1, 1, random_state=0)
+    seen = {}
+    for transport in TRANSPORTS:
+        with (
+            CodedGradient(client, code, X, y, "log_loss", transport=transport) as cg,
+            get_task_stream(client) as stream,
+        ):
+            for _ in range(3):
+                assert_exact(cg(w), reference(X, y, w))
+        seen[transport] = round_keys(stream.data)
+    assert len(seen["futures"]) >= 3 * (N - 1)  # one task per worker per round
+    assert not seen["direct"]  # actor calls: no task on the scheduler
+
+
+def test_an_unreachable_worker_is_called_through_the_scheduler(
+    client, data, monkeypatch
+):
+    """A client that cannot open connections to workers (NAT, a gateway)."""
+    X, y, w = data
+
+    def refuse(self, address):
+        raise OSError(f"no route to {address}")
+
+    monkeypatch.setattr(DirectTransport, "_connection", refuse)
+    code = make_code("gaussian-mds", N, 1, 1, random_state=0)
+    cg = CodedGradient(client, code, X, y, "log_loss", transport="direct")
+    with pytest.warns(TransportFallbackWarning, match="scheduler's proxy"):
+        cg.__enter__()
+    with cg:
+        for _ in range(3):
+            assert_exact(cg(w), reference(X, y, w))
+    assert all(r.exact for r in cg.history)
+
+
+def test_injected_delays_end_as_soon_as_a_direct_round_decodes(client, data):
+    X, y, w = data
+    code = make_code("gaussian-mds", N, 1, 1, random_state=0)
+    model = SlowWorkers(workers=[0], delay=30.0)
+    with CodedGradient(
+        client, code, X, y, "log_loss", straggler_model=model, transport="direct"
+    ) as cg:
+        for _ in range(3):  # each needs the actor thread worker 0 slept in
+            assert_exact(cg(w), reference(X, y, w))
+    assert sum(r.wall_seconds for r in cg.history) < 5.0
+    assert all(0 not in r.responders for r in cg.history)
+
+
+def test_the_actor_computes_small_rounds_inline_and_large_ones_in_its_thread(data):
+    """Inline only with no injected delay and a last round under INLINE_SECONDS."""
+    import asyncio
+    import threading
+
+    from distributed.protocol import pickle
+
+    from dask_gradcode.scheduler.worker import Reply
+
+    threads = []
+
+    def fake(shard, seconds):
+        threads.append(threading.current_thread().name)
+        return Reply(np.zeros(2), seconds, 0.0, 1)
+
+    class FakeWorker:
+        def __init__(self):
+            self.executors = {"actor": ThreadPoolExecutor(1)}
+
+    from dask_gradcode.scheduler import transports
+
+    server = RoundServer(shard=None)
+    calls = [
+        (True, INLINE_SECONDS / 10),
+        (True, INLINE_SECONDS * 10),
+        (True, 0.0),
+        (False, 0.0),
+        (True, 0.0),
+    ]
+
+    async def run():
+        for inline, seconds in calls:
+            reply = pickle.loads(
+                await server.round(pickle.dumps(("fake", inline, (seconds,))))
+            )
+            assert reply.compute_seconds == seconds
+
+    original = dict(transports._ROUND_FUNCTIONS)
+    transports._ROUND_FUNCTIONS["fake"] = fake
+    original_get_worker = transports.get_worker
+    transports.get_worker = FakeWorker
+    try:
+        asyncio.run(run())
+    finally:
+        transports._ROUND_FUNCTIONS.clear()
+        transports._ROUND_FUNCTIONS.update(original)
+        transports.get_worker = original_get_worker
+    main = threading.current_thread().name
+    # first: no measurement yet (thread); after a fast round: inline (even a
+    # slow one); after a slow one: thread; injected delays on: thread; after
+    # a fast round again: inline.
+    assert [name == main for name in threads] == [False, True, False, False, True]
+
+
+@pytest.mark.parametrize("estimator", [CodedSGDClassifier, CodedSGDRegressor])
+def test_estimators_fit_the_same_model_with_either_transport(client, data, estimator):
+    X, y, _ = data
+    target = y if estimator is CodedSGDClassifier else X @ np.arange(5.0)
+    coefs = {}
+    for transport in TRANSPORTS:
+        model = estimator(n_workers=N, max_iter=20, random_state=0, transport=transport)
+        with client.as_current():
+            model.fit(X, target)
+        coefs[transport] = model.coef_
+    np.testing.assert_allclose(coefs["direct"], coefs["futures"], rtol=1e-8, atol=1e-10)
+
+
+def test_a_bad_transport_is_refused(client, data):
+    X, y, _ = data
+    code = make_code("gaussian-mds", N, 1, 1, random_state=0)
+    with pytest.raises(
+        ValueError, match=r"transport must be one of \['futures', 'direct'\]"
+    ):
+        CodedGradient(client, code, X, y, "log_loss", transport="udp")
+    with client.as_current(), pytest.raises(ValueError, match="transport must be"):
+        CodedSGDClassifier(transport="udp").fit(X, y)
