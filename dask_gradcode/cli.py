@@ -32,6 +32,7 @@ BENCHMARKS = {
     "faults": "faults",
     "small-data": "small_data",
     "adaptive": "adaptive",
+    "transport": "transport",
 }
 
 
@@ -516,6 +517,44 @@ def _add_bench_commands(bench: argparse.ArgumentParser) -> None:
         "--scenarios",
         metavar="NAMES",
         help="comma-separated subset of none,random,rare,persistent,markov",
+    )
+    transport = _bench_parser(
+        names,
+        common,
+        "transport",
+        "the futures and direct transports: round-trip floor and full rounds "
+        "against n, L-BFGS to the optimum, GridSearchCV on digits",
+    )
+    transport.add_argument(
+        "--workers", type=_integer(2), nargs="+", help="numbers of workers n"
+    )
+    transport.add_argument("--rows", type=_integer(100), help="rows of the data")
+    transport.add_argument("--features", type=_integer(2), help="features of the data")
+    transport.add_argument(
+        "--rounds", type=_positive, help="measured rounds per transport and size"
+    )
+    transport.add_argument(
+        "--lbfgs-workers", type=_integer(2), help="workers of the L-BFGS fits"
+    )
+    transport.add_argument(
+        "--repeats", type=_positive, help="L-BFGS fits per transport (median)"
+    )
+    transport.add_argument(
+        "--gap", type=_positive_float, help="convergence target above the optimum"
+    )
+    transport.add_argument(
+        "--max-rounds", type=_positive, help="rounds an L-BFGS fit may take"
+    )
+    transport.add_argument(
+        "--kinds",
+        metavar="NAMES",
+        help="comma-separated subset of in-process,processes (embedded clusters)",
+    )
+    transport.add_argument(
+        "--skip-search",
+        dest="search",
+        action="store_false",
+        help="leave out the GridSearchCV on digits",
     )
     bench.set_defaults(run=_bench)
 

@@ -529,3 +529,61 @@ def test_bench_adaptive_small(tmp_path):
         "adaptive_rounds_persistent.png",
     ]
     assert "adaptive" in (out / "adaptive.md").read_text()
+
+
+def test_bench_transport_small(tmp_path):
+    out = tmp_path / "transport"
+    status = main(
+        [
+            "bench",
+            "transport",
+            "--workers",
+            "2",
+            "3",
+            "--rows",
+            "2000",
+            "--features",
+            "4",
+            "--rounds",
+            "3",
+            "--lbfgs-workers",
+            "2",
+            "--repeats",
+            "1",
+            "--skip-search",
+            "--gap",
+            "1e-3",
+            "--max-rounds",
+            "60",
+            "--kinds",
+            "in-process",
+            "--no-progress",
+            "--out",
+            str(out),
+        ]
+    )
+    assert status == 0
+    report = json.loads((out / "transport.json").read_text())
+    rounds = report["rounds"]
+    assert {(r["workers"], r["rounds of"]) for r in rounds} == {
+        (2, "floor"),
+        (2, "full"),
+        (3, "floor"),
+        (3, "full"),
+    }
+    assert all(r["direct median ms"] > 0 and r["futures median ms"] > 0 for r in rounds)
+    fits = report["fits"]
+    assert {f["transport"] for f in fits} == {"futures", "direct"}
+    assert all(np.isfinite(f["seconds_to_gap"]) for f in fits)  # both reached it
+    assert report["searches"] == []  # --skip-search
+    assert (out / "transport.png").exists()
+    assert "## Targets" in (out / "transport.md").read_text()
+
+
+def test_the_transport_grid_search_runs_with_the_defaults_and_no_client():
+    from dask_gradcode.bench.transport import grid_searches
+
+    rows = {row["estimator"]: row for row in grid_searches(("direct",))}
+    assert set(rows) == {"CodedSGDClassifier(transport='direct')", "SGDClassifier"}
+    ours = rows["CodedSGDClassifier(transport='direct')"]
+    assert ours["best score"] > 0.8 and ours["ratio to SGDClassifier"] > 0

@@ -271,16 +271,30 @@ def test_large_weights_are_scattered_and_give_the_same_result(
     transport, client, monkeypatch
 ):
     import dask_gradcode.scheduler.core
+    import dask_gradcode.scheduler.transports
 
     monkeypatch.setattr(dask_gradcode.scheduler.core, "EMBED_WEIGHTS_MAX_BYTES", 1024)
+    monkeypatch.setattr(
+        dask_gradcode.scheduler.transports, "FRAME_WEIGHTS_BYTES", 1024
+    )  # direct: weights as their own frame
     rng = np.random.default_rng(0)
     X = rng.standard_normal((60, 900))  # 7 kB of weights: above the lowered limit
     y = rng.standard_normal(60)
     w = rng.standard_normal(900) * 0.01
     code = make_code("gaussian-mds", 4, 1, 3, random_state=0)
+    framed = []
+    transports = dask_gradcode.scheduler.transports
+
+    class SpyCall(transports.DirectCall):
+        def __init__(self, worker, payload, weights=None):
+            framed.append(weights is not None)
+            super().__init__(worker, payload, weights)
+
+    monkeypatch.setattr(transports, "DirectCall", SpyCall)
     with CodedGradient(client, code, X, y, "squared_error", transport=transport) as cg:
         assert_close(cg(w), reference(X, y, w, "squared_error"))
         assert cg.history[-1].submit_seconds > 0
+    assert framed == ([True] * 4 if transport == "direct" else [])
 
 
 def test_task_keys_carry_a_readable_prefix(client, data):

@@ -80,6 +80,9 @@ class ClusterTarget:
                     threads_per_worker=1,
                     processes=processes,
                     dashboard_address=":0" if dashboard else None,
+                    # In-process workers would each compare the whole
+                    # process's memory with 1/n of the machine, and pause.
+                    memory_limit="auto" if processes else 0,
                 ) as cluster,
                 Client(cluster) as client,
             ):

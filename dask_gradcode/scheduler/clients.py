@@ -22,6 +22,7 @@ __all__ = [
     "embedded_client",
     "heartbeats",
     "n_cluster_workers",
+    "settle",
     "worker_addresses",
 ]
 
@@ -113,6 +114,10 @@ def embedded_client(n_workers: int | None = None) -> Client:
                 threads_per_worker=1,
                 processes=False,
                 dashboard_address=None,
+                # Workers in one process would each compare the whole
+                # process's memory (every shard, the caller's data) with
+                # 1/n of the machine and pause at 80%, stalling the fit.
+                memory_limit=0,
             )
             client = Client(cluster, set_as_default=False)
             _EMBEDDED.update(cluster=cluster, client=client)
@@ -210,3 +215,36 @@ def bounded_run(
         )
     except (TimeoutError, OSError):
         pass  # the worker is hung or gone: nothing to wake there
+
+
+def settle(
+    client: Client,
+    futures: Sequence[Any],
+    addresses: Sequence[str],
+    timeout: float,
+    *,
+    poll: float = 0.005,
+    check_interval: float = 1.0,
+) -> None:
+    """Wait until every future pinned to ``addresses`` left "pending", or not.
+
+    Returns after ``timeout``, or as soon as the worker of a pending future
+    leaves the cluster (it will never finish).  Unlike ``distributed.wait``
+    it needs no default client (the embedded cluster's is not one).
+    """
+    started = time.monotonic()
+    checked = started
+    while any(f.status == "pending" for f in futures):
+        now = time.monotonic()
+        if now - started > timeout:
+            return
+        if now - checked > check_interval:
+            checked = now
+            live = set(heartbeats(client))
+            if any(
+                address not in live
+                for address, future in zip(addresses, futures, strict=True)
+                if future.status == "pending"
+            ):
+                return  # a target died
+        time.sleep(poll)

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import scipy.sparse
 from dask import is_dask_collection as _is_dask
-from distributed import Client, Future, wait
+from distributed import Client, Future
 
 from dask_gradcode.codes import GradientCode
 from dask_gradcode.objectives import Objective, Softmax, get_objective
-from dask_gradcode.scheduler.clients import heartbeats
+from dask_gradcode.scheduler.clients import heartbeats, settle
 from dask_gradcode.scheduler.worker import as_block, build_shard
 
 __all__ = ["PlacementError", "check_data", "place", "resolve_objective"]
@@ -184,19 +183,7 @@ def _place_dask(
         )
         for worker, address in enumerate(addresses)
     ]
-    waited_until = time.monotonic() + timeout
-    while time.monotonic() < waited_until:
-        try:
-            wait(shards, timeout=1.0)
-            break
-        except TimeoutError:
-            live = set(heartbeats(client))
-            if any(
-                a not in live
-                for a, f in zip(addresses, shards, strict=True)
-                if f.status == "pending"
-            ):
-                break  # a target died: its shard will never be built
+    settle(client, shards, addresses, timeout)
     failed = set()
     for worker, future in enumerate(shards):
         if future.status == "error":

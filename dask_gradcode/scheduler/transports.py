@@ -30,16 +30,16 @@ import functools
 import logging
 import math
 import threading
-import time
 import warnings
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
-from distributed import Client, Future, as_completed, get_worker, wait
+import numpy as np
+from distributed import Client, Future, as_completed, get_worker
 from distributed.protocol import pickle, to_serialize
 
-from dask_gradcode.scheduler.clients import bounded_run, heartbeats
+from dask_gradcode.scheduler.clients import bounded_run, settle
 from dask_gradcode.scheduler.worker import (
     Shard,
     coded_round,
@@ -63,6 +63,10 @@ TRANSPORTS = ("futures", "direct")
 #: Seconds a direct call may take to connect before the worker is called
 #: through the scheduler instead.
 CONNECT_TIMEOUT = 5.0
+
+#: Weights larger than this travel as their own message frame (Dask's
+#: zero-copy serialisation) instead of inside each call's pickle.
+FRAME_WEIGHTS_BYTES = 1024 * 1024
 
 #: A shard whose last round computed in less than this many seconds computes
 #: the next one on the worker's event loop (with no injected delay to sleep).
@@ -174,7 +178,7 @@ class RoundServer:
         self.shard = shard
         self._last_compute = math.inf
 
-    async def round(self, payload: bytes) -> bytes:
+    async def round(self, payload: bytes, weights: Any = None) -> bytes:
         """Run a round task on this shard; ``payload`` is ``(kind, inline, args)``.
 
         Arguments and reply travel pickled by Dask's pickle as one bytes
@@ -189,6 +193,8 @@ class RoundServer:
         sub-millisecond computation to a thread and back costs more than it.
         """
         kind, inline, args = pickle.loads(payload)
+        if weights is not None:  # sent as its own frame (large weights)
+            args = (weights, *args[1:])
         function = _ROUND_FUNCTIONS[kind]
         if inline and self._last_compute < INLINE_SECONDS:
             reply = function(self.shard, *args)
@@ -217,11 +223,12 @@ class RoundServer:
 class DirectCall:
     """One call of a direct round: its worker, and how to cancel it."""
 
-    __slots__ = ("cancelled", "payload", "task", "worker")
+    __slots__ = ("cancelled", "payload", "task", "weights", "worker")
 
-    def __init__(self, worker: int, payload: bytes) -> None:
+    def __init__(self, worker: int, payload: bytes, weights: Any = None) -> None:
         self.worker = worker
         self.payload = payload
+        self.weights = weights
         self.task: asyncio.Task | None = None
         self.cancelled = False
 
@@ -242,7 +249,10 @@ class _DirectArrivals:
             return
         call.task = asyncio.current_task()
         try:
-            kind, value = await self._transport.call(call.worker, "round", call.payload)
+            framed = () if call.weights is None else (call.weights,)
+            kind, value = await self._transport.call(
+                call.worker, "round", call.payload, *framed
+            )
             outcome = (kind, pickle.loads(value) if kind == "reply" else value)
         except asyncio.CancelledError:
             return
@@ -297,19 +307,7 @@ class DirectTransport:
             )
             for shard, address in zip(shards, addresses, strict=True)
         ]
-        waited_until = time.monotonic() + self.timeout
-        while time.monotonic() < waited_until:
-            try:
-                wait(self._actors, timeout=1.0)
-                break
-            except TimeoutError:
-                live = set(heartbeats(self.client))
-                if any(
-                    address not in live
-                    for address, actor in zip(addresses, self._actors, strict=True)
-                    if actor.status == "pending"
-                ):
-                    break  # a target died: its actor will never start
+        settle(self.client, self._actors, addresses, self.timeout)
         failed = {w for w, a in enumerate(self._actors) if a.status != "finished"}
         reachable = self.client.sync(
             self._probe_all, [w for w in range(len(addresses)) if w not in failed]
@@ -391,6 +389,12 @@ class DirectTransport:
         may run on the worker's event loop (:meth:`RoundServer.round`).
         """
         del key  # actor calls have no task key
+        weights = args[0]
+        if isinstance(weights, np.ndarray) and weights.nbytes > FRAME_WEIGHTS_BYTES:
+            # One serialised frame, not a copy inside every worker's pickle.
+            return DirectCall(
+                worker, pickle.dumps((kind, inline, (None, *args[1:]))), weights
+            )
         return DirectCall(worker, pickle.dumps((kind, inline, args)))
 
     def release(
