@@ -185,13 +185,23 @@ def check_requirements(name: str) -> None:
 
 def _bench(args: argparse.Namespace) -> int:
     """Run one benchmark and write its files into ``args.out``."""
+    transport = getattr(args, "transport", None)
+    if transport is not None:
+        import dask.config
+
+        with dask.config.set({"gradcode.transport": transport}):
+            return _run_bench(args)
+    return _run_bench(args)
+
+
+def _run_bench(args: argparse.Namespace) -> int:
     check_requirements(args.name)
     module = _bench_module(args.name)
     accepted = inspect.signature(module.run).parameters
     options = {
         key: value
         for key, value in vars(args).items()
-        if key in accepted and key not in ("target", "command", "progress")
+        if key in accepted and key not in ("target", "command", "progress", "transport")
     }
     report = module.run(
         **options,
@@ -286,6 +296,8 @@ class _RunDefaultsFormatter(argparse.HelpFormatter):
         if action.nargs == 0 or action.default is not argparse.SUPPRESS:
             return text  # flags, and the options every benchmark shares
         parameters = inspect.signature(_bench_module(self.benchmark).run).parameters
+        if action.dest not in parameters:
+            return text  # handled around run (--transport), its help says so
         default = parameters[action.dest].default
         if isinstance(default, list | tuple):
             default = " ".join(str(value) for value in default)
@@ -300,6 +312,15 @@ def _part(text: str) -> str:
             f"unknown part {text!r}; choose from {', '.join(PARTS)}"
         )
     return text
+
+
+def _transport_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--transport",
+        choices=("direct", "futures"),
+        help="how rounds reach the workers (default: the library's default, "
+        "gradcode.transport in Dask's configuration, else direct)",
+    )
 
 
 def _bench_parser(names, common, name: str, text: str) -> argparse.ArgumentParser:
@@ -383,6 +404,7 @@ def _add_bench_commands(bench: argparse.ArgumentParser) -> None:
         "iteration time of every scheme under stragglers, speed-up against slow "
         "workers, overhead, weights shipping, bytes against m over slow links",
     )
+    _transport_option(iteration)
     iteration.add_argument("--workers", type=_integer(2), help="workers n")
     iteration.add_argument(
         "--stragglers", type=_non_negative, help="stragglers s tolerated, and slow"
@@ -420,6 +442,7 @@ def _add_bench_commands(bench: argparse.ArgumentParser) -> None:
         "convergence",
         "training loss against wall-clock time per scheme",
     )
+    _transport_option(convergence)
     convergence.add_argument("--workers", type=_integer(2), help="workers n")
     convergence.add_argument(
         "--stragglers", type=_non_negative, help="stragglers s tolerated"
@@ -448,6 +471,7 @@ def _add_bench_commands(bench: argparse.ArgumentParser) -> None:
         "time to a near-optimal logistic regression against dask-ml, with and "
         "without a slow worker",
     )
+    _transport_option(versus)
     versus.add_argument("--rows", type=_integer(100), help="rows of the data")
     versus.add_argument("--features", type=_integer(2), help="features of the data")
     versus.add_argument("--workers", type=_integer(2), help="worker processes")
@@ -469,6 +493,7 @@ def _add_bench_commands(bench: argparse.ArgumentParser) -> None:
         "what a fit does when worker processes hang, die, raise, restart or join "
         "(starts its own dask scheduler and worker processes)",
     )
+    _transport_option(faults)
     faults.add_argument("--workers", type=_integer(3), help="worker processes")
     faults.add_argument("--stragglers", type=_integer(1), help="s of the code")
     faults.add_argument("--rows", type=_integer(100), help="rows of the data")
@@ -485,6 +510,7 @@ def _add_bench_commands(bench: argparse.ArgumentParser) -> None:
         "where a default fit's time goes on digits, breast_cancer and a synthetic "
         "set, next to scikit-learn's SGDClassifier and LogisticRegression",
     )
+    _transport_option(small)
     small.add_argument("--rows", type=_integer(100), help="rows of the synthetic set")
     small.add_argument("--repeats", type=_positive, help="fits per measurement")
 
@@ -495,6 +521,7 @@ def _add_bench_commands(bench: argparse.ArgumentParser) -> None:
         "adaptive rounds against uncoded, the static code, speculative backups and "
         "ignore-stragglers, in five straggler scenarios",
     )
+    _transport_option(adaptive)
     adaptive.add_argument("--workers", type=_integer(3), help="workers n")
     adaptive.add_argument("--stragglers", type=_integer(1), help="s of the code")
     adaptive.add_argument("--rows", type=_integer(100), help="rows of the data")

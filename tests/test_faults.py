@@ -226,7 +226,7 @@ def test_a_kill_between_the_task_and_the_fetch_is_an_erasure(
             time.sleep(0.5)  # let the scheduler notice
         return original_wait(self, timeout)
 
-    with coded(cluster, problem, code) as cg:
+    with coded(cluster, problem, code, transport="futures") as cg:
         assert_exact(cg(w), expected)
         monkeypatch.setattr(_FutureArrivals, "add", add)
         monkeypatch.setattr(_FutureArrivals, "wait", kill_then_fetch)

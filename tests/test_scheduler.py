@@ -303,7 +303,7 @@ def test_task_keys_carry_a_readable_prefix(client, data):
 
     code = make_code("cyclic-repetition", N_WORKERS, 1, random_state=0)
     with (
-        CodedGradient(client, code, X, y, "log_loss") as cg,
+        CodedGradient(client, code, X, y, "log_loss", transport="futures") as cg,
         get_task_stream() as stream,
     ):
         cg(w)
@@ -477,7 +477,9 @@ def test_a_retired_worker_is_noticed_by_the_liveness_check(own_cluster, data):
     _, client = own_cluster
     X, y, w = data
     code = make_code("cyclic-repetition", N_WORKERS, 1, random_state=0)
-    with CodedGradient(client, code, X, y, "log_loss", check_interval=0.3) as cg:
+    with CodedGradient(
+        client, code, X, y, "log_loss", check_interval=0.3, transport="futures"
+    ) as cg:
         cg(w)
         client.retire_workers([cg.workers[2]])
         assert cg.workers[2] not in worker_addresses(client)
@@ -487,6 +489,30 @@ def test_a_retired_worker_is_noticed_by_the_liveness_check(own_cluster, data):
             assert_close(cg(w), reference(X, y, w))
         assert time.perf_counter() - start < 3.0
     assert 2 in cg.history[-1].failed
+
+
+def test_a_worker_holding_a_direct_fits_actor_retires_after_the_fit(own_cluster, data):
+    """Dask does not move actors: the retirement waits for the fit to close."""
+    _, client = own_cluster
+    X, y, w = data
+    code = make_code("cyclic-repetition", N_WORKERS, 1, random_state=0)
+    with CodedGradient(client, code, X, y, "log_loss", transport="direct") as cg:
+        cg(w)
+        victim = cg.workers[2]
+        client.retire_workers([victim])
+        assert victim in worker_addresses(client)  # refused: it holds an actor
+        for _ in range(3):
+            assert_close(cg(w), reference(X, y, w))
+        assert 2 in cg.history[-1].responders or 2 in cg.history[-1].stragglers
+
+    def actors_on_victim(dask_scheduler):
+        return len(dask_scheduler.workers[victim].actors)
+
+    deadline = time.monotonic() + 10
+    while client.run_on_scheduler(actors_on_victim) and time.monotonic() < deadline:
+        time.sleep(0.05)  # closing released the actors; the scheduler follows
+    client.retire_workers([victim])
+    assert victim not in worker_addresses(client)
 
 
 def test_in_process_workers_use_one_blas_thread_while_running(client, data):

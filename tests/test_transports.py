@@ -19,6 +19,7 @@ from dask_gradcode.scheduler import (
 from dask_gradcode.scheduler.transports import (
     INLINE_SECONDS,
     DirectTransport,
+    FuturesTransport,
     RoundServer,
 )
 from dask_gradcode.stragglers import SlowWorkers
@@ -178,8 +179,30 @@ def test_a_bad_transport_is_refused(client, data):
     X, y, _ = data
     code = make_code("gaussian-mds", N, 1, 1, random_state=0)
     with pytest.raises(
-        ValueError, match=r"transport must be one of \['futures', 'direct'\]"
+        ValueError, match=r"transport must be one of \['direct', 'futures'\]"
     ):
         CodedGradient(client, code, X, y, "log_loss", transport="udp")
     with client.as_current(), pytest.raises(ValueError, match="transport must be"):
         CodedSGDClassifier(transport="udp").fit(X, y)
+
+
+def test_the_default_transport_comes_from_dask_config(client, data):
+    import dask.config
+
+    from dask_gradcode.cli import build_parser
+
+    X, y, w = data
+    code = make_code("gaussian-mds", N, 1, 1, random_state=0)
+    assert CodedGradient(client, code, X, y, "log_loss").transport == "direct"
+    with dask.config.set({"gradcode.transport": "futures"}):
+        with CodedGradient(client, code, X, y, "log_loss") as cg:
+            assert_exact(cg(w), reference(X, y, w))
+        assert cg.transport == "futures"
+        assert isinstance(cg._transport, FuturesTransport)
+    with (
+        dask.config.set({"gradcode.transport": "zmq"}),
+        pytest.raises(ValueError, match=r"got 'zmq' \(from gradcode.transport"),
+    ):
+        CodedGradient(client, code, X, y, "log_loss")
+    args = build_parser().parse_args(["bench", "adaptive", "--transport", "futures"])
+    assert args.transport == "futures"

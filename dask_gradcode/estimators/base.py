@@ -119,7 +119,7 @@ class CodedSGD(BaseEstimator):
             raise ValueError(
                 f"policy must be one of {sorted(POLICIES)}, got {self.policy!r}"
             )
-        if self.transport not in TRANSPORTS:
+        if self.transport is not None and self.transport not in TRANSPORTS:
             raise ValueError(
                 f"transport must be one of {list(TRANSPORTS)}, got {self.transport!r}"
             )

@@ -162,12 +162,14 @@ class CodedSGDClassifier(ClassifierMixin, CodedSGD):
         code and a split round balanced to the measured worker speeds, with
         speculative backups, from the round times it measures;
         ``"speculative"`` always splits.  The gradient is exact either way.
-    transport : {"futures", "direct"}, default="futures"
-        How rounds reach the workers (see
-        :class:`~dask_gradcode.scheduler.CodedGradient`): ``"futures"``, one
-        pinned Dask task per worker per round through the scheduler;
-        ``"direct"``, calls to one Dask actor per worker over the client's
-        own connections, several times lower latency per round.
+    transport : {"direct", "futures"}, optional
+        How rounds reach the workers; None (default): Dask's configuration
+        value ``gradcode.transport``, else ``"direct"`` (see
+        :class:`~dask_gradcode.scheduler.CodedGradient`): ``"direct"``, calls
+        to one Dask actor per worker over the client's own connections, the
+        scheduler off the round's path (several times lower latency per
+        round); ``"futures"``, one pinned Dask task per worker per round
+        through the scheduler, shown in the dashboard's task stream.
 
     Attributes
     ----------
@@ -236,7 +238,7 @@ class CodedSGDClassifier(ClassifierMixin, CodedSGD):
         scheduler_address: str | None = None,
         batch_size: int | None = None,
         policy: str = "static",
-        transport: str = "futures",
+        transport: str | None = None,
     ) -> None:
         self.loss = loss
         self.penalty = penalty

@@ -85,7 +85,7 @@ class CodedSGDRegressor(RegressorMixin, CodedSGD):
         scheduler_address: str | None = None,
         batch_size: int | None = None,
         policy: str = "static",
-        transport: str = "futures",
+        transport: str | None = None,
     ) -> None:
         self.loss = loss
         self.penalty = penalty

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from distributed import Client, LocalCluster, get_client
+from distributed import Client, LocalCluster, get_client, worker_client
 
 __all__ = [
     "bounded_run",
@@ -151,9 +151,17 @@ def client_for_fit(
     ``scheduler_address`` if given; else the current client (``with
     Client(...):`` or the default one); else the process's embedded
     in-process cluster (:func:`embedded_client`), started once and shared.
+    A fit that runs inside a task on a worker (dask-ml's ``Incremental``
+    calls ``partial_fit`` in tasks) uses ``worker_client()``: the task
+    secedes from its worker's thread pool while the fit's own rounds run, so
+    they do not queue behind it, and rejoins afterwards.
     """
     if scheduler_address is not None:
         with connect(scheduler_address, set_as_default=False) as client:
+            yield client
+        return
+    if _in_a_task():
+        with worker_client() as client:
             yield client
         return
     try:
@@ -161,6 +169,14 @@ def client_for_fit(
     except ValueError:  # no client: the embedded cluster
         current = None
     yield current if current is not None else embedded_client(n_workers)
+
+
+def _in_a_task() -> bool:
+    from distributed.worker import thread_state
+
+    return getattr(thread_state, "key", None) is not None and not getattr(
+        thread_state, "actor", False
+    )
 
 
 def heartbeats(client: Client, timeout: float = SCHEDULER_TIMEOUT) -> dict[str, float]:

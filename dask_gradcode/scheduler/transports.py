@@ -53,12 +53,14 @@ __all__ = [
     "FuturesTransport",
     "RoundServer",
     "TransportFallbackWarning",
+    "default_transport",
     "make_transport",
 ]
 
 logger = logging.getLogger("dask_gradcode")
 
-TRANSPORTS = ("futures", "direct")
+#: The transports, the default first.
+TRANSPORTS = ("direct", "futures")
 
 #: Seconds a direct call may take to connect before the worker is called
 #: through the scheduler instead.
@@ -427,6 +429,13 @@ class DirectTransport:
                 self.client.cancel(actors)
             except Exception:  # the cluster is going away anyway
                 logger.debug("cancelling actors failed", exc_info=True)
+
+
+def default_transport() -> str:
+    """Dask's configuration value ``gradcode.transport``, else ``"direct"``."""
+    import dask.config
+
+    return str(dask.config.get("gradcode.transport", default=TRANSPORTS[0]))
 
 
 def make_transport(
