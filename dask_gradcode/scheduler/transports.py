@@ -15,7 +15,7 @@ on the same placed shards:
     workers directly -- so the scheduler is not on the round's path.  Replies
     are collected on the client's event loop as they arrive.  A worker the
     client cannot reach directly is called through the scheduler's proxy
-    instead (warned once).
+    instead (with a warning).
 
 Both hand the collection loops (:mod:`~dask_gradcode.scheduler.rounds`) an
 *arrivals* object: ``add(handle)`` and ``wait(timeout)``, which returns
@@ -311,21 +311,31 @@ class DirectTransport:
         ]
         settle(self.client, self._actors, addresses, self.timeout)
         failed = {w for w, a in enumerate(self._actors) if a.status != "finished"}
-        reachable = self.client.sync(
+        routes = self.client.sync(
             self._probe_all, [w for w in range(len(addresses)) if w not in failed]
         )
-        return failed | {w for w, ok in reachable.items() if not ok}
+        proxied = sorted(self._addresses[w] for w, r in routes.items() if r == "proxy")
+        if proxied:
+            warnings.warn(
+                f"the client cannot reach workers {proxied} directly; their "
+                "direct rounds go through the scheduler's proxy (slower). Let the "
+                "client connect to the workers' addresses, or use "
+                "transport='futures'",
+                TransportFallbackWarning,
+                stacklevel=4,
+            )
+        return failed | {w for w, route in routes.items() if route is None}
 
-    async def _probe_all(self, workers: list[int]) -> dict[int, bool]:
+    async def _probe_all(self, workers: list[int]) -> dict[int, str | None]:
         results = await asyncio.gather(*(self._probe(w) for w in workers))
         return dict(zip(workers, results, strict=True))
 
-    async def _probe(self, worker: int) -> bool:
-        """Reach ``worker``'s actor directly, else through the scheduler (warned)."""
+    async def _probe(self, worker: int) -> str | None:
+        """How ``worker``'s actor answers: "direct", "proxy" (the scheduler's), or None."""
         address = self._addresses[worker]
         self._proxied.discard(address)
-        for proxied in (False, True):
-            if proxied:
+        for route in ("direct", "proxy"):
+            if route == "proxy":
                 self._proxied.add(address)
             try:
                 kind, _ = await asyncio.wait_for(
@@ -334,18 +344,9 @@ class DirectTransport:
             except (OSError, asyncio.TimeoutError):
                 continue
             if kind == "reply":
-                if proxied:
-                    warnings.warn(
-                        f"the client cannot reach worker {address} directly; its "
-                        "direct rounds go through the scheduler's proxy (slower). "
-                        "Let the client connect to the workers' addresses, or use "
-                        "transport='futures'",
-                        TransportFallbackWarning,
-                        stacklevel=2,
-                    )
-                return True
+                return route
         self._proxied.discard(address)
-        return False
+        return None
 
     def ready(self, worker: int) -> bool:
         """Whether ``worker``'s actor is still in place."""
