@@ -2,8 +2,9 @@
 
 :class:`CodedGradient` places each data partition on the workers a
 :class:`~dask_gradcode.codes.GradientCode` assigns, once, and then computes
-``(loss, gradient)`` at any weights with one pinned task per worker, decoding
-the moment enough workers have answered.
+``(loss, gradient)`` at any weights with one call per worker (to an actor
+beside its shard, or a pinned task), decoding the moment enough workers have
+answered.
 
 One concern per module: :mod:`~.worker` (code that runs on workers),
 :mod:`~.placement` (input checks and shards), :mod:`~.rounds` (collecting a

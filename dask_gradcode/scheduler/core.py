@@ -1,9 +1,10 @@
 """``CodedGradient``: coded rounds on a Dask cluster, composed from the policy modules.
 
-A round: refresh membership (and grow the code if workers joined), submit one
-pinned task per usable worker, collect replies until they decode or the
-round's deadline passes (:mod:`~dask_gradcode.scheduler.rounds`), decode,
-release the rest.  When the workers that are left cannot decode, the code is
+A round: refresh membership (and grow the code if workers joined), start one
+call per usable worker through the transport (a direct call to its actor, or
+a pinned task: :mod:`~dask_gradcode.scheduler.transports`), collect replies
+until they decode or the round's deadline passes
+(:mod:`~dask_gradcode.scheduler.rounds`), decode, release the rest.  When the workers that are left cannot decode, the code is
 re-planned over the responsive workers (or, with ``on_failure="approximate"``,
 decoded approximately) and the round is submitted again at the same weights.
 """
