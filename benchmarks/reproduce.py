@@ -20,7 +20,7 @@ from dask_gradcode.cli import BENCHMARKS, main
 #: transport, the default before the direct one.
 PUBLISHED_OPTIONS = {
     name: ["--transport", "futures"]
-    for name in ("iteration-time", "convergence", "vs-dask-ml", "faults", "adaptive")
+    for name in ("iteration-time", "convergence", "vs-dask-ml", "adaptive")
 }
 
 
