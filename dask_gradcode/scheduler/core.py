@@ -4,9 +4,10 @@ A round: refresh membership (and grow the code if workers joined), start one
 call per usable worker through the transport (a direct call to its actor, or
 a pinned task: :mod:`~dask_gradcode.scheduler.transports`), collect replies
 until they decode or the round's deadline passes
-(:mod:`~dask_gradcode.scheduler.rounds`), decode, release the rest.  When the workers that are left cannot decode, the code is
-re-planned over the responsive workers (or, with ``on_failure="approximate"``,
-decoded approximately) and the round is submitted again at the same weights.
+(:mod:`~dask_gradcode.scheduler.rounds`), decode, release the rest.  When the
+workers that are left cannot decode, the code is re-planned over the
+responsive workers (or, with ``on_failure="approximate"``, decoded
+approximately) and the round is submitted again at the same weights.
 """
 
 from __future__ import annotations
@@ -263,7 +264,6 @@ class CodedGradient:
         self.policy = make_policy(policy)
         self.transport = transport
         self._transport = make_transport(transport, client)
-        self._no_injected_delay = straggler_model is None and bandwidth is None
         self.check_interval = float(check_interval)
         self.history: list[RoundRecord] = []
         self._data = check_data(X, y, sample_weight)
@@ -325,6 +325,11 @@ class CodedGradient:
             if self.client.status == "running":
                 background.submit(bounded_run, self.client, forget_run, self._token)
             background.shutdown(wait=False)
+
+    @property
+    def _no_injected_delay(self) -> bool:
+        """No straggler or bandwidth model: no round sleeps, none needs waking."""
+        return self.straggler_model is None and self.bandwidth is None
 
     @property
     def workers(self) -> list[str]:
@@ -846,8 +851,7 @@ class CodedGradient:
         addresses = sorted(
             {self._addresses[w] for w in [*pending.values(), *everywhere]}
         )
-        injected = self.straggler_model is not None or self.bandwidth is not None
-        wake = (self._token, submission) if injected else None
+        wake = None if self._no_injected_delay else (self._token, submission)
         transport = self._transport
         if not transport.releases_in_background:
             transport.release(handles, addresses, wake)  # does not block

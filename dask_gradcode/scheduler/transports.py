@@ -116,6 +116,7 @@ class FuturesTransport:
     """Rounds as pinned Dask tasks (every round through the scheduler)."""
 
     name = "futures"
+    releases_in_background = True  # cancelling and waking go through the scheduler
 
     def __init__(self, client: Client) -> None:
         self.client = client
@@ -161,8 +162,6 @@ class FuturesTransport:
         if wake is not None:
             bounded_run(self.client, mark_decoded, *wake, workers=addresses)
 
-    releases_in_background = True
-
     def close(self) -> None:
         """Forget the shards (their owner cancels them)."""
         self._shards = []
@@ -188,11 +187,12 @@ class RoundServer:
         separately, which costs about 70 us per argument and per worker on
         the client's event loop, more than the rest of a small round.
 
-        ``kind`` is "coded" or "sliced".  The task runs in the actor's thread, so the worker's event loop stays free for
-        heartbeats and other calls; with ``inline`` (no injected delay to
-        sleep) and a shard whose last round computed in under
-        ``INLINE_SECONDS``, on the event loop itself: handing a
-        sub-millisecond computation to a thread and back costs more than it.
+        ``kind`` is "coded" or "sliced".  The task runs in the actor's
+        thread, so the worker's event loop stays free for heartbeats and
+        other calls; with ``inline`` (no injected delay to sleep) and a shard
+        whose last round computed in under ``INLINE_SECONDS``, on the event
+        loop itself: handing a sub-millisecond computation to a thread and
+        back costs more than it.
         """
         kind, inline, args = pickle.loads(payload)
         if weights is not None:  # sent as its own frame (large weights)
@@ -258,10 +258,8 @@ class _DirectArrivals:
             outcome = (kind, pickle.loads(value) if kind == "reply" else value)
         except asyncio.CancelledError:
             return
-        except OSError:  # the connection broke: the worker is gone
+        except Exception:  # noqa: BLE001 - the connection broke or the actor is gone
             outcome = ("lost", None)
-        except Exception as error:  # noqa: BLE001 - reported, not raised here
-            outcome = ("lost", error)
         with self._condition:
             self._ready.append((call, *outcome))
             self._condition.notify_all()
