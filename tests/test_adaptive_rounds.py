@@ -6,7 +6,8 @@ import warnings
 
 import numpy as np
 import pytest
-from distributed import Client, LocalCluster
+from distributed import Client
+from local_clusters import in_process_cluster
 
 from dask_gradcode import CodedSGDClassifier, plot_rounds
 from dask_gradcode.codes import make_code
@@ -28,9 +29,7 @@ N = 6
 @pytest.fixture(scope="module")
 def client():
     with (
-        LocalCluster(
-            n_workers=N, threads_per_worker=1, processes=False, dashboard_address=None
-        ) as cluster,
+        in_process_cluster(N) as cluster,
         Client(cluster) as client,
     ):
         yield client

@@ -8,7 +8,8 @@ import time
 
 import numpy as np
 import pytest
-from distributed import Client, LocalCluster
+from distributed import Client
+from local_clusters import in_process_cluster
 
 from dask_gradcode.bench.cluster import ClusterTarget, round_trip_floor
 from dask_gradcode.bench.report import Report, markdown_table
@@ -334,9 +335,7 @@ def test_a_benchmark_without_matplotlib_fails_before_computing(monkeypatch, caps
 
 
 def test_bench_on_an_existing_cluster_by_address(tmp_path):
-    with LocalCluster(
-        n_workers=4, threads_per_worker=1, processes=False, dashboard_address=None
-    ) as cluster:
+    with in_process_cluster(4) as cluster:
         out = tmp_path / "remote"
         status = main(
             [
@@ -367,9 +366,7 @@ def test_bench_on_an_existing_cluster_by_address(tmp_path):
 
 def test_demo_on_an_existing_cluster_by_address(capsys):
     with (
-        LocalCluster(
-            n_workers=3, threads_per_worker=1, processes=False, dashboard_address=":0"
-        ) as cluster,
+        in_process_cluster(3, dashboard_address=":0") as cluster,
         Client(cluster) as client,
     ):
         status = main(
@@ -394,9 +391,7 @@ def test_demo_on_an_existing_cluster_by_address(capsys):
 
 
 def test_a_cluster_with_too_few_workers_is_a_short_error(capsys):
-    with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
-    ) as cluster:
+    with in_process_cluster(2) as cluster:
         status = main(
             [
                 "bench",

@@ -8,7 +8,8 @@ import warnings
 
 import numpy as np
 import pytest
-from distributed import Client, LocalCluster
+from distributed import Client
+from local_clusters import in_process_cluster
 from sklearn.base import clone
 from sklearn.datasets import (
     load_breast_cancer,
@@ -30,9 +31,7 @@ from dask_gradcode.stragglers import SlowWorkers
 def client():
     """One in-process cluster for the module; fits find it as the default client."""
     with (
-        LocalCluster(
-            n_workers=4, threads_per_worker=1, processes=False, dashboard_address=None
-        ) as cluster,
+        in_process_cluster(4) as cluster,
         Client(cluster) as client,
     ):
         yield client

@@ -79,6 +79,16 @@ def coded(cluster, problem, code, **options):
     return CodedGradient(cluster.client, code, X, y, "log_loss", **options)
 
 
+def exact_rounds_until_grown_back(cg, cluster, w, expected, timeout=30.0):
+    """Exact rounds until the code is back to N live workers (or ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not (
+        cg.code.n_workers == N and set(cg.workers) <= set(cluster.workers())
+    ):
+        assert_exact(cg(w), expected)
+        time.sleep(0.2)
+
+
 def pid_of(cluster, address):
     return cluster.pids()[address]
 
@@ -145,12 +155,7 @@ def test_kills_at_random_moments_never_crash_a_fit(repaired, problem, transport)
             killer.join()
             for _ in range(victims):
                 cluster.add_worker()
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and not (
-                cg.code.n_workers == N and set(cg.workers) <= set(cluster.workers())
-            ):
-                assert_exact(cg(w), expected)
-                time.sleep(0.2)
+            exact_rounds_until_grown_back(cg, cluster, w, expected)
             # grown back: every code worker is a live one, the new ones included
             assert cg.code.n_workers == N
             assert set(cg.workers) <= set(cluster.workers())
@@ -187,12 +192,7 @@ def test_split_rounds_survive_hung_and_killed_workers(
             assert_exact(cg(w), expected)
         killer.join()
         cluster.add_worker()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not (
-            cg.code.n_workers == N and set(cg.workers) <= set(cluster.workers())
-        ):
-            assert_exact(cg(w), expected)
-            time.sleep(0.2)
+        exact_rounds_until_grown_back(cg, cluster, w, expected)
         assert cg.code.n_workers == N
         assert {r.plan for r in cg.history} >= {"split"}
         assert_exact(cg(w), expected)

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from distributed import Client, LocalCluster
+from distributed import Client
+from local_clusters import in_process_cluster
 
 from dask_gradcode.codes import make_code
 from dask_gradcode.objectives import get_objective
@@ -134,14 +135,7 @@ def tls_cluster():
     from distributed.security import Security
 
     security = Security.temporary()
-    with LocalCluster(
-        n_workers=4,
-        threads_per_worker=1,
-        processes=False,
-        protocol="tls://",
-        security=security,
-        dashboard_address=None,
-    ) as cluster:
+    with in_process_cluster(4, protocol="tls://", security=security) as cluster:
         assert cluster.scheduler_address.startswith("tls://")
         yield cluster, security
 

@@ -8,7 +8,8 @@ import time
 import numpy as np
 import pytest
 import scipy.sparse
-from distributed import Client, LocalCluster
+from distributed import Client
+from local_clusters import in_process_cluster
 
 from dask_gradcode.codes import SCHEMES, make_code
 from dask_gradcode.objectives import get_objective
@@ -24,26 +25,16 @@ from dask_gradcode.stragglers import SlowWorkers, StragglerModel
 N_WORKERS = 6
 
 
-def local_cluster(n_workers=N_WORKERS, **kwargs):
-    return LocalCluster(
-        n_workers=n_workers,
-        threads_per_worker=1,
-        processes=False,
-        dashboard_address=None,
-        **kwargs,
-    )
-
-
 @pytest.fixture(scope="module")
 def client():
-    with local_cluster() as cluster, Client(cluster) as client:
+    with in_process_cluster(N_WORKERS) as cluster, Client(cluster) as client:
         yield client
 
 
 @pytest.fixture
 def own_cluster():
     """A cluster a test may damage (close workers)."""
-    with local_cluster() as cluster, Client(cluster) as client:
+    with in_process_cluster(N_WORKERS) as cluster, Client(cluster) as client:
         yield cluster, client
 
 

@@ -6,7 +6,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from distributed import Client, LocalCluster, get_task_stream
+from distributed import Client, get_task_stream
+from local_clusters import in_process_cluster
 
 from dask_gradcode import CodedSGDClassifier, CodedSGDRegressor
 from dask_gradcode.codes import make_code
@@ -30,9 +31,7 @@ N = 4
 @pytest.fixture(scope="module")
 def client():
     with (
-        LocalCluster(
-            n_workers=N, threads_per_worker=1, processes=False, dashboard_address=None
-        ) as cluster,
+        in_process_cluster(N) as cluster,
         Client(cluster) as client,
     ):
         yield client
