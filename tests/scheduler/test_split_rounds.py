@@ -7,7 +7,6 @@ import warnings
 import numpy as np
 import pytest
 from distributed import Client
-from local_clusters import in_process_cluster
 
 from dask_gradcode import CodedSGDClassifier, plot_rounds
 from dask_gradcode.codes import make_code
@@ -22,6 +21,7 @@ from dask_gradcode.scheduler import (
 )
 from dask_gradcode.scheduler.rounds import CollectedSplit
 from dask_gradcode.stragglers import FailingWorkers, SlowWorkers
+from tests.conftest import in_process_cluster
 
 N = 6
 

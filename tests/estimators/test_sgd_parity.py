@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import scipy.sparse
 from distributed import Client
-from local_clusters import in_process_cluster
 from sklearn.base import clone
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
 from sklearn.exceptions import ConvergenceWarning
@@ -29,6 +28,7 @@ from dask_gradcode import CodedSGDClassifier, CodedSGDRegressor
 from dask_gradcode.codes import make_code
 from dask_gradcode.objectives import get_objective
 from dask_gradcode.scheduler import CodedGradient
+from tests.conftest import in_process_cluster
 
 
 @pytest.fixture(scope="module", autouse=True)

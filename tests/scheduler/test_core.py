@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import scipy.sparse
 from distributed import Client
-from local_clusters import in_process_cluster
 
 from dask_gradcode.codes import SCHEMES, make_code
 from dask_gradcode.objectives import get_objective
@@ -21,6 +20,7 @@ from dask_gradcode.scheduler import (
     worker_addresses,
 )
 from dask_gradcode.stragglers import SlowWorkers, StragglerModel
+from tests.conftest import in_process_cluster
 
 N_WORKERS = 6
 

@@ -9,7 +9,6 @@ import warnings
 import numpy as np
 import pytest
 from distributed import Client
-from local_clusters import in_process_cluster
 from sklearn.base import clone
 from sklearn.datasets import (
     load_breast_cancer,
@@ -25,6 +24,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from dask_gradcode import CodedSGDClassifier, CodedSGDRegressor
 from dask_gradcode.stragglers import SlowWorkers
+from tests.conftest import in_process_cluster
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -7,7 +7,6 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 from distributed import Client, get_task_stream
-from local_clusters import in_process_cluster
 
 from dask_gradcode import CodedSGDClassifier, CodedSGDRegressor
 from dask_gradcode.codes import make_code
@@ -24,6 +23,7 @@ from dask_gradcode.scheduler.transports import (
     RoundServer,
 )
 from dask_gradcode.stragglers import SlowWorkers
+from tests.conftest import in_process_cluster
 
 N = 4
 

@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from distributed import Client
-from local_clusters import in_process_cluster
 
 from dask_gradcode.codes import make_code
 from dask_gradcode.objectives import get_objective
 from dask_gradcode.scheduler import TRANSPORTS, CodedGradient, TransportFallbackWarning
 from dask_gradcode.stragglers import SlowWorkers
+from tests.conftest import in_process_cluster
 
 DASK = shutil.which("dask", path=os.path.dirname(sys.executable))
 

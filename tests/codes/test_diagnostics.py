@@ -1,10 +1,9 @@
-"""The stability measurement and the demo and stability commands."""
+"""The stability measurement of the codes (``dask_gradcode.codes.diagnostics``)."""
 
 from __future__ import annotations
 
 import pytest
 
-from dask_gradcode.cli import main
 from dask_gradcode.codes import make_code
 from dask_gradcode.codes.diagnostics import (
     build_times,
@@ -89,42 +88,3 @@ def test_grid_and_table_cover_each_scheme_once_per_setting():
     table = stability_table(reports).splitlines()
     assert len(table) == 2 + len(reports)
     assert table[2].startswith("| ye-abbe | 10 | 1 | 1 | 2 | yes |")
-
-
-def test_stability_command_prints_the_table(capsys):
-    assert main(["stability", "--workers", "10", "20", "--sets", "5"]) == 0
-    out = capsys.readouterr().out
-    assert "| gaussian-mds | 20 | 3 | 2 |" in out
-
-
-def test_demo_trains_every_scheme_and_prints_the_table(capsys):
-    assert main(["demo", "--iterations", "3", "--delay", "0.05"]) == 0
-    out = capsys.readouterr().out
-    rows = [
-        line
-        for line in out.splitlines()
-        if line.startswith("| ") and not line.startswith("| scheme")
-    ]
-    schemes = [row.split("|")[1].strip() for row in rows]
-    assert schemes == [
-        "uncoded",
-        "ignore-stragglers",
-        "fractional-repetition",
-        "cyclic-repetition",
-        "gaussian-mds",
-        "gaussian-mds",
-    ]
-    assert "Dask dashboard:" in out
-
-
-def test_bad_options_exit_with_a_short_error(capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(["stability", "--workers", "0"])
-    assert exit_info.value.code == 2
-    assert "must be >= 1" in capsys.readouterr().err
-
-
-def test_errors_from_the_library_become_a_one_line_message(capsys):
-    assert main(["stability", "--workers", "1", "--sets", "2"]) == 2
-    last_line = capsys.readouterr().err.strip().splitlines()[-1]
-    assert last_line.startswith("dask-gradcode: error: n_stragglers=")

@@ -9,11 +9,11 @@ import time
 import numpy as np
 import pytest
 from distributed import Client
-from local_clusters import in_process_cluster
 
 from dask_gradcode.bench.cluster import ClusterTarget, round_trip_floor
 from dask_gradcode.bench.report import Report, markdown_table
 from dask_gradcode.cli import BENCHMARKS, main
+from tests.conftest import in_process_cluster
 
 pytest.importorskip("matplotlib")
 
