@@ -17,6 +17,7 @@ test: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[dev,docs]"
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir site
 	$(BIN)/python -m pytest
 
