@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import Any, cast
 
 import numpy as np
 
@@ -34,7 +35,8 @@ __all__ = [
 
 def _seed(random_state: int | None) -> int:
     if random_state is None:
-        return int(np.random.SeedSequence().entropy % (2**63))
+        # A SeedSequence made without entropy draws an int of its own.
+        return cast(int, np.random.SeedSequence().entropy) % (2**63)
     if isinstance(random_state, bool) or not isinstance(
         random_state, (int, np.integer)
     ):
@@ -55,6 +57,29 @@ def _check_non_negative(value: float, name: str) -> float:
     if not (value >= 0 and math.isfinite(value)):
         raise ValueError(f"{name} must be a finite number >= 0, got {value}")
     return value
+
+
+def _check_slowdown(
+    delay: float | None, factor: float | None
+) -> tuple[float | None, float | None]:
+    """``(delay_seconds, factor)`` of a slow worker: exactly one is given."""
+    if (delay is None) == (factor is None):
+        raise ValueError("pass exactly one of delay (seconds) or factor")
+    if factor is not None and not (factor >= 1 and math.isfinite(factor)):
+        raise ValueError(f"factor must be a finite number >= 1, got {factor}")
+    return (
+        None if delay is None else _check_non_negative(delay, "delay"),
+        None if factor is None else float(factor),
+    )
+
+
+def _slow_extra(
+    delay_seconds: float | None, factor: float | None, compute_seconds: float
+) -> float:
+    """Extra seconds of a slow worker: the fixed delay, or ``factor - 1`` times."""
+    if delay_seconds is not None:
+        return delay_seconds
+    return (cast(float, factor) - 1.0) * compute_seconds
 
 
 class StragglerModel:
@@ -186,21 +211,15 @@ class SlowWorkers(StragglerModel):
         chosen = [n_slow is not None, p is not None, workers is not None]
         if sum(chosen) != 1:
             raise ValueError("pass exactly one of n_slow, p or workers")
-        if (delay is None) == (factor is None):
-            raise ValueError("pass exactly one of delay (seconds) or factor")
+        slowdown = _check_slowdown(delay, factor)
         if n_slow is not None and (int(n_slow) != n_slow or n_slow < 0):
             raise ValueError(f"n_slow must be an integer >= 0, got {n_slow}")
         if p is not None and not 0 <= p <= 1:
             raise ValueError(f"p must be in [0, 1], got {p}")
-        if factor is not None and not (factor >= 1 and math.isfinite(factor)):
-            raise ValueError(f"factor must be a finite number >= 1, got {factor}")
         self.n_slow = None if n_slow is None else int(n_slow)
         self.p = None if p is None else float(p)
         self.workers = None if workers is None else tuple(sorted(set(workers)))
-        self.delay_seconds = (
-            None if delay is None else _check_non_negative(delay, "delay")
-        )
-        self.factor = None if factor is None else float(factor)
+        self.delay_seconds, self.factor = slowdown
 
     def slow_workers(self, iteration: int, n_workers: int) -> list[int]:
         """Which workers are slow in ``iteration``."""
@@ -213,15 +232,13 @@ class SlowWorkers(StragglerModel):
                     f"n_slow={self.n_slow} but there are only {n_workers} workers"
                 )
             return sorted(rng.choice(n_workers, self.n_slow, replace=False).tolist())
-        return np.flatnonzero(rng.random(n_workers) < self.p).tolist()
+        return np.flatnonzero(rng.random(n_workers) < cast(float, self.p)).tolist()
 
     def delay(self, iteration, worker, n_workers, compute_seconds=0.0):
         """Extra seconds if ``worker`` is slow in ``iteration``, else 0."""
         if worker not in self.slow_workers(iteration, n_workers):
             return 0.0
-        if self.delay_seconds is not None:
-            return self.delay_seconds
-        return (self.factor - 1.0) * compute_seconds
+        return _slow_extra(self.delay_seconds, self.factor, compute_seconds)
 
 
 class MarkovStragglers(StragglerModel):
@@ -262,15 +279,9 @@ class MarkovStragglers(StragglerModel):
         for name, value in (("p_slow", p_slow), ("p_recover", p_recover)):
             if not 0 <= value <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
-        if (delay is None) == (factor is None):
-            raise ValueError("pass exactly one of delay (seconds) or factor")
-        if factor is not None and not (factor >= 1 and math.isfinite(factor)):
-            raise ValueError(f"factor must be a finite number >= 1, got {factor}")
+        slowdown = _check_slowdown(delay, factor)
         self.p_slow, self.p_recover = float(p_slow), float(p_recover)
-        self.delay_seconds = (
-            None if delay is None else _check_non_negative(delay, "delay")
-        )
-        self.factor = None if factor is None else float(factor)
+        self.delay_seconds, self.factor = slowdown
         self._chains: dict[int, list[bool]] = {}
 
     def __getstate__(self) -> dict:
@@ -294,9 +305,7 @@ class MarkovStragglers(StragglerModel):
         """Extra seconds if ``worker`` is slow in ``iteration``, else 0."""
         if not self.is_slow(iteration, worker):
             return 0.0
-        if self.delay_seconds is not None:
-            return self.delay_seconds
-        return (self.factor - 1.0) * compute_seconds
+        return _slow_extra(self.delay_seconds, self.factor, compute_seconds)
 
 
 class ComputeTime:
@@ -348,7 +357,7 @@ class ComputeTime:
 
 
 def model_delay(
-    model: object,
+    model: Any,
     iteration: int,
     worker: int,
     n_workers: int,
@@ -389,7 +398,9 @@ class FailingWorkers:
         others_delay: float = 0.0,
     ) -> None:
         self.others_delay = _check_non_negative(others_delay, "others_delay")
-        self.workers = workers if workers == "all" else frozenset(workers)
+        self.workers: str | frozenset[int] = (
+            "all" if workers == "all" else frozenset(cast(Iterable[int], workers))
+        )
         # A range stays a range: membership is O(1) and it may be huge.
         self.iterations = (
             iterations
@@ -401,11 +412,7 @@ class FailingWorkers:
         self.error = error
 
     def delay(
-        self,
-        iteration: int,
-        worker: int,
-        n_workers: int,
-        compute_seconds: float = 0.0,
+        self, iteration: int, worker: int, n_workers: int, compute_seconds: float = 0.0
     ) -> float:
         """Raise for a failing ``(iteration, worker)``; else ``others_delay``."""
         failing = self.workers == "all" or worker in self.workers
@@ -416,7 +423,9 @@ class FailingWorkers:
         return 0.0 if failing else self.others_delay
 
     def __repr__(self) -> str:
-        workers = self.workers if self.workers == "all" else sorted(self.workers)
+        workers = (
+            self.workers if isinstance(self.workers, str) else sorted(self.workers)
+        )
         return f"FailingWorkers(workers={workers!r}, error={self.error.__name__})"
 
 

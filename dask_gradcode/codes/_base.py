@@ -28,6 +28,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 import numpy as np
 import scipy.linalg
@@ -41,6 +42,7 @@ from dask_gradcode.codes._validation import (
 
 __all__ = [
     "DEFAULT_RTOL",
+    "CodeOptions",
     "Decoder",
     "GradientCode",
     "InaccurateDecodeError",
@@ -58,6 +60,15 @@ UNIT_ROUNDOFF = 2.0**-53
 #: Up to this many message entries in all (2 MiB) the decode stacks them for
 #: one matrix product; beyond, it accumulates with axpy (measured crossover).
 _STACK_MAX_ELEMENTS = 2**18
+
+
+class CodeOptions(TypedDict, total=False):
+    """The keyword options every code takes (see :class:`DenseCode`)."""
+
+    requested_stragglers: int | None
+    rtol: float
+    cache_size: int
+    verify: bool
 
 
 class NotDecodableError(ValueError):

@@ -21,21 +21,23 @@ def check_positive_int(value: object, name: str, *, minimum: int = 1) -> int:
     """Return ``value`` as an int, or raise if it is not an integer >= ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
+    number = int(value)
+    if number < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
+    return number
 
 
 def check_rtol(value: object) -> float:
     """Return ``value`` as a float in ``(0, 1)``, or raise saying what works."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"rtol must be a number, got {value!r}")
-    if not 0 < value < 1:
+    number = float(value)
+    if not 0 < number < 1:
         raise ValueError(
             f"rtol must be between 0 and 1 (a relative accuracy such as 1e-8), "
             f"got {value!r}"
         )
-    return float(value)
+    return number
 
 
 def check_code_shape(
@@ -94,8 +96,10 @@ def rng_from(random_state: object) -> np.random.Generator:
     """A numpy Generator from None, an int, a SeedSequence, a Generator or a RandomState."""
     if isinstance(random_state, np.random.RandomState):
         return np.random.default_rng(random_state.randint(np.iinfo(np.int32).max))
+    if isinstance(random_state, numbers.Integral):
+        return np.random.default_rng(int(random_state))
     if random_state is None or isinstance(
-        random_state, (numbers.Integral, np.random.SeedSequence, np.random.Generator)
+        random_state, (np.random.SeedSequence, np.random.Generator)
     ):
         return np.random.default_rng(random_state)
     raise TypeError(

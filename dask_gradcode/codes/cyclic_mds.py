@@ -18,10 +18,15 @@ sizes are refused when the code is built.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from dask_gradcode.codes._base import DenseCode
+from dask_gradcode.codes._base import CodeOptions, DenseCode
 from dask_gradcode.codes.repetition import cyclic_supports
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["CyclicMDSCode", "cyclic_mds_codeword"]
 
@@ -74,7 +79,9 @@ class CyclicMDSCode(DenseCode):
     scheme = "cyclic-mds"
     _rotation_invariant = True
 
-    def __init__(self, n_workers: int, n_stragglers: int, **kwargs: object) -> None:
+    def __init__(
+        self, n_workers: int, n_stragglers: int, **kwargs: Unpack[CodeOptions]
+    ) -> None:
         n, s = n_workers, n_stragglers
         codeword = cyclic_mds_codeword(n, s)
         encoding = np.zeros((n, n, 1))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -207,7 +207,7 @@ def stability_grid(
     ``m = 1``.  Codes are built without the build-time check so that refused
     sizes are measured too (``accepted`` says which).
     """
-    grid = [
+    grid: Iterable[tuple[str, int, int]] = [
         (scheme, n, m)
         for n in n_workers
         for m in comm_reductions
@@ -302,13 +302,13 @@ def build_times(
     """
     from dask_gradcode.codes import make_code
 
-    rows = []
+    rows: list[dict[str, float | int | str | bool]] = []
     for n in n_workers:
         for fraction, m in shapes:
             s = max(1, round(fraction * n))
             if s + m > n:
                 continue
-            times, code = [], None
+            times = []
             for _ in range(repeats):
                 start = time.perf_counter()
                 code = make_code(scheme, n, s, m, random_state=random_state)
@@ -341,7 +341,7 @@ def load_against_optimum(
     """
     from dask_gradcode.codes import make_code
 
-    rows = []
+    rows: list[dict[str, float | int | str]] = []
     for s, m in shapes:
         d = s + m
         generator = np.random.default_rng(random_state).standard_normal((m, d))

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from dask_gradcode.codes._base import DEFAULT_RTOL, DenseCode
+from dask_gradcode.codes._base import DEFAULT_RTOL, CodeOptions, DenseCode
 from dask_gradcode.codes._grouped import GroupedCode
 from dask_gradcode.codes._validation import check_load_fits, rng_from
 from dask_gradcode.codes.linear import GeneratorGroup, group_sizes, pseudo_inverse
@@ -93,12 +93,14 @@ def _window_null_spaces(evaluation: np.ndarray, spare: int) -> np.ndarray:
         slot_rows = np.empty(spare, dtype=np.intp)  # worker in each slot of P
         for worker in range(1, spare + 1):
             slot_rows[worker % spare] = worker % g
-        inverse = current = None
+        # Both are set at j = 0, which always refactorises.
+        inverse = np.empty((spare, spare))
+        current = np.empty((spare, m))
         for j in range(g):
             if j:  # worker j leaves the window, worker j + spare joins
                 slot, leaving, joining = j % spare, j, (j + spare) % g
                 slot_rows[slot] = joining
-            refresh = j % REFACTOR_EVERY == 0 or inverse is None
+            refresh = j % REFACTOR_EVERY == 0
             if not refresh:
                 delta = square[joining] - square[leaving]
                 z = inverse[:, slot].copy()
@@ -272,7 +274,7 @@ class GaussianMDSCode(GroupedCode):
         if n_candidates < 1:
             raise ValueError(f"n_candidates must be >= 1, got {n_candidates}")
         rng = rng_from(random_state)
-        common = {"rtol": rtol, "cache_size": cache_size}
+        common: CodeOptions = {"rtol": rtol, "cache_size": cache_size}
         sizes = optimal_group_sizes(n, load)
         parts = self._optimal_parts(n, s, m, sizes, rng, n_candidates, common)
         if parts is None:
@@ -292,7 +294,13 @@ class GaussianMDSCode(GroupedCode):
             self.layout = (
                 f"{len(sizes)} groups of sizes {_sizes(sizes)}, data shared by size"
             )
-        self._init_groups(parts, requested_stragglers=s, verify=verify, **common)
+        self._init_groups(
+            parts,
+            requested_stragglers=s,
+            rtol=rtol,
+            cache_size=cache_size,
+            verify=verify,
+        )
 
     def _optimal_parts(
         self,
@@ -302,7 +310,7 @@ class GaussianMDSCode(GroupedCode):
         sizes: list[int],
         rng: np.random.Generator,
         n_candidates: int,
-        common: dict[str, Any],
+        common: CodeOptions,
     ) -> list[tuple[DenseCode, float]] | None:
         load = s + m
         codes: dict[int, DenseCode] = {}
@@ -327,7 +335,7 @@ class GaussianMDSCode(GroupedCode):
         load: int,
         rng: np.random.Generator,
         n_candidates: int,
-        common: dict[str, Any],
+        common: CodeOptions,
     ) -> GeneratorGroup:
         budget = _probe_budget(m, load)
         # Large generators are costly to probe: fewer candidates.
@@ -340,13 +348,13 @@ class GaussianMDSCode(GroupedCode):
 
     @staticmethod
     def _generator_group(
-        generator: np.ndarray, tolerance: int, common: dict[str, Any]
+        generator: np.ndarray, tolerance: int, common: CodeOptions
     ) -> GeneratorGroup:
         return GeneratorGroup(generator, tolerance, mds=True, verify=False, **common)
 
     @staticmethod
     def _cyclic_group(
-        size: int, s: int, m: int, rng: np.random.Generator, common: dict[str, Any]
+        size: int, s: int, m: int, rng: np.random.Generator, common: CodeOptions
     ) -> CyclicGaussianGroup | None:
         """The best of a few draws by their worst probed set, or None if all miss."""
         budget = _probe_budget(m, size - s)

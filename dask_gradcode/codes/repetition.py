@@ -6,10 +6,15 @@ Fractional and cyclic repetition follow Tandon, Lei, Dimakis & Karampatziakis,
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from dask_gradcode.codes._base import Decoder, DenseCode
+from dask_gradcode.codes._base import CodeOptions, Decoder, DenseCode
 from dask_gradcode.codes._validation import rng_from
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = [
     "CyclicRepetitionCode",
@@ -43,7 +48,7 @@ class UncodedCode(DenseCode):
 
     scheme = "uncoded"
 
-    def __init__(self, n_workers: int, **kwargs: object) -> None:
+    def __init__(self, n_workers: int, **kwargs: Unpack[CodeOptions]) -> None:
         super().__init__(
             n_stragglers=0,
             supports=[[i] for i in range(n_workers)],
@@ -80,7 +85,9 @@ class IgnoreStragglersCode(DenseCode):
     scheme = "ignore-stragglers"
     approximate_scheme = True
 
-    def __init__(self, n_workers: int, n_stragglers: int, **kwargs: object) -> None:
+    def __init__(
+        self, n_workers: int, n_stragglers: int, **kwargs: Unpack[CodeOptions]
+    ) -> None:
         super().__init__(
             n_stragglers=n_stragglers,
             supports=[[i] for i in range(n_workers)],
@@ -117,7 +124,9 @@ class FractionalRepetitionCode(DenseCode):
 
     scheme = "fractional-repetition"
 
-    def __init__(self, n_workers: int, n_stragglers: int, **kwargs: object) -> None:
+    def __init__(
+        self, n_workers: int, n_stragglers: int, **kwargs: Unpack[CodeOptions]
+    ) -> None:
         group = n_stragglers + 1
         if n_workers % group:
             valid = [s for s in range(n_workers) if n_workers % (s + 1) == 0]
@@ -193,7 +202,7 @@ class CyclicRepetitionCode(DenseCode):
         n_stragglers: int,
         *,
         random_state: object = None,
-        **kwargs: object,
+        **kwargs: Unpack[CodeOptions],
     ) -> None:
         n, s = n_workers, n_stragglers
         rng = rng_from(random_state)
