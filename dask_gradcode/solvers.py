@@ -23,6 +23,8 @@ from dask_gradcode.objectives import ElasticNet
 __all__ = ["LEARNING_RATES", "SOLVERS", "Diverged", "SolverResult", "minimize"]
 
 LossAndGradient = Callable[[np.ndarray], tuple[float, np.ndarray]]
+#: ``callback(iteration, w, objective)``; a true result stops the solver.
+Callback = Callable[[int, np.ndarray, float], bool | None]
 
 SOLVERS = ("gd", "nesterov", "lbfgs")
 #: ``"auto"`` is a backtracking line search; the others follow scikit-learn's SGD.
@@ -115,7 +117,7 @@ def minimize(
     eta0: float = 0.01,
     power_t: float = 0.25,
     t0: int = 1,
-    callback: Callable[[int, np.ndarray, float], bool | None] | None = None,
+    callback: Callback | None = None,
 ) -> SolverResult:
     """Minimise ``f(w) + penalty(w)`` given ``fun(w) = (f(w), grad f(w))``.
 
@@ -190,21 +192,19 @@ def minimize(
         )
     else:
         result = _scheduled(
-            smooth,
-            x0,
-            max_iter,
-            stall,
-            callback,
-            t0,
-            learning_rate,
-            eta0,
-            power_t,
+            smooth, x0, max_iter, stall, callback, t0, learning_rate, eta0, power_t
         )
     result.t = t0 + result.n_iter
     return result
 
 
-def _lbfgs(smooth, x0, max_iter, stall, callback) -> SolverResult:
+def _lbfgs(
+    smooth: _Counted,
+    x0: np.ndarray,
+    max_iter: int,
+    stall: _Stall,
+    callback: Callback | None,
+) -> SolverResult:
     if smooth.penalty.l1_strength > 0:
         raise ValueError(
             "solver='lbfgs' needs a smooth penalty; use penalty='l2' or None, or "
@@ -214,10 +214,10 @@ def _lbfgs(smooth, x0, max_iter, stall, callback) -> SolverResult:
     last = {"value": math.nan}
     stopped = {"early": False}
 
-    def record(w: np.ndarray) -> None:
+    def record(xk: np.ndarray) -> None:  # scipy's name for the current point
         objectives.append(last["value"])
         smooth.iteration = len(objectives)
-        if callback is not None and callback(len(objectives), w, last["value"]):
+        if callback is not None and callback(len(objectives), xk, last["value"]):
             stopped["early"] = True
             raise StopIteration  # scipy ends the run and returns the current point
         if stall.update(last["value"]):
@@ -271,7 +271,13 @@ class _Stall:
 
 
 def _proximal(
-    smooth, x0, max_iter, stall, callback, *, accelerated: bool
+    smooth: _Counted,
+    x0: np.ndarray,
+    max_iter: int,
+    stall: _Stall,
+    callback: Callback | None,
+    *,
+    accelerated: bool,
 ) -> SolverResult:
     """Proximal gradient with backtracking on ``L``.
 
@@ -334,15 +340,15 @@ DIVERGENCE_FACTOR = 1e8
 
 
 def _scheduled(
-    smooth,
-    x0,
-    max_iter,
-    stall,
-    callback,
-    t0,
-    learning_rate,
-    eta0,
-    power_t,
+    smooth: _Counted,
+    x0: np.ndarray,
+    max_iter: int,
+    stall: _Stall,
+    callback: Callback | None,
+    t0: int,
+    learning_rate: str,
+    eta0: float,
+    power_t: float,
 ) -> SolverResult:
     """Proximal gradient steps with scikit-learn's SGD learning-rate schedules.
 
