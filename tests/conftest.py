@@ -1,10 +1,46 @@
-"""Shared test settings: every random thing is seeded."""
+"""Shared test settings, clusters and data: every random thing is seeded.
+
+What is here, and when to use which
+-----------------------------------
+Clusters (all in-process: ``LocalCluster(n_workers, threads_per_worker=1,
+processes=False, dashboard_address=None)``):
+
+- ``client`` (fixture, module scope): one client to a cluster shared by every
+  test of a module.  Its size is the module's ``N_WORKERS`` constant (4 when
+  the module has none).  Use it for tests that leave the cluster as they found
+  it.  A module whose estimators must find it as the default client asks for
+  it in every test with ``pytestmark = pytest.mark.usefixtures("client")``.
+- ``own_cluster`` (fixture, function scope): a fresh ``(cluster, client)`` of
+  the module's ``N_WORKERS`` size for one test that damages it (closes or
+  retires workers).
+- ``local_client`` (fixture, function scope): the factory behind both, for a
+  test that needs another size or other cluster options:
+  ``cluster, client = local_client(3, dashboard_address=":0")``; everything it
+  made is closed when the test ends.
+- ``in_process_cluster`` (plain function): the cluster alone, as a context
+  manager, for a fixture of wider scope or a cluster a test connects to
+  itself (with its own security, for example).
+
+Data:
+
+- ``binary_problem`` (plain function): a seeded linear classification problem
+  ``(X, y, w)``; a module wraps it in its own module-scoped ``data`` fixture
+  so that each module states its seed and shape in one line.
+
+Suites that start real ``dask scheduler`` / ``dask worker`` processes carry
+the ``worker_processes`` marker (registered in ``pyproject.toml``); they run
+in the default invocation, and ``-m "not worker_processes"`` leaves them out.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from typing import Any
 
-from distributed import LocalCluster
+import numpy as np
+import pytest
+from distributed import Client, LocalCluster
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
@@ -17,10 +53,97 @@ settings.register_profile(
 )
 settings.load_profile("repeatable")
 
+DEFAULT_WORKERS = 4
+"""Workers of the ``client`` and ``own_cluster`` fixtures when a module sets no
+``N_WORKERS``."""
+
 
 def in_process_cluster(n_workers: int, **options: Any) -> LocalCluster:
-    """Single-thread in-process workers, no dashboard unless ``options`` ask."""
+    """A LocalCluster of ``n_workers`` single-thread in-process workers.
+
+    No dashboard unless ``options`` ask for one (``dashboard_address=":0"``);
+    any other ``options`` (``protocol``, ``security``, ...) go to
+    ``LocalCluster``.  Use it as a context manager, which closes it.
+    """
     options.setdefault("dashboard_address", None)
     return LocalCluster(
         n_workers=n_workers, threads_per_worker=1, processes=False, **options
     )
+
+
+def binary_problem(
+    seed: int,
+    n_samples: int,
+    n_features: int,
+    *,
+    noise: bool = True,
+    positive_rate: float | None = None,
+    weight_scale: float = 0.3,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A seeded binary classification problem ``(X, y, w)``.
+
+    Draws, in this order, from ``np.random.default_rng(seed)``: ``X``
+    (standard normal, ``n_samples x n_features``); the labels; the weights
+    ``w`` at which tests evaluate gradients (standard normal times
+    ``weight_scale``).
+
+    The labels are ``y = (X @ b + e > 0)`` for a standard normal ``b`` and,
+    when ``noise``, standard normal noise ``e`` (no noise: ``e = 0``, the
+    classes are separable).  With ``positive_rate`` they are instead
+    independent of ``X``: ``y = (u < positive_rate)`` for uniform ``u``.
+    Labels are floats (0.0 / 1.0).
+    """
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n_samples, n_features))
+    if positive_rate is not None:
+        y = (rng.random(n_samples) < positive_rate).astype(float)
+    else:
+        margin = X @ rng.standard_normal(n_features)
+        if noise:
+            margin = margin + rng.standard_normal(n_samples)
+        y = (margin > 0).astype(float)
+    w = rng.standard_normal(n_features) * weight_scale
+    return X, y, w
+
+
+LocalClientFactory = Callable[..., tuple[LocalCluster, Client]]
+
+
+@pytest.fixture
+def local_client() -> Iterator[LocalClientFactory]:
+    """Factory: ``local_client(n_workers, **options) -> (cluster, client)``.
+
+    Each call starts an :func:`in_process_cluster` with ``options`` and a
+    ``Client`` to it (the newest client is the default one); all of them are
+    closed, clients first, when the test ends.
+    """
+    with ExitStack() as stack:
+
+        def start(n_workers: int, **options: Any) -> tuple[LocalCluster, Client]:
+            cluster = stack.enter_context(in_process_cluster(n_workers, **options))
+            client = stack.enter_context(Client(cluster))
+            return cluster, client
+
+        yield start
+
+
+def _module_workers(request: pytest.FixtureRequest) -> int:
+    return getattr(request.module, "N_WORKERS", DEFAULT_WORKERS)
+
+
+@pytest.fixture(scope="module")
+def client(request: pytest.FixtureRequest) -> Iterator[Client]:
+    """A client to ``N_WORKERS`` in-process workers, shared by the module."""
+    with (
+        in_process_cluster(_module_workers(request)) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
+
+
+@pytest.fixture
+def own_cluster(
+    request: pytest.FixtureRequest, local_client: LocalClientFactory
+) -> tuple[LocalCluster, Client]:
+    """A fresh ``(cluster, client)`` of ``N_WORKERS`` for a test that damages it."""
+    return local_client(_module_workers(request))

@@ -8,7 +8,6 @@ import time
 import numpy as np
 import pytest
 import scipy.sparse
-from distributed import Client
 
 from dask_gradcode.codes import SCHEMES, make_code
 from dask_gradcode.objectives import get_objective
@@ -20,31 +19,15 @@ from dask_gradcode.scheduler import (
     worker_addresses,
 )
 from dask_gradcode.stragglers import SlowWorkers, StragglerModel
-from tests.conftest import in_process_cluster
+from tests.conftest import binary_problem
 
+# `client` (shared) and `own_cluster` (one test's) have N_WORKERS workers.
 N_WORKERS = 6
 
 
 @pytest.fixture(scope="module")
-def client():
-    with in_process_cluster(N_WORKERS) as cluster, Client(cluster) as client:
-        yield client
-
-
-@pytest.fixture
-def own_cluster():
-    """A cluster a test may damage (close workers)."""
-    with in_process_cluster(N_WORKERS) as cluster, Client(cluster) as client:
-        yield cluster, client
-
-
-@pytest.fixture(scope="module")
 def data():
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((600, 8))
-    y = (X @ rng.standard_normal(8) + rng.standard_normal(600) > 0).astype(float)
-    w = rng.standard_normal(8) * 0.3
-    return X, y, w
+    return binary_problem(seed=0, n_samples=600, n_features=8)
 
 
 def reference(X, y, w, loss="log_loss", sample_weight=None):

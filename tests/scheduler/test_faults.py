@@ -32,13 +32,17 @@ from dask_gradcode.scheduler import (
 )
 from dask_gradcode.scheduler.transports import _FutureArrivals
 from dask_gradcode.stragglers import FailingWorkers
+from tests.conftest import binary_problem
 
 N = 5
 
-pytestmark = pytest.mark.filterwarnings(
-    "ignore::dask_gradcode.scheduler.WorkerFailureWarning",
-    "ignore::dask_gradcode.scheduler.WorkerErrorWarning",
-)
+pytestmark = [
+    pytest.mark.worker_processes,
+    pytest.mark.filterwarnings(
+        "ignore::dask_gradcode.scheduler.WorkerFailureWarning",
+        "ignore::dask_gradcode.scheduler.WorkerErrorWarning",
+    ),
+]
 
 
 @pytest.fixture(scope="module")
@@ -59,10 +63,9 @@ def repaired(cluster):
 
 @pytest.fixture(scope="module")
 def problem():
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((600, 6))
-    y = (rng.random(600) < 0.4).astype(float)
-    w = rng.standard_normal(6) * 0.2
+    X, y, w = binary_problem(
+        seed=0, n_samples=600, n_features=6, positive_rate=0.4, weight_scale=0.2
+    )
     return X, y, w, get_objective("log_loss").value_and_gradient(w, X, y)
 
 

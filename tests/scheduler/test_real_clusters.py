@@ -19,16 +19,15 @@ from dask_gradcode.codes import make_code
 from dask_gradcode.objectives import get_objective
 from dask_gradcode.scheduler import TRANSPORTS, CodedGradient, TransportFallbackWarning
 from dask_gradcode.stragglers import SlowWorkers
-from tests.conftest import in_process_cluster
+from tests.conftest import binary_problem, in_process_cluster
 
 DASK = shutil.which("dask", path=os.path.dirname(sys.executable))
 
 
 def problem(seed=0):
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((400, 6))
-    y = (rng.random(400) < 0.4).astype(float)
-    w = rng.standard_normal(6) * 0.2
+    X, y, w = binary_problem(
+        seed=seed, n_samples=400, n_features=6, positive_rate=0.4, weight_scale=0.2
+    )
     return X, y, w, get_objective("log_loss").value_and_gradient(w, X, y)
 
 
@@ -124,6 +123,7 @@ def process_cluster(tmp_path: Path):
                 process.kill()
 
 
+@pytest.mark.worker_processes
 def test_coded_rounds_on_separate_scheduler_and_worker_processes(process_cluster):
     run_rounds(process_cluster, 3)
 
@@ -146,6 +146,7 @@ def test_coded_rounds_on_a_tls_secured_cluster(tls_cluster):
         run_rounds(client, 4)
 
 
+@pytest.mark.worker_processes
 def test_bench_runs_on_a_cluster_named_by_its_scheduler_file(process_cluster, tmp_path):
     from dask_gradcode.cli import main
 

@@ -6,7 +6,6 @@ import warnings
 
 import numpy as np
 import pytest
-from distributed import Client
 
 from dask_gradcode import CodedSGDClassifier, plot_rounds
 from dask_gradcode.codes import make_code
@@ -21,27 +20,15 @@ from dask_gradcode.scheduler import (
 )
 from dask_gradcode.scheduler.rounds import CollectedSplit
 from dask_gradcode.stragglers import FailingWorkers, SlowWorkers
-from tests.conftest import in_process_cluster
+from tests.conftest import binary_problem
 
-N = 6
-
-
-@pytest.fixture(scope="module")
-def client():
-    with (
-        in_process_cluster(N) as cluster,
-        Client(cluster) as client,
-    ):
-        yield client
+# The shared `client` has N_WORKERS workers.
+N_WORKERS = 6
 
 
 @pytest.fixture(scope="module")
 def data():
-    rng = np.random.default_rng(3)
-    X = rng.standard_normal((1203, 7))
-    y = (X @ rng.standard_normal(7) > 0).astype(float)
-    w = rng.standard_normal(7) * 0.3
-    return X, y, w
+    return binary_problem(seed=3, n_samples=1203, n_features=7, noise=False)
 
 
 def expected(X, y, w, sample_weight=None):
@@ -59,7 +46,7 @@ def assert_exact(result, reference):
 def test_split_and_adaptive_rounds_are_exact(client, data, scheme, policy, transport):
     X, y, w = data
     weights = np.random.default_rng(0).uniform(0.5, 2, len(y))
-    code = make_code(scheme, N, 2, 1, random_state=0)
+    code = make_code(scheme, N_WORKERS, 2, 1, random_state=0)
     with CodedGradient(
         client,
         code,
@@ -79,13 +66,13 @@ def test_split_and_adaptive_rounds_are_exact(client, data, scheme, policy, trans
     for record in cg.history:
         assert record.exact
         if record.plan == "split":
-            assert set(record.response_seconds) <= set(range(N))
-            assert record.bytes_received == 8 * (1 + X.shape[1]) * N
+            assert set(record.response_seconds) <= set(range(N_WORKERS))
+            assert record.bytes_received == 8 * (1 + X.shape[1]) * N_WORKERS
 
 
 def test_split_mini_batches_equal_the_coded_ones(client, data):
     X, y, w = data
-    code = make_code("gaussian-mds", N, 2, 1, random_state=0)
+    code = make_code("gaussian-mds", N_WORKERS, 2, 1, random_state=0)
     results = {}
     for policy in ("static", "speculative"):
         with CodedGradient(client, code, X, y, "log_loss", policy=policy) as cg:
@@ -108,7 +95,7 @@ def test_a_late_worker_is_backed_up_and_recorded(
     client, data, scheme, stragglers, transport
 ):
     X, y, w = data
-    code = make_code(scheme, N, stragglers, 1, random_state=0)
+    code = make_code(scheme, N_WORKERS, stragglers, 1, random_state=0)
     model = SlowWorkers(workers=[2], delay=5.0)  # far later than any backup
     with CodedGradient(
         client,
@@ -134,7 +121,7 @@ def test_a_late_worker_is_backed_up_and_recorded(
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_a_raising_worker_is_backed_up_with_a_warning(client, data, transport):
     X, y, w = data
-    code = make_code("gaussian-mds", N, 2, 1, random_state=0)
+    code = make_code("gaussian-mds", N_WORKERS, 2, 1, random_state=0)
     # The others are late, so the error arrives before any share: its rows
     # queue behind a busy holder.
     model = FailingWorkers([4], iterations=[0], others_delay=0.3)
@@ -159,7 +146,7 @@ def test_a_raising_worker_is_backed_up_with_a_warning(client, data, transport):
 
 def test_an_uncovered_split_round_runs_again_coded(client, data, monkeypatch):
     X, y, w = data
-    code = make_code("gaussian-mds", N, 2, 1, random_state=0)
+    code = make_code("gaussian-mds", N_WORKERS, 2, 1, random_state=0)
 
     def nothing_covered(shares, submit, code, **kwargs):
         return CollectedSplit(lost={0, 1, 2})
@@ -176,7 +163,7 @@ def test_an_uncovered_split_round_runs_again_coded(client, data, monkeypatch):
 def test_replies_that_miss_rows_are_never_summed(client, data, monkeypatch):
     """A split round whose replies do not cover each row once runs coded."""
     X, y, w = data
-    code = make_code("gaussian-mds", N, 2, 1, random_state=0)
+    code = make_code("gaussian-mds", N_WORKERS, 2, 1, random_state=0)
     real = core.collect_split
 
     def one_share_counted_twice(shares, submit, code, **kwargs):
@@ -205,7 +192,7 @@ def test_adaptive_reaches_the_estimator_and_the_plot(client, data, tmp_path):
         warnings.simplefilter("ignore")
         clf = CodedSGDClassifier(
             loss="log_loss",
-            n_workers=N,
+            n_workers=N_WORKERS,
             n_stragglers=2,
             scheme="gaussian-mds",
             policy="adaptive",
@@ -216,12 +203,12 @@ def test_adaptive_reaches_the_estimator_and_the_plot(client, data, tmp_path):
     assert len(clf.rounds_) >= len(clf.history_)
     assert {r.plan for r in clf.rounds_} <= {"coded", "split"}
     matrix = rounds_matrix(clf.rounds_)
-    assert matrix["response"].shape == (N, len(clf.rounds_))
+    assert matrix["response"].shape == (N_WORKERS, len(clf.rounds_))
     figure = plot_rounds(clf.rounds_, title="test")
     figure.savefig(tmp_path / "rounds.png")
     assert (tmp_path / "rounds.png").stat().st_size > 10_000
     with pytest.raises(ValueError, match="policy"):
-        CodedSGDClassifier(policy="fastest", n_workers=N).fit(X, y)
+        CodedSGDClassifier(policy="fastest", n_workers=N_WORKERS).fit(X, y)
 
 
 def test_rounds_matrix_marks_late_and_failed_workers():
@@ -255,7 +242,7 @@ def test_rounds_matrix_marks_late_and_failed_workers():
 
 def test_a_bad_policy_is_refused(client, data):
     X, y, _ = data
-    code = make_code("gaussian-mds", N, 2, 1, random_state=0)
+    code = make_code("gaussian-mds", N_WORKERS, 2, 1, random_state=0)
     with pytest.raises(ValueError, match="adaptive"):
         CodedGradient(client, code, X, y, "log_loss", policy="fastest")
 
@@ -306,7 +293,7 @@ def test_the_policy_changes_the_time_not_the_model(client, data, params):
             warnings.simplefilter("ignore")
             model = CodedSGDClassifier(
                 loss="log_loss",
-                n_workers=N,
+                n_workers=N_WORKERS,
                 n_stragglers=1,
                 scheme="cyclic-repetition",
                 policy=policy,

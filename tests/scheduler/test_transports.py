@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from distributed import Client, get_task_stream
+from distributed import get_task_stream
 
 from dask_gradcode import CodedSGDClassifier, CodedSGDRegressor
 from dask_gradcode.codes import make_code
@@ -23,26 +23,15 @@ from dask_gradcode.scheduler.transports import (
     RoundServer,
 )
 from dask_gradcode.stragglers import SlowWorkers
-from tests.conftest import in_process_cluster
+from tests.conftest import binary_problem
 
-N = 4
-
-
-@pytest.fixture(scope="module")
-def client():
-    with (
-        in_process_cluster(N) as cluster,
-        Client(cluster) as client,
-    ):
-        yield client
+# The shared `client` has N_WORKERS workers.
+N_WORKERS = 4
 
 
 @pytest.fixture(scope="module")
 def data():
-    rng = np.random.default_rng(11)
-    X = rng.standard_normal((800, 5))
-    y = (X @ rng.standard_normal(5) + rng.standard_normal(800) > 0).astype(float)
-    return X, y, rng.standard_normal(5) * 0.3
+    return binary_problem(seed=11, n_samples=800, n_features=5)
 
 
 def reference(X, y, w):
@@ -60,7 +49,7 @@ def round_keys(tasks):
 
 def test_direct_rounds_bypass_the_scheduler_and_futures_rounds_do_not(client, data):
     X, y, w = data
-    code = make_code("gaussian-mds", N, 1, 1, random_state=0)
+    code = make_code("gaussian-mds", N_WORKERS, 1, 1, random_state=0)
     seen = {}
     for transport in TRANSPORTS:
         with (
@@ -70,7 +59,7 @@ def test_direct_rounds_bypass_the_scheduler_and_futures_rounds_do_not(client, da
             for _ in range(3):
                 assert_exact(cg(w), reference(X, y, w))
         seen[transport] = round_keys(stream.data)
-    assert len(seen["futures"]) >= 3 * (N - 1)  # one task per worker per round
+    assert len(seen["futures"]) >= 3 * (N_WORKERS - 1)  # one task per worker per round
     assert not seen["direct"]  # actor calls: no task on the scheduler
 
 
@@ -84,7 +73,7 @@ def test_an_unreachable_worker_is_called_through_the_scheduler(
         raise OSError(f"no route to {address}")
 
     monkeypatch.setattr(DirectTransport, "_connection", refuse)
-    code = make_code("gaussian-mds", N, 1, 1, random_state=0)
+    code = make_code("gaussian-mds", N_WORKERS, 1, 1, random_state=0)
     cg = CodedGradient(client, code, X, y, "log_loss", transport="direct")
     with pytest.warns(TransportFallbackWarning, match="scheduler's proxy"):
         cg.__enter__()
@@ -96,7 +85,7 @@ def test_an_unreachable_worker_is_called_through_the_scheduler(
 
 def test_injected_delays_end_as_soon_as_a_direct_round_decodes(client, data):
     X, y, w = data
-    code = make_code("gaussian-mds", N, 1, 1, random_state=0)
+    code = make_code("gaussian-mds", N_WORKERS, 1, 1, random_state=0)
     model = SlowWorkers(workers=[0], delay=30.0)
     with CodedGradient(
         client, code, X, y, "log_loss", straggler_model=model, transport="direct"
@@ -167,7 +156,9 @@ def test_estimators_fit_the_same_model_with_either_transport(client, data, estim
     target = y if estimator is CodedSGDClassifier else X @ np.arange(5.0)
     coefs = {}
     for transport in TRANSPORTS:
-        model = estimator(n_workers=N, max_iter=20, random_state=0, transport=transport)
+        model = estimator(
+            n_workers=N_WORKERS, max_iter=20, random_state=0, transport=transport
+        )
         with client.as_current():
             model.fit(X, target)
         coefs[transport] = model.coef_
@@ -176,7 +167,7 @@ def test_estimators_fit_the_same_model_with_either_transport(client, data, estim
 
 def test_a_bad_transport_is_refused(client, data):
     X, y, _ = data
-    code = make_code("gaussian-mds", N, 1, 1, random_state=0)
+    code = make_code("gaussian-mds", N_WORKERS, 1, 1, random_state=0)
     with pytest.raises(
         ValueError, match=r"transport must be one of \['direct', 'futures'\]"
     ):
@@ -191,7 +182,7 @@ def test_the_default_transport_comes_from_dask_config(client, data):
     from dask_gradcode.cli import build_parser
 
     X, y, w = data
-    code = make_code("gaussian-mds", N, 1, 1, random_state=0)
+    code = make_code("gaussian-mds", N_WORKERS, 1, 1, random_state=0)
     assert CodedGradient(client, code, X, y, "log_loss").transport == "direct"
     with dask.config.set({"gradcode.transport": "futures"}):
         with CodedGradient(client, code, X, y, "log_loss") as cg:
