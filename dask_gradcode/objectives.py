@@ -107,7 +107,9 @@ class Objective:
         return float(losses.sum()), gradient
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
+        # An objective is its parameters (as for ``==``): ``Huber(epsilon=0.1)``.
+        fields = ", ".join(f"{name}={value!r}" for name, value in vars(self).items())
+        return f"{type(self).__name__}({fields})"
 
     def __eq__(self, other: object) -> bool:
         return type(self) is type(other) and vars(self) == vars(other)
@@ -243,9 +245,6 @@ class Huber(Objective):
         slopes = np.where(inside, residual, eps * np.sign(residual))
         return losses, slopes
 
-    def __repr__(self) -> str:
-        return f"Huber(epsilon={self.epsilon})"
-
 
 class EpsilonInsensitive(Objective):
     """``max(0, |z - y| - epsilon)``: errors below ``epsilon`` cost nothing.
@@ -269,9 +268,6 @@ class EpsilonInsensitive(Objective):
         active = excess > 0
         return np.where(active, excess, 0.0), np.where(active, np.sign(residual), 0.0)
 
-    def __repr__(self) -> str:
-        return f"EpsilonInsensitive(epsilon={self.epsilon})"
-
 
 class SquaredEpsilonInsensitive(EpsilonInsensitive):
     """``max(0, |z - y| - epsilon)^2``.
@@ -288,9 +284,6 @@ class SquaredEpsilonInsensitive(EpsilonInsensitive):
         residual = z - y
         excess = np.maximum(np.abs(residual) - self.epsilon, 0.0)
         return excess**2, 2.0 * np.sign(residual) * excess
-
-    def __repr__(self) -> str:
-        return f"SquaredEpsilonInsensitive(epsilon={self.epsilon})"
 
 
 class SignedTargets(Objective):
