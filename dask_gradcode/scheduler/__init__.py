@@ -6,17 +6,25 @@
 beside its shard, or a pinned task), decoding the moment enough workers have
 answered.
 
-One concern per module: :mod:`~.worker` (code that runs on workers),
-:mod:`~.placement` (input checks and shards), :mod:`~.rounds` (collecting a
-round's replies until decodable or its deadline), :mod:`~.membership`
-(liveness, hung workers, strikes, deadlines, re-planning), :mod:`~.clients`
-(which client, bounded calls to the cluster), :mod:`~.plans` (what each
-worker computes in a round: the policies), :mod:`~.records` (what a round
-reports), :mod:`~.transports` (how a round's tasks reach the workers: pinned
-futures, or direct calls to one actor per worker) and :mod:`~.core`
-(:class:`CodedGradient`, composing them).
+One concern per module (``docs/architecture.md`` shows how a round flows
+through them): :mod:`~.core` (:class:`CodedGradient`, the façade: settings,
+lifecycle, the attempt loop), :mod:`~.settings` (checking its arguments),
+:mod:`~.layout` (which worker holds which shard: placement, re-plans,
+growth), :mod:`~.executors` (running a coded or a split round),
+:mod:`~.rounds` (collecting a round's replies until decodable or its
+deadline), :mod:`~.judging` (pure decisions: decode, re-plan or raise; whom
+to re-plan onto), :mod:`~.feedback` (what a policy learns from a round),
+:mod:`~.plans` (what each worker computes in a round: the policies),
+:mod:`~.protocol` (the typed round request, context and reply),
+:mod:`~.transports` (how requests reach the workers: pinned futures, or
+direct calls to one actor per worker), :mod:`~.worker` (code that runs on
+workers), :mod:`~.placement` (input checks and shards), :mod:`~.membership`
+(liveness, hung workers, strikes, the round deadline), :mod:`~.clients`
+(which client, bounded calls to the cluster) and :mod:`~.records` (what a
+round reports).
 """
 
+from dask_gradcode.codes.replan import replan_code
 from dask_gradcode.scheduler.clients import (
     client_for_fit,
     close_embedded_cluster,
@@ -24,11 +32,12 @@ from dask_gradcode.scheduler.clients import (
     n_cluster_workers,
     worker_addresses,
 )
-from dask_gradcode.scheduler.core import EMBED_WEIGHTS_MAX_BYTES, CodedGradient
-from dask_gradcode.scheduler.membership import MAX_STRIKES, replan_code
+from dask_gradcode.scheduler.core import CodedGradient
+from dask_gradcode.scheduler.membership import MAX_STRIKES
 from dask_gradcode.scheduler.plans import (
     POLICIES,
     AdaptivePolicy,
+    Policy,
     SpeculativePolicy,
     StaticPolicy,
 )
@@ -39,10 +48,13 @@ from dask_gradcode.scheduler.records import (
     WorkerErrorWarning,
     WorkerFailureWarning,
 )
-from dask_gradcode.scheduler.transports import TRANSPORTS, TransportFallbackWarning
+from dask_gradcode.scheduler.transports import (
+    TRANSPORTS,
+    Transport,
+    TransportFallbackWarning,
+)
 
 __all__ = [
-    "EMBED_WEIGHTS_MAX_BYTES",
     "MAX_STRIKES",
     "POLICIES",
     "TRANSPORTS",
@@ -50,9 +62,11 @@ __all__ = [
     "CodedGradient",
     "DecodingAccuracyWarning",
     "NoWorkersError",
+    "Policy",
     "RoundRecord",
     "SpeculativePolicy",
     "StaticPolicy",
+    "Transport",
     "TransportFallbackWarning",
     "WorkerErrorWarning",
     "WorkerFailureWarning",

@@ -186,6 +186,8 @@ def heartbeats(client: Client, timeout: float = SCHEDULER_TIMEOUT) -> dict[str, 
     ``Client.scheduler_info`` returns a cached attribute that the client's
     periodic refresh may have just replaced with one listing no worker.
     """
+    if client.scheduler is None:
+        raise RuntimeError("the client is not connected to a scheduler")
     identity = client.sync(
         client.scheduler.identity, n_workers=-1, callback_timeout=timeout
     )

@@ -1,95 +1,55 @@
-"""``CodedGradient``: coded rounds on a Dask cluster, composed from the policy modules.
+"""``CodedGradient``: the façade a fit talks to.
 
-A round: refresh membership (and grow the code if workers joined), start one
-call per usable worker through the transport (a direct call to its actor, or
-a pinned task: :mod:`~dask_gradcode.scheduler.transports`), collect replies
-until they decode or the round's deadline passes
-(:mod:`~dask_gradcode.scheduler.rounds`), decode, release the rest.  When the
-workers that are left cannot decode, the code is re-planned over the
-responsive workers (or, with ``on_failure="approximate"``, decoded
-approximately) and the round is submitted again at the same weights.
+It checks the settings (:mod:`~.settings`), opens and closes the run, and
+runs each call's attempt loop: keep the layout up to date (:mod:`~.layout`,
+deciding with :mod:`~.judging`), start a round (the policy's plan,
+:mod:`~.plans`), let an executor run it (:mod:`~.executors`: submit through
+the transport, collect, judge, decode) and, when the workers that are left
+cannot decode, re-plan the code over the responsive workers (or, with
+``on_failure="approximate"``, decode approximately) and submit the round
+again at the same weights.  ``docs/architecture.md`` shows how a round flows.
 """
 
 from __future__ import annotations
 
-import itertools
-import logging
 import time
 import uuid
-import warnings
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 import numpy as np
-from distributed import Client, Future
+from distributed import Client
 
 from dask_gradcode.codes import GradientCode
 from dask_gradcode.objectives import Objective
-from dask_gradcode.scheduler.clients import bounded_run
-from dask_gradcode.scheduler.membership import Membership, RoundDeadline, replan_code
-from dask_gradcode.scheduler.placement import (
-    PlacementError,
-    check_data,
-    place,
-    resolve_objective,
+from dask_gradcode.scheduler.executors import (
+    CodedRound,
+    Releaser,
+    RoundInput,
+    RoundParts,
+    SplitRound,
 )
-from dask_gradcode.scheduler.plans import (
-    Plan,
-    RoundTiming,
-    Share,
-    StaticPolicy,
-    TaskTiming,
-    make_policy,
+from dask_gradcode.scheduler.judging import (
+    RoundFailure,
+    SplitIncomplete,
+    failure_addresses,
+    growth,
 )
+from dask_gradcode.scheduler.layout import MAX_ATTEMPTS, Layout
+from dask_gradcode.scheduler.membership import Membership, RoundDeadline
+from dask_gradcode.scheduler.placement import check_data, resolve_objective
+from dask_gradcode.scheduler.plans import Plan, Policy, make_policy
+from dask_gradcode.scheduler.protocol import Batch, RoundContext
 from dask_gradcode.scheduler.records import (
     NoWorkersError,
     RoundRecord,
-    WorkerErrorWarning,
     WorkerFailureWarning,
+    warn_caller,
 )
-from dask_gradcode.scheduler.rounds import (
-    Collected,
-    CollectedSplit,
-    collect,
-    collect_split,
-)
-from dask_gradcode.scheduler.transports import (
-    TRANSPORTS,
-    default_transport,
-    make_transport,
-)
-from dask_gradcode.scheduler.worker import Reply, forget_run
+from dask_gradcode.scheduler.settings import RunSettings, check_batch, check_weights
+from dask_gradcode.scheduler.transports import check_transport, make_transport
 from dask_gradcode.stragglers import Bandwidth
 
-__all__ = ["EMBED_WEIGHTS_MAX_BYTES", "CodedGradient"]
-
-logger = logging.getLogger("dask_gradcode")
-
-#: Weights up to this size travel inside each task; larger ones are scattered
-#: once per round to the workers (a direct client-to-worker transfer each), so
-#: the scheduler does not relay ``n`` copies.  The iteration-time benchmark
-#: measures both on worker processes.
-EMBED_WEIGHTS_MAX_BYTES = 1024 * 1024
-
-#: Submissions one round may take (re-plans included) before it gives up.
-MAX_ATTEMPTS = 8
-
-#: Seconds a shard transfer may take before its worker counts as hung (plus
-#: the shard's size over ``placement.BYTES_PER_SECOND``).
-PLACEMENT_TIMEOUT = 10.0
-
-
-class _SplitIncomplete(Exception):
-    """A split round could not cover every share; the round runs coded instead."""
-
-
-class _Failure(Exception):
-    """The workers that are left cannot decode this round with the current code."""
-
-    def __init__(self, reason: str, bad: set[int]) -> None:
-        super().__init__(reason)
-        self.bad = bad
+__all__ = ["CodedGradient"]
 
 
 class CodedGradient:
@@ -221,72 +181,67 @@ class CodedGradient:
         check_interval: float = 2.0,
         stale_after: float = 5.0,
         fit_intercept: bool = False,
-        policy: str | Any = "static",
+        policy: str | Policy = "static",
         transport: Literal["direct", "futures"] | None = None,
     ) -> None:
-        source = "transport"
-        if transport is None:
-            transport, source = default_transport(), "gradcode.transport in dask.config"
-        if transport not in TRANSPORTS:
-            raise ValueError(
-                f"transport must be one of {list(TRANSPORTS)}, got {transport!r} "
-                f"(from {source})"
-            )
-        if on_failure not in ("replan", "approximate"):
-            raise ValueError(
-                f"on_failure must be 'replan' or 'approximate', got {on_failure!r}"
-            )
-        if straggler_model is not None and not callable(
-            getattr(straggler_model, "delay", None)
-        ):
-            raise TypeError(
-                "straggler_model needs a delay(iteration, worker, n_workers, "
-                f"compute_seconds) method; got {straggler_model!r}"
-            )
-        if bandwidth is not None and not isinstance(bandwidth, Bandwidth):
-            bandwidth = Bandwidth(bandwidth)
-        for name, value in (
-            ("check_interval", check_interval),
-            ("stale_after", stale_after),
-        ):
-            if not value > 0:
-                raise ValueError(f"{name} must be > 0, got {value}")
-        if round_timeout is not None and not round_timeout > 0:
-            raise ValueError(
-                f"round_timeout must be > 0 seconds or None (derived from the "
-                f"rounds measured), got {round_timeout}"
-            )
+        self.transport = check_transport(transport)
+        self.settings = RunSettings.check(
+            straggler_model=straggler_model,
+            bandwidth=bandwidth,
+            on_failure=on_failure,
+            round_timeout=round_timeout,
+            check_interval=check_interval,
+            stale_after=stale_after,
+            fit_intercept=fit_intercept,
+        )
         self.client = client
-        self.code = code
-        self.straggler_model = straggler_model
-        self.bandwidth = bandwidth
-        self.on_failure = on_failure
         self.policy = make_policy(policy)
-        self.transport = transport
-        self._transport = make_transport(transport, client)
-        self.check_interval = float(check_interval)
         self.history: list[RoundRecord] = []
-        self._data = check_data(X, y, sample_weight)
-        self.objective = resolve_objective(loss, self._data[1])
-        self.fit_intercept = bool(fit_intercept)
-        self.n_samples = int(self._data[0].shape[0])
-        self.n_features = int(self._data[0].shape[1])
-        self.dim = self.objective.n_coef(self.n_features + self.fit_intercept)
-        self.planned_workers = code.n_workers
-        self._membership = Membership(client, self.check_interval, stale_after)
-        self._deadline = RoundDeadline(round_timeout)
+        data = check_data(X, y, sample_weight)
+        self.objective = resolve_objective(loss, data[1])
+        self.n_samples = int(data[0].shape[0])
+        self.n_features = int(data[0].shape[1])
+        self.dim = self.objective.n_coef(self.n_features + self.settings.fit_intercept)
         self._token = uuid.uuid4().hex[:12]
+        self._transport = make_transport(self.transport, client)
+        self._membership = Membership(
+            client, self.settings.check_interval, self.settings.stale_after
+        )
+        context = RoundContext(
+            self.objective,
+            self._token,
+            worker_id=-1,  # each worker's is set when it is placed
+            n_workers=code.n_workers,
+            straggler_model=self.settings.straggler_model,
+            bandwidth=self.settings.bandwidth,
+        )
+        self._layout = Layout(
+            client,
+            code,
+            data,
+            transport=self._transport,
+            membership=self._membership,
+            context=context,
+            fit_intercept=self.settings.fit_intercept,
+            warn=self._warn,
+        )
+        self._releaser = Releaser(
+            client, self._transport, self._token, self.settings.sleeps
+        )
+        parts = RoundParts(
+            layout=self._layout,
+            transport=self._transport,
+            membership=self._membership,
+            deadline=RoundDeadline(self.settings.round_timeout),
+            policy=self.policy,
+            releaser=self._releaser,
+            check_interval=self.settings.check_interval,
+            dim=self.dim,
+        )
+        self._coded = CodedRound(parts)
+        self._split = SplitRound(parts)
         self._iteration = 0
-        self._submissions = itertools.count()
-        self._addresses: list[str] = []
-        # Straggler models key on physical workers: each address gets an id
-        # when first placed (0 .. n - 1 for the first placement), kept across
-        # re-plans, so a plan cannot dodge an injected slow worker.
-        self._physical: dict[str, int] = {}
-        self._shards: list[Future] = []
         self._approximate = False
-        self._replanned = False
-        self._background: ThreadPoolExecutor | None = None
 
     # ------------------------------------------------------------ lifecycle
     def __enter__(self) -> CodedGradient:  # noqa: PYI034 (subclasses may override)
@@ -298,9 +253,9 @@ class CodedGradient:
                 f"{len(available)} responsive; build the code with "
                 f"n_workers<={len(available)} or add workers to the cluster"
             )
-        self._background = ThreadPoolExecutor(1, thread_name_prefix="gradcode-wake")
+        self._releaser.start()
         try:
-            self._place(available[: self.code.n_workers])
+            self._layout.place(available[: self.code.n_workers])
         except BaseException:
             self.close()
             raise
@@ -311,78 +266,34 @@ class CodedGradient:
 
     def close(self) -> None:
         """Release the placed data and the workers' bookkeeping (bounded in time)."""
-        background, self._background = self._background, None
-        if self._shards and self.client.status == "running":
-            try:
-                self.client.cancel(self._shards)
-            except Exception:  # the cluster is going away anyway
-                logger.debug("cancelling shards failed", exc_info=True)
-        self._shards = []
+        self._layout.close()
         self._transport.close()
-        if background is not None:
-            # Never wait for a hung worker: the last wake-ups and the forget
-            # run in the background thread, each bounded by a timeout.
-            if self.client.status == "running":
-                background.submit(bounded_run, self.client, forget_run, self._token)
-            background.shutdown(wait=False)
+        self._releaser.close()
 
     @property
-    def _no_injected_delay(self) -> bool:
-        """No straggler or bandwidth model: no round sleeps, none needs waking."""
-        return self.straggler_model is None and self.bandwidth is None
+    def code(self) -> GradientCode:
+        """The code the next round runs (re-plans replace it)."""
+        return self._layout.code
+
+    @property
+    def planned_workers(self) -> int:
+        """The size the code was built for; a shrunk code grows back to it."""
+        return self._layout.planned_workers
 
     @property
     def workers(self) -> list[str]:
         """Address of each code worker, in code order."""
-        return list(self._addresses)
+        return list(self._layout.addresses)
 
-    # ------------------------------------------------------------ placement
-    def _place(self, addresses: Sequence[str]) -> None:
-        """Place the shards; workers that die or hang meanwhile are planned out."""
-        addresses = list(addresses)
-        for _ in range(MAX_ATTEMPTS):
-            try:
-                shards = place(
-                    self.client,
-                    self.code,
-                    addresses,
-                    self._data,
-                    fit_intercept=self.fit_intercept,
-                    key_prefix=f"gradcode-place-{self._token}-{next(self._submissions)}",
-                    timeout=PLACEMENT_TIMEOUT,
-                )
-                failed = self._transport.bind(shards, addresses)
-                if failed:
-                    self.client.cancel(shards)
-                    raise PlacementError(
-                        failed,
-                        f"the {self.transport} transport could not reach workers "
-                        f"{sorted(failed)}",
-                    )
-                self._shards = shards
-                self._addresses = addresses
-                for address in addresses:  # first placement: ids 0 .. n - 1
-                    self._physical.setdefault(address, len(self._physical))
-                return
-            except PlacementError as failure:
-                survivors = [
-                    a for w, a in enumerate(addresses) if w not in failure.workers
-                ]
-                self._membership.refresh(force=True)
-                self._membership.suspect([addresses[w] for w in failure.workers])
-                survivors = [a for a in survivors if self._membership.responsive(a)]
-                if not survivors:
-                    raise NoWorkersError(
-                        f"every worker died or hung while the data was placed ({failure})"
-                    ) from None
-                self.code = replan_code(self.code, len(survivors))
-                addresses = survivors
-                self._warn(
-                    f"workers {sorted(failure.workers)} failed while the data was "
-                    f"placed ({failure}); re-planned on {len(survivors)} workers "
-                    f"with {self.code!r}"
-                )
-        raise NoWorkersError("placement kept failing; the cluster is unstable")
+    @property
+    def shards(self) -> list[Any]:
+        """The placed shards' futures, in code order."""
+        return list(self._layout.shards)
+
+    @property
+    def on_failure(self) -> str:
+        """``"replan"`` or ``"approximate"``."""
+        return self.settings.on_failure
 
     # --------------------------------------------------------------- rounds
     def __call__(
@@ -408,25 +319,12 @@ class CodedGradient:
         NoWorkersError
             If no worker is left to compute with.
         """
-        if self._background is None:
+        if not self._releaser.started:
             raise RuntimeError(
                 "use CodedGradient as a context manager: with ... as cg:"
             )
-        weights = np.asarray(w, dtype=np.float64).ravel()
-        if weights.shape != (self.dim,):
-            raise ValueError(
-                f"w must have {self.dim} entries (one per coefficient), got "
-                f"{np.shape(w)}"
-            )
-        if not np.all(np.isfinite(weights)):
-            raise ValueError("w contains NaN or inf")
-        batch = None
-        if batch_fraction is not None:
-            if not 0 < batch_fraction <= 1:
-                raise ValueError(
-                    f"batch_fraction must be in (0, 1], got {batch_fraction}"
-                )
-            batch = (int(batch_seed), float(batch_fraction), bool(batch_shuffle))
+        weights = check_weights(w, self.dim)
+        batch = check_batch(batch_fraction, batch_seed, batch_shuffle)
         start = time.perf_counter()
         planned = True
         for attempt in range(1, MAX_ATTEMPTS + 1):
@@ -435,10 +333,10 @@ class CodedGradient:
                 record, gradient = self._round(
                     weights, batch, start, attempt, planned=planned
                 )
-            except _SplitIncomplete:
+            except SplitIncomplete:
                 planned = False  # the same round again, coded
                 continue
-            except _Failure as failure:
+            except RoundFailure as failure:
                 self._adapt(str(failure), failure.bad)
                 continue
             self.history.append(record)
@@ -449,38 +347,26 @@ class CodedGradient:
             "cluster keeps losing workers"
         )
 
-    def _usable(self) -> list[int]:
-        """Code workers that are alive, responsive and still hold their shard."""
-        self._membership.refresh()
-        return [
-            worker
-            for worker, (address, shard) in enumerate(
-                zip(self._addresses, self._shards, strict=True)
-            )
-            if self._membership.responsive(address)
-            and shard.status == "finished"
-            and self._transport.ready(worker)
-        ]
-
     def _round(
         self,
         weights: np.ndarray,
-        batch: tuple | None,
+        batch: Batch | None,
         start: float,
         attempt: int,
         *,
         planned: bool = True,
     ) -> tuple[RoundRecord, np.ndarray]:
-        code, iteration = self.code, self._iteration
-        usable = self._usable()
+        """One attempt: check the usable workers, plan, ship weights, execute."""
+        code = self.code
+        usable = self._layout.usable()
         unusable = set(range(code.n_workers)) - set(usable)
         if not usable:
-            raise _Failure("no code worker is responsive", unusable)
+            raise RoundFailure("no code worker is responsive", unusable)
         if self._approximate and code.is_decodable(usable):
             self._approximate = False  # the live workers decode exactly again
             self._warn("the live workers decode exactly again; approximate mode ends")
         if not self._approximate and not code.is_decodable(usable):
-            raise _Failure(
+            raise RoundFailure(
                 f"workers {sorted(unusable)} are gone or hung and the {code.scheme} "
                 f"code tolerates {code.n_stragglers}",
                 unusable,
@@ -488,385 +374,34 @@ class CodedGradient:
         plan = Plan("coded")
         if planned and not self._approximate:
             plan = self.policy.plan(
-                code, usable, self._partition_rows(), self._physical_ids()
+                code, usable, self._layout.partition_rows(), self._layout.physical_ids()
             )
-        submit_start = time.perf_counter()
-        weights_arg = self._ship_weights(weights, usable)
-        if plan.name == "split":
-            return self._split_round(
-                weights_arg, batch, plan, usable, start, submit_start, attempt
-            )
-        # Submissions are numbered per run and never reused: a retried round
-        # never meets the keys, results, cancellations or wake-ups of the
-        # attempt it replaces.
-        submission = next(self._submissions)
-        arrivals = self._transport.arrivals()
-        futures = {}
-        for worker in usable:
-            handle = self._transport.submit(
-                worker,
-                "coded",
-                (*self._task_args(worker, weights_arg, iteration, submission), batch),
-                key=f"gradcode-round-{iteration}-w{worker}-{self._token}-{submission}",
-                inline=self._no_injected_delay,
-            )
-            arrivals.add(handle)
-            futures[handle] = worker
         submitted = time.perf_counter()
-        deadline_seconds = self._deadline.seconds()
-        try:
-            collected = collect(
-                futures,
-                code,
-                arrivals=arrivals,
-                deadline=time.monotonic() + deadline_seconds,
-                check_interval=self.check_interval,
-                approximate=self._approximate,
-                gone=self._gone,
-                started=time.monotonic() - (submitted - submit_start),
-            )
-        except BaseException:
-            self._release(dict(futures), submission)
-            raise
-        collected_at = time.perf_counter()
-        self._membership.suspect([self._addresses[w] for w in collected.timed_out])
-        self._judge(collected, usable, deadline_seconds)
-        messages = {w: reply.message for w, reply in collected.replies.items()}
-        collected_cpu = time.thread_time()
-        try:
-            vector, decoder = code.decode(
-                messages, 1 + self.dim, approximate=self._approximate, return_info=True
-            )
-        finally:
-            decoded, decoded_cpu = time.perf_counter(), time.thread_time()
-            # After decoding, so the cancel and wake-up RPCs do not compete
-            # with the decode for the client's CPU.
-            self._release(collected.pending, submission)
-        if not self._approximate:
-            self._deadline.observe(collected_at - submitted)
-            self.policy.observe(
-                self._coded_timing(collected, usable, collected_at - submit_start)
-            )
-        for worker in collected.replies:
-            self._membership.forgive(self._addresses[worker])
-        failed = collected.failed | unusable
-        record = RoundRecord(
-            iteration=iteration,
-            loss=float(vector[0]),
-            wall_seconds=decoded - start,
-            submit_seconds=submitted - submit_start,
-            wait_seconds=collected_at - submitted,
-            decode_seconds=decoded - collected_at,
-            decode_cpu_seconds=decoded_cpu - collected_cpu,
-            responders=decoder.responders,
-            stragglers=tuple(sorted(set(usable) - set(collected.replies) - failed)),
-            failed=tuple(sorted(failed)),
-            errors={w: _describe(e) for w, e in collected.errors.items()},
-            timed_out=tuple(sorted(collected.timed_out)),
-            deadline_seconds=deadline_seconds,
-            attempts=attempt,
-            bytes_received=int(sum(messages[w].nbytes for w in decoder.responders)),
-            compute_seconds={
-                w: r.compute_seconds for w, r in collected.replies.items()
-            },
-            injected_delay={w: r.injected_delay for w, r in collected.replies.items()},
-            exact=decoder.exact,
-            error_bound=decoder.error_bound,
-            waited_for_accuracy=collected.waited_for_accuracy,
-            scheme=code.scheme,
-            n_workers=code.n_workers,
-            n_stragglers=code.n_stragglers,
-            comm_reduction=code.comm_reduction,
-            replanned=self._replanned,
-            workers=tuple(self._addresses),
-            plan="coded",
-            response_seconds=dict(collected.arrived),
+        addresses = [self._layout.addresses[w] for w in usable]
+        round_input = RoundInput(
+            iteration=self._iteration,
+            attempt=attempt,
+            started=start,
+            submitted=submitted,
+            usable=usable,
+            weights=self._transport.ship_weights(weights, addresses),
+            batch=batch,
         )
-        self._replanned = False
-        return record, vector[1:]
-
-    # ----------------------------------------------------------- split rounds
-    def _split_round(
-        self,
-        weights_arg: Any,
-        batch: tuple | None,
-        plan: Plan,
-        usable: list[int],
-        start: float,
-        submit_start: float,
-        attempt: int,
-    ) -> tuple[RoundRecord, np.ndarray]:
-        """Every row once: shares by speed, late shares backed up."""
-        code, iteration = self.code, self._iteration
-        submission = next(self._submissions)
-        copies = itertools.count()
-
-        def submit(worker: int, share: Share) -> Any:
-            return self._transport.submit(
-                worker,
-                "sliced",
-                (
-                    *self._task_args(worker, weights_arg, iteration, submission),
-                    share.slices,
-                    batch,
-                ),
-                key=(
-                    f"gradcode-split-{iteration}-w{worker}-o{share.owner}-"
-                    f"{self._token}-{submission}-{next(copies)}"
-                ),
-                inline=self._no_injected_delay,
-            )
-
-        deadline_seconds = self._deadline.seconds()
-        try:
-            collected = collect_split(
-                plan.shares,
-                submit,
-                code,
-                arrivals=self._transport.arrivals(),
-                deadline=time.monotonic() + deadline_seconds,
-                check_interval=self.check_interval,
-                gone=self._gone,
-            )
-        except BaseException:
-            self._release({}, submission, everywhere=usable)
-            raise
-        collected_at = time.perf_counter()
-        pending = {f: w for f, (w, _) in collected.pending.items()}
-        self._membership.suspect([self._addresses[w] for w in collected.timed_out])
-        self._report_errors(collected.errors)
-        used = [reply for replies in collected.covered.values() for reply in replies]
-        if len(collected.covered) < len(plan.shares):
-            self._release(pending, submission)
-            self._warn(
-                f"a split round could not cover every share "
-                f"({_split_reasons(collected)}); running round {iteration} coded"
-            )
-            raise _SplitIncomplete
-        planned_rows = sum(share.rows for share in plan.shares.values())
-        used_rows = sum(reply.rows for reply in used)
-        if used_rows != planned_rows:
-            # Never sum a gradient whose rows were not each counted once.
-            self._release(pending, submission)
-            self._warn(
-                f"a split round's replies cover {used_rows} rows "
-                f"instead of {planned_rows}; running round {iteration} coded"
-            )
-            raise _SplitIncomplete
-        collected_cpu = time.thread_time()
-        vector = np.sum([reply.message for reply in used], axis=0)
-        decoded, decoded_cpu = time.perf_counter(), time.thread_time()
-        self._release(pending, submission)
-        self._deadline.observe(collected_at - submit_start)
-        self.policy.observe(
-            self._split_timing(plan, collected, collected_at - submit_start)
-        )
-        for worker in collected.arrived:
-            self._membership.forgive(self._addresses[worker])
-        responders = tuple(
-            sorted({w for workers in collected.computed_by.values() for w in workers})
-        )
-        late = {o for o, workers in collected.computed_by.items() if workers != (o,)}
-        failed = collected.failed | (set(range(code.n_workers)) - set(usable))
-        compute: dict[int, float] = {}
-        injected: dict[int, float] = {}
-        for worker, _, reply in collected.replies:
-            compute[worker] = compute.get(worker, 0.0) + reply.compute_seconds
-            injected[worker] = injected.get(worker, 0.0) + reply.injected_delay
-        record = RoundRecord(
-            iteration=iteration,
-            loss=float(vector[0]),
-            wall_seconds=decoded - start,
-            submit_seconds=0.0,  # submissions interleave with the wait
-            wait_seconds=collected_at - submit_start,
-            decode_seconds=decoded - collected_at,
-            decode_cpu_seconds=decoded_cpu - collected_cpu,
-            responders=responders,
-            stragglers=tuple(sorted(late - failed)),
-            failed=tuple(sorted(failed)),
-            errors={w: _describe(e) for w, e in collected.errors.items()},
-            timed_out=(),
-            deadline_seconds=deadline_seconds,
-            attempts=attempt,
-            bytes_received=int(sum(reply.message.nbytes for reply in used)),
-            compute_seconds=compute,
-            injected_delay=injected,
-            exact=True,
-            error_bound=0.0,
-            waited_for_accuracy=False,
-            scheme=code.scheme,
-            n_workers=code.n_workers,
-            n_stragglers=code.n_stragglers,
-            comm_reduction=code.comm_reduction,
-            replanned=self._replanned,
-            workers=tuple(self._addresses),
-            plan="split",
-            response_seconds=dict(collected.own_arrival),
-            backups={o: tuple(ws) for o, ws in collected.backups.items()},
-        )
-        self._replanned = False
-        return record, vector[1:]
-
-    def _partition_rows(self) -> np.ndarray:
-        return np.diff(self.code.partition_bounds(self.n_samples))
-
-    def _physical_ids(self) -> list[int]:
-        return [self._physical[a] for a in self._addresses]
-
-    def _coded_timing(
-        self, collected: Collected, usable: list[int], wall: float
-    ) -> RoundTiming:
-        if isinstance(self.policy, StaticPolicy):
-            return RoundTiming("coded", wall, {})  # nothing to learn
-        rows = self._partition_rows()
-        tasks = {}
-        for worker in usable:
-            reply = collected.replies.get(worker)
-            tasks[self._physical[self._addresses[worker]]] = TaskTiming(
-                rows=int(sum(rows[j] for j in self.code.partitions(worker))),
-                work_seconds=_work(reply),
-                arrival=collected.arrived.get(worker),
-            )
-        return RoundTiming("coded", wall, tasks)
-
-    def _split_timing(
-        self, plan: Plan, collected: CollectedSplit, wall: float
-    ) -> RoundTiming:
-        own = {w: r for w, o, r in collected.replies if w == o}
-        tasks = {
-            self._physical[self._addresses[worker]]: TaskTiming(
-                rows=share.rows,
-                work_seconds=_work(own.get(worker)),
-                arrival=collected.own_arrival.get(worker),
-            )
-            for worker, share in plan.shares.items()
-        }
-        return RoundTiming("split", wall, tasks)
-
-    def _judge(self, collected: Collected, usable: list[int], deadline: float) -> None:
-        """Decide whether what came back can be decoded; raise what cannot."""
-        code = self.code
-        decodable = bool(collected.replies) and code.is_decodable(collected.replies)
-        if collected.errors and not decodable and not self._approximate:
-            _raise_if_the_data_is_at_fault(code, collected, usable)
-        self._report_errors(collected.errors)
-        if not collected.replies:
-            if collected.errors and not collected.lost and not collected.timed_out:
-                # Every worker that answered raised: a bug in the loss or the
-                # data, not a failure to plan around.
-                first = next(iter(collected.errors.values()))
-                raise first
-            raise _Failure(
-                f"no worker answered round {self._iteration} within {deadline:.3g} s",
-                collected.failed,
-            )
-        if self._approximate or decodable:
-            return
-        reasons = []
-        if collected.lost:
-            reasons.append(f"workers {sorted(collected.lost)} died")
-        if collected.timed_out:
-            reasons.append(
-                f"workers {sorted(collected.timed_out)} did not answer within "
-                f"{deadline:.3g} s"
-            )
-        if collected.errors:
-            reasons.append(f"workers {sorted(collected.errors)} raised")
-        raise _Failure(
-            f"{'; '.join(reasons) or 'too few workers answered'} in round "
-            f"{self._iteration}, and the {code.scheme} code tolerates "
-            f"{code.n_stragglers}",
-            collected.failed,
-        )
-
-    def _report_errors(self, errors: dict[int, BaseException]) -> None:
-        """Warn about each raising worker; strike it (dropped after MAX_STRIKES)."""
-        for worker, error in errors.items():
-            address = self._addresses[worker]
-            dropped = self._membership.strike(address)
-            self._warn(
-                f"worker {worker} ({address}) raised {_describe(error)}; "
-                + (
-                    f"dropped after {self._membership.strikes[address]} failing "
-                    "rounds in a row"
-                    if dropped
-                    else "the round is computed without it"
-                ),
-                WorkerErrorWarning,
-            )
-
-    def _gone(self, pending: set[int]) -> set[int]:
-        """Pending code workers whose workers the scheduler no longer lists."""
-        live = self._membership.live()
-        return {w for w in pending if self._addresses[w] not in live}
-
-    def _task_args(
-        self, worker: int, weights_arg: Any, iteration: int, submission: int
-    ) -> tuple:
-        """The arguments after the shard every round task of ``worker`` starts with."""
-        return (
-            weights_arg,
-            self.objective,
-            iteration,
-            submission,
-            self._physical[self._addresses[worker]],
-            self.planned_workers,
-            self.straggler_model,
-            self.bandwidth,
-            self._token,
-        )
-
-    def _ship_weights(self, weights: np.ndarray, usable: list[int]) -> Any:
-        if weights.nbytes <= EMBED_WEIGHTS_MAX_BYTES or self.transport == "direct":
-            # Direct calls carry the weights client-to-worker already.
-            return weights
-        try:
-            return self.client.sync(
-                self.client._scatter,
-                weights,
-                workers=[self._addresses[w] for w in usable],
-                broadcast=True,
-                hash=False,
-                callback_timeout=PLACEMENT_TIMEOUT,
-            )
-        except (OSError, TimeoutError):
-            # A worker hung during the broadcast: send the weights inside the
-            # tasks this round (slower, but bounded by the round's deadline).
-            return weights
-
-    def _release(
-        self,
-        pending: dict[Any, int],
-        submission: int,
-        everywhere: Sequence[int] = (),
-    ) -> None:
-        """Drop unfinished tasks and end their injected delays, off the hot path.
-
-        ``everywhere``: code workers to wake up even without a known pending
-        task (a round interrupted while it was submitting).
-        """
-        if not (pending or everywhere) or self._background is None:
-            return
-        handles = list(pending)
-        addresses = sorted(
-            {self._addresses[w] for w in [*pending.values(), *everywhere]}
-        )
-        wake = None if self._no_injected_delay else (self._token, submission)
-        transport = self._transport
-        if not transport.releases_in_background:
-            transport.release(handles, addresses, wake)  # does not block
-            return
-        self._background.submit(transport.release, handles, addresses, wake)
+        if plan.name == "split":
+            return self._split.run(round_input, plan)
+        return self._coded.run(round_input, approximate=self._approximate)
 
     # ------------------------------------------------------------- failures
     def _adapt(self, reason: str, bad: set[int]) -> None:
         """Re-plan on the responsive workers, or switch to approximate decoding."""
         self._membership.refresh(force=True)
-        keep = [
-            address
-            for worker, address in enumerate(self._addresses)
-            if worker not in bad and self._membership.responsive(address)
-        ]
+        keep, addresses = failure_addresses(
+            self._layout.addresses,
+            bad,
+            self._membership.responsive,
+            self._membership.usable(),
+            self.planned_workers,
+        )
         if self.on_failure == "approximate" and keep and not self._approximate:
             self._warn(
                 f"{reason}; decoding approximately from the live workers from "
@@ -874,8 +409,6 @@ class CodedGradient:
             )
             self._approximate = True
             return
-        others = [a for a in self._membership.usable() if a not in self._addresses]
-        addresses = (keep + others)[: self.planned_workers]
         if not addresses:
             raise NoWorkersError(
                 f"{reason}, and no responsive worker is left; the round's weights "
@@ -884,90 +417,23 @@ class CodedGradient:
         self._replan(addresses, reason)
 
     def _replan(self, addresses: list[str], reason: str) -> None:
-        self.code = replan_code(self.code, len(addresses))
-        self._warn(
-            f"{reason}; re-planned on {len(addresses)} workers with {self.code!r} "
-            f"and placed the data again (on_failure={self.on_failure!r})"
-        )
-        old = self._shards
-        self._place(addresses)
+        self._layout.replan(addresses, reason, self.on_failure)
         self._approximate = False
-        self._replanned = True
-        if old:
-            try:
-                self.client.cancel(old)
-            except Exception:  # best effort; they die with the run
-                logger.debug("cancelling old shards failed", exc_info=True)
 
     def _maintain(self) -> None:
-        """Between rounds: drop failing workers, take in workers that joined.
-
-        A worker whose task kept raising is planned out of the code; while
-        fewer code workers are responsive than the code was planned for (dead,
-        hung, or the code shrank) or the run is in approximate mode, workers
-        that joined the cluster or resumed heartbeating are planned in, up to
-        the planned size.
-        """
+        """Between rounds: drop failing workers, take in workers that joined."""
         self._membership.refresh()
-        dropped = [a for a in self._addresses if a in self._membership.dropped]
-        keep = [a for a in self._addresses if self._membership.responsive(a)]
-        short = len(keep) < self.planned_workers
-        if not (dropped or short or self._approximate):
-            return
-        joined = [a for a in self._membership.usable() if a not in self._addresses]
-        addresses = (keep + joined)[: self.planned_workers]
-        if not addresses or (not dropped and len(addresses) <= len(keep)):
-            return
-        changes = []
-        if dropped:
-            changes.append(f"workers {dropped} kept failing")
-        if len(addresses) > len(keep):
-            changes.append(f"workers {addresses[len(keep) :]} joined the cluster")
-        self._replan(addresses, "; ".join(changes))
+        change = growth(
+            self._layout.addresses,
+            self._membership.dropped,
+            self._membership.responsive,
+            self._membership.usable(),
+            self.planned_workers,
+            self._approximate,
+        )
+        if change is not None:
+            self._replan(change.addresses, change.reason)
 
-    def _warn(
-        self, message: str, category: type[Warning] = WorkerFailureWarning
-    ) -> None:
-        logger.info(message)
-        warnings.warn(message, category, stacklevel=4)
-
-
-def _describe(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}"
-
-
-def _work(reply: Reply | None) -> float:
-    return 0.0 if reply is None else reply.compute_seconds + reply.injected_delay
-
-
-def _split_reasons(collected: CollectedSplit) -> str:
-    reasons = []
-    if collected.lost:
-        reasons.append(f"workers {sorted(collected.lost)} died")
-    if collected.timed_out:
-        reasons.append(f"workers {sorted(collected.timed_out)} timed out")
-    if collected.errors:
-        reasons.append(f"workers {sorted(collected.errors)} raised")
-    return "; ".join(reasons) or "no backup holder was free"
-
-
-def _raise_if_the_data_is_at_fault(
-    code: GradientCode, collected: Collected, usable: list[int]
-) -> None:
-    """Raise the error every holder of one partition raised alike.
-
-    Independent failures (out of memory on one node) are erasures to plan
-    around; the same error from every worker holding a partition is that
-    partition's data or the loss failing, which no re-plan can fix.
-    """
-    holders: dict[int, list[int]] = {}
-    for worker in usable:
-        for partition in code.partitions(worker):
-            holders.setdefault(partition, []).append(worker)
-    for workers in holders.values():
-        errors = [collected.errors.get(w) for w in workers]
-        if (
-            all(e is not None for e in errors)
-            and len({_describe(e) for e in errors}) == 1
-        ):
-            raise errors[0]
+    @staticmethod
+    def _warn(message: str, category: type[Warning] = WorkerFailureWarning) -> None:
+        warn_caller(message, category)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import scipy.sparse
@@ -230,7 +230,7 @@ def _rows_container(data: Any, name: str, *, ndim: int) -> Any:
     if scipy.sparse.issparse(data):
         if ndim != 2:
             raise ValueError(f"{name} must be a dense 1-D array")
-        data = scipy.sparse.csr_matrix(data, dtype=np.float64)
+        data = scipy.sparse.csr_matrix(cast(Any, data), dtype=np.float64)
         if not np.all(np.isfinite(data.data)):
             raise ValueError(f"{name} contains NaN or inf")
         return data

@@ -34,13 +34,16 @@ import statistics
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 from dask_gradcode.codes import GradientCode
+from dask_gradcode.scheduler.protocol import Slice
 
 __all__ = [
     "POLICIES",
     "AdaptivePolicy",
     "Plan",
+    "Policy",
     "RoundTiming",
     "Share",
     "SpeculativePolicy",
@@ -50,9 +53,6 @@ __all__ = [
     "make_policy",
     "split_shares",
 ]
-
-#: ``(block index in the worker's shard, first row, end row)``, rows local to the block.
-Slice = tuple[int, int, int]
 
 #: A share is backed up once it is this many times later than the arrival of
 #: the share at ``SPECULATION_QUANTILE`` (Spark's ``spark.speculation.multiplier``).
@@ -118,6 +118,30 @@ class RoundTiming:
     plan: str
     wall: float
     tasks: dict[int, TaskTiming]  # physical worker -> its own task
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """What ``CodedGradient(policy=...)`` accepts besides a name.
+
+    ``plan`` chooses the next round's plan for the usable code workers
+    (``partition_rows``: rows of each partition; ``physical``: each code
+    worker's physical id); ``observe`` learns from the round that ran.
+    """
+
+    def plan(
+        self,
+        code: GradientCode,
+        usable: Sequence[int],
+        partition_rows: Sequence[int],
+        physical: Sequence[int],
+    ) -> Plan:
+        """The plan of the next round."""
+        ...
+
+    def observe(self, timing: RoundTiming) -> None:
+        """Learn from one round's timing."""
+        ...
 
 
 def holders(code: GradientCode, usable: Sequence[int]) -> dict[int, list[int]]:
@@ -263,7 +287,13 @@ class SpeculativePolicy(StaticPolicy):
 
     name = "speculative"
 
-    def plan(self, code, usable, partition_rows, physical) -> Plan:
+    def plan(
+        self,
+        code: GradientCode,
+        usable: Sequence[int],
+        partition_rows: Sequence[int],
+        physical: Sequence[int],
+    ) -> Plan:
         """A split plan with equal shares."""
         if not splittable(code, usable):
             return Plan("coded")
@@ -429,7 +459,7 @@ class AdaptivePolicy:
             estimate["split"] = 0.0  # try splitting first: no price if nobody is slow
         self._predicted = dict(predicted) if informed else {}
         self.estimates = estimate
-        best = min(estimate, key=estimate.get)
+        best = min(estimate, key=lambda name: estimate[name])
         other = "coded" if best == "split" else "split"
         stale = self.rounds - self.last_run.get(other, -math.inf) > self.explore_every
         close = estimate[other] <= self.explore_margin * estimate[best]
@@ -441,28 +471,25 @@ class AdaptivePolicy:
 
 
 #: Policy names accepted by ``CodedGradient(policy=...)``.
-POLICIES = {
+POLICIES: dict[str, type[StaticPolicy | AdaptivePolicy]] = {
     "static": StaticPolicy,
     "speculative": SpeculativePolicy,
     "adaptive": AdaptivePolicy,
 }
 
 
-def make_policy(policy: object) -> object:
+def make_policy(policy: str | Policy) -> Policy:
     """A policy object from a name in :data:`POLICIES` or a policy object."""
+    message = (
+        f"policy must be one of {sorted(POLICIES)} or an object with plan and "
+        f"observe methods; got {policy!r}"
+    )
     if isinstance(policy, str):
-        try:
-            return POLICIES[policy]()
-        except KeyError:
-            raise ValueError(
-                f"policy must be one of {sorted(POLICIES)} or an object with "
-                f"plan and observe methods; got {policy!r}"
-            ) from None
+        if policy not in POLICIES:
+            raise ValueError(message)
+        return POLICIES[policy]()
     if callable(getattr(policy, "plan", None)) and callable(
         getattr(policy, "observe", None)
     ):
         return policy
-    raise TypeError(
-        f"policy must be one of {sorted(POLICIES)} or an object with plan and "
-        f"observe methods; got {policy!r}"
-    )
+    raise TypeError(message)

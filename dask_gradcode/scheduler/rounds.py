@@ -24,7 +24,7 @@ from dask_gradcode.scheduler.plans import (
     Share,
     backup_shares,
 )
-from dask_gradcode.scheduler.worker import Reply
+from dask_gradcode.scheduler.protocol import Reply
 
 __all__ = ["Collected", "CollectedSplit", "collect", "collect_split"]
 
@@ -121,7 +121,7 @@ def collect(
     return result
 
 
-def _take(kind: str, value: object, worker: int, result: Collected) -> None:
+def _take(kind: str, value: Any, worker: int, result: Collected) -> None:
     """File one finished call as a reply or an erasure."""
     if kind == "error":
         result.errors[worker] = value
@@ -254,7 +254,7 @@ def collect_split(
 
 def _take_share(
     kind: str,
-    value: object,
+    value: Any,
     entry: tuple[int, int],
     result: CollectedSplit,
     arrival: float,
@@ -315,7 +315,7 @@ def _speculate(
     # behind a busy worker's task (nobody may be idle yet).
     candidates = sorted(
         (w for w in result.arrived if w not in failed and w not in busy),
-        key=result.arrived.get,
+        key=lambda w: result.arrived[w],
     )
     for owner, late in shares.items():
         if owner in result.covered or owner in result.backups:

@@ -17,42 +17,49 @@ on the same placed shards:
     client cannot reach directly is called through the scheduler's proxy
     instead (with a warning).
 
-Both hand the collection loops (:mod:`~dask_gradcode.scheduler.rounds`) an
-*arrivals* object: ``add(handle)`` and ``wait(timeout)``, which returns
-``(handle, kind, value)`` for each finished call, ``kind`` being ``"reply"``,
-``"error"`` (the task raised ``value``) or ``"lost"`` (its worker is gone).
+Both satisfy :class:`Transport`: ``bind`` each worker's shard and
+:class:`~dask_gradcode.scheduler.protocol.RoundContext` after a placement,
+``ship_weights`` once per round (each transport says itself how weights
+travel), ``submit`` one
+:class:`~dask_gradcode.scheduler.protocol.RoundRequest` per worker, and
+``release`` what a decoded round no longer needs.  Both hand the collection
+loops (:mod:`~dask_gradcode.scheduler.rounds`) an :class:`Arrivals` object:
+``add(handle)`` and ``wait(timeout)``, which returns ``(handle, kind,
+value)`` for each finished call, ``kind`` being ``"reply"``, ``"error"`` (the
+task raised ``value``) or ``"lost"`` (its worker is gone).
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import logging
 import math
 import threading
-import warnings
 from collections import deque
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from distributed import Client, Future, as_completed, get_worker
 from distributed.protocol import pickle, to_serialize
 
 from dask_gradcode.scheduler.clients import bounded_run, settle
-from dask_gradcode.scheduler.worker import (
-    Shard,
-    coded_round,
-    mark_decoded,
-    sliced_round,
-)
+from dask_gradcode.scheduler.protocol import RoundContext, RoundRequest
+from dask_gradcode.scheduler.records import warn_caller
+from dask_gradcode.scheduler.worker import Shard, mark_decoded, run_round
 
 __all__ = [
+    "EMBED_WEIGHTS_MAX_BYTES",
     "TRANSPORTS",
+    "Arrivals",
     "DirectTransport",
     "FuturesTransport",
     "RoundServer",
+    "Transport",
     "TransportFallbackWarning",
+    "check_transport",
     "default_transport",
     "make_transport",
 ]
@@ -66,19 +73,82 @@ TRANSPORTS = ("direct", "futures")
 #: through the scheduler instead.
 CONNECT_TIMEOUT = 5.0
 
-#: Weights larger than this travel as their own message frame (Dask's
-#: zero-copy serialisation) instead of inside each call's pickle.
+#: Futures transport: weights up to this size travel inside each task; larger
+#: ones are scattered once per round to the workers (a direct client-to-worker
+#: transfer each), so the scheduler does not relay ``n`` copies.  Read at each
+#: round, so it can be patched here.
+EMBED_WEIGHTS_MAX_BYTES = 1024 * 1024
+
+#: Seconds a scatter of the weights may take before the round sends them
+#: inside its tasks instead (a worker hung during the broadcast).
+SCATTER_TIMEOUT = 10.0
+
+#: Direct transport: weights larger than this travel as their own message
+#: frame (Dask's zero-copy serialisation) instead of inside each call's pickle.
 FRAME_WEIGHTS_BYTES = 1024 * 1024
 
 #: A shard whose last round computed in less than this many seconds computes
 #: the next one on the worker's event loop (with no injected delay to sleep).
 INLINE_SECONDS = 0.005
 
-_ROUND_FUNCTIONS = {"coded": coded_round, "sliced": sliced_round}
-
 
 class TransportFallbackWarning(UserWarning):
     """The direct transport could not do something and fell back."""
+
+
+class Arrivals(Protocol):
+    """One round's finished calls, as they come."""
+
+    def add(self, handle: Any) -> None:
+        """Start collecting (and, for direct calls, start) ``handle``."""
+        ...
+
+    def wait(self, timeout: float) -> list[tuple[Any, str, Any]]:
+        """Calls finished within ``timeout`` seconds: ``(handle, kind, value)``."""
+        ...
+
+
+class Transport(Protocol):
+    """How a run's rounds reach its workers and their replies come back."""
+
+    name: str
+    #: Whether ``release`` blocks (then the caller runs it in the background).
+    releases_in_background: bool
+
+    def bind(
+        self,
+        shards: list[Future],
+        addresses: Sequence[str],
+        contexts: Sequence[RoundContext],
+    ) -> set[int]:
+        """Use these placed shards from now on; returns the workers that failed."""
+        ...
+
+    def ready(self, worker: int) -> bool:
+        """Whether ``worker``'s endpoint is still in place."""
+        ...
+
+    def ship_weights(self, weights: np.ndarray, addresses: Sequence[str]) -> Any:
+        """The weights as this round's calls carry them (once per round)."""
+        ...
+
+    def arrivals(self) -> Arrivals:
+        """A collector for one round's calls."""
+        ...
+
+    def submit(self, worker: int, request: RoundRequest, weights: Any) -> Any:
+        """A call of ``request`` on ``worker``; it starts when added to arrivals."""
+        ...
+
+    def release(
+        self, handles: list[Any], addresses: list[str], wake: tuple | None
+    ) -> None:
+        """Drop unfinished calls; wake injected delays of ``wake`` (token, submission)."""
+        ...
+
+    def close(self) -> None:
+        """Release the endpoints."""
+        ...
 
 
 # ------------------------------------------------------------------ futures
@@ -113,7 +183,13 @@ def _classify_future(future: Future, value: Any) -> tuple[str, Any]:
 
 
 class FuturesTransport:
-    """Rounds as pinned Dask tasks (every round through the scheduler)."""
+    """Rounds as pinned Dask tasks (every round through the scheduler).
+
+    Weights up to :data:`EMBED_WEIGHTS_MAX_BYTES` travel inside each task;
+    larger ones are scattered to the round's workers once per round.  The
+    worker's :class:`~dask_gradcode.scheduler.protocol.RoundContext` travels
+    inside each task (a few hundred bytes).
+    """
 
     name = "futures"
     releases_in_background = True  # cancelling and waking go through the scheduler
@@ -122,29 +198,61 @@ class FuturesTransport:
         self.client = client
         self._shards: list[Future] = []
         self._addresses: list[str] = []
+        self._contexts: list[RoundContext] = []
+        self._copies = itertools.count()
 
-    def bind(self, shards: list[Future], addresses: Sequence[str]) -> set[int]:
+    def bind(
+        self,
+        shards: list[Future],
+        addresses: Sequence[str],
+        contexts: Sequence[RoundContext],
+    ) -> set[int]:
         """Use these placed shards from now on; returns workers that failed (none)."""
         self._shards, self._addresses = list(shards), list(addresses)
+        self._contexts = list(contexts)
         return set()
 
     def ready(self, worker: int) -> bool:
         """Whether ``worker``'s endpoint (its shard) is still in place."""
         return self._shards[worker].status == "finished"
 
+    def ship_weights(self, weights: np.ndarray, addresses: Sequence[str]) -> Any:
+        """The weights themselves, or above the size limit scattered once."""
+        if weights.nbytes <= EMBED_WEIGHTS_MAX_BYTES:
+            return weights
+        try:
+            return self.client.sync(
+                self.client._scatter,
+                weights,
+                workers=list(addresses),
+                broadcast=True,
+                hash=False,
+                callback_timeout=SCATTER_TIMEOUT,
+            )
+        except (OSError, TimeoutError):
+            # A worker hung during the broadcast: send the weights inside the
+            # tasks this round (slower, but bounded by the round's deadline).
+            return weights
+
     def arrivals(self) -> _FutureArrivals:
         """A collector for one round's tasks."""
         return _FutureArrivals(self.client.loop)
 
-    def submit(
-        self, worker: int, kind: str, args: tuple, key: str, *, inline: bool = False
-    ) -> Future:
-        """Start ``kind`` ("coded" or "sliced") on ``worker`` with ``args``."""
-        del inline  # tasks always run in the worker's thread pool
+    def submit(self, worker: int, request: RoundRequest, weights: Any) -> Future:
+        """``request`` as a task pinned to ``worker`` (beside its shard)."""
+        context = self._contexts[worker]
+        key = (
+            f"gradcode-round-{request.iteration}-w{worker}-{context.token}-"
+            f"{request.submission}"
+        )
+        if request.slices is not None:  # a share may have several copies
+            key = key.replace("-round-", "-split-") + f"-{next(self._copies)}"
         return self.client.submit(
-            _ROUND_FUNCTIONS[kind],
+            run_round,
             self._shards[worker],
-            *args,
+            context,
+            request,
+            weights,
             key=key,
             workers=[self._addresses[worker]],
             allow_other_workers=False,
@@ -152,7 +260,7 @@ class FuturesTransport:
         )
 
     def release(
-        self, handles: list[Future], addresses: list[str], wake: tuple | None
+        self, handles: list[Any], addresses: list[str], wake: tuple | None
     ) -> None:
         """Cancel unfinished tasks; wake injected delays (blocking, bounded)."""
         try:
@@ -172,39 +280,40 @@ class RoundServer:
     """The actor of the direct transport: one worker's shard, ready for rounds.
 
     Created on the worker holding ``shard``; it keeps a reference to it (the
-    shard is not copied).
+    shard is not copied) and the worker's ``context``, bound once.
     """
 
-    def __init__(self, shard: Shard) -> None:
+    def __init__(self, shard: Shard, context: RoundContext) -> None:
         self.shard = shard
+        self.context = context
         self._last_compute = math.inf
 
     async def round(self, payload: bytes, weights: Any = None) -> bytes:
-        """Run a round task on this shard; ``payload`` is ``(kind, inline, args)``.
+        """Run the pickled round request ``payload`` on this shard.
 
-        Arguments and reply travel pickled by Dask's pickle as one bytes
-        object each: Dask serialises each argument of an actor call
-        separately, which costs about 70 us per argument and per worker on
-        the client's event loop, more than the rest of a small round.
+        Request and reply travel pickled by Dask's pickle as one bytes object
+        each: Dask serialises each argument of an actor call separately,
+        which costs about 70 us per argument and per worker on the client's
+        event loop, more than the rest of a small round.  Large ``weights``
+        come as their own frame.
 
-        ``kind`` is "coded" or "sliced".  The task runs in the actor's
-        thread, so the worker's event loop stays free for heartbeats and
-        other calls; with ``inline`` (no injected delay to sleep) and a shard
-        whose last round computed in under ``INLINE_SECONDS``, on the event
-        loop itself: handing a sub-millisecond computation to a thread and
-        back costs more than it.
+        The round runs in the actor's thread, so the worker's event loop
+        stays free for heartbeats and other calls; with no injected delay to
+        sleep and a shard whose last round computed in under
+        ``INLINE_SECONDS``, on the event loop itself: handing a
+        sub-millisecond computation to a thread and back costs more than it.
         """
-        kind, inline, args = pickle.loads(payload)
-        if weights is not None:  # sent as its own frame (large weights)
-            args = (weights, *args[1:])
-        function = _ROUND_FUNCTIONS[kind]
-        if inline and self._last_compute < INLINE_SECONDS:
-            reply = function(self.shard, *args)
+        request = pickle.loads(payload)
+        if not self.context.sleeps and self._last_compute < INLINE_SECONDS:
+            reply = run_round(self.shard, self.context, request, weights)
         else:
             executor = get_worker().executors["actor"]
             loop = asyncio.get_running_loop()
             reply = await loop.run_in_executor(
-                executor, functools.partial(function, self.shard, *args)
+                executor,
+                functools.partial(
+                    run_round, self.shard, self.context, request, weights
+                ),
             )
         self._last_compute = reply.compute_seconds
         return pickle.dumps(reply)
@@ -244,7 +353,7 @@ class _DirectArrivals:
         self._condition = threading.Condition()
 
     def add(self, call: DirectCall) -> None:
-        self._transport.client.loop.add_callback(self._run, call)
+        _loop(self._transport.client).add_callback(self._run, call)
 
     async def _run(self, call: DirectCall) -> None:
         if call.cancelled:
@@ -282,12 +391,17 @@ class DirectTransport:
     def __init__(self, client: Client, *, timeout: float = 10.0) -> None:
         self.client = client
         self.timeout = timeout
-        self._actors: list[Future | None] = []
+        self._actors: list[Future] = []
         self._addresses: list[str] = []
         self._proxied: set[str] = set()
 
     # ------------------------------------------------------------ endpoints
-    def bind(self, shards: list[Future], addresses: Sequence[str]) -> set[int]:
+    def bind(
+        self,
+        shards: list[Future],
+        addresses: Sequence[str],
+        contexts: Sequence[RoundContext],
+    ) -> set[int]:
         """Create one actor per worker, beside its shard; returns those that failed.
 
         A worker whose actor cannot be created or reached (dead or hung) is
@@ -299,13 +413,14 @@ class DirectTransport:
             self.client.submit(
                 RoundServer,
                 shard,
+                context,
                 actor=True,
                 key=f"gradcode-actor-{shard.key}",
                 workers=[address],
                 allow_other_workers=False,
                 pure=False,
             )
-            for shard, address in zip(shards, addresses, strict=True)
+            for shard, address, context in zip(shards, addresses, contexts, strict=True)
         ]
         settle(self.client, self._actors, addresses, self.timeout)
         failed = {w for w, a in enumerate(self._actors) if a.status != "finished"}
@@ -314,13 +429,12 @@ class DirectTransport:
         )
         proxied = sorted(self._addresses[w] for w, r in routes.items() if r == "proxy")
         if proxied:
-            warnings.warn(
+            warn_caller(
                 f"the client cannot reach workers {proxied} directly; their "
                 "direct rounds go through the scheduler's proxy (slower). Let the "
                 "client connect to the workers' addresses, or use "
                 "transport='futures'",
                 TransportFallbackWarning,
-                stacklevel=4,
             )
         return failed | {w for w, route in routes.items() if route is None}
 
@@ -356,14 +470,14 @@ class DirectTransport:
         Raises OSError when the worker cannot be reached.
         """
         address = self._addresses[worker]
-        message = {
+        message: dict[str, Any] = {
             "actor": self._actors[worker].key,
             "function": function,
             "args": [to_serialize(arg) for arg in args],
             "kwargs": {},
         }
         if address in self._proxied:
-            answer = await self.client.scheduler.proxy(
+            answer = await _scheduler(self.client).proxy(
                 worker=address, msg={"op": "actor_execute", **message}
             )
         else:
@@ -381,28 +495,23 @@ class DirectTransport:
         """A collector for one round's calls."""
         return _DirectArrivals(self)
 
-    def submit(
-        self, worker: int, kind: str, args: tuple, key: str, *, inline: bool = False
-    ) -> DirectCall:
-        """A call of ``kind`` on ``worker``'s actor; it starts when added.
+    def ship_weights(self, weights: np.ndarray, addresses: Sequence[str]) -> Any:
+        """The weights themselves: direct calls carry them client-to-worker."""
+        del addresses
+        return weights
 
-        ``inline``: the call sleeps no injected delay, so a short computation
-        may run on the worker's event loop (:meth:`RoundServer.round`).
-        """
-        del key  # actor calls have no task key
-        weights = args[0]
+    def submit(self, worker: int, request: RoundRequest, weights: Any) -> DirectCall:
+        """A call of ``request`` on ``worker``'s actor; it starts when added."""
         if isinstance(weights, np.ndarray) and weights.nbytes > FRAME_WEIGHTS_BYTES:
             # One serialised frame, not a copy inside every worker's pickle.
-            return DirectCall(
-                worker, pickle.dumps((kind, inline, (None, *args[1:]))), weights
-            )
-        return DirectCall(worker, pickle.dumps((kind, inline, args)))
+            return DirectCall(worker, pickle.dumps(request.carrying(None)), weights)
+        return DirectCall(worker, pickle.dumps(request.carrying(weights)))
 
     def release(
         self, handles: list[DirectCall], addresses: list[str], wake: tuple | None
     ) -> None:
         """Drop unfinished calls and wake injected delays (without blocking)."""
-        loop = self.client.loop
+        loop = _loop(self.client)
         for call in handles:
             call.cancelled = True
             if call.task is not None:
@@ -430,6 +539,20 @@ class DirectTransport:
                 logger.debug("cancelling actors failed", exc_info=True)
 
 
+def _loop(client: Client) -> Any:
+    """The client's event loop (a closed client has none)."""
+    if client.loop is None:
+        raise RuntimeError("the client is closed")
+    return client.loop
+
+
+def _scheduler(client: Client) -> Any:
+    """The client's connection to its scheduler."""
+    if client.scheduler is None:
+        raise RuntimeError("the client is not connected to a scheduler")
+    return client.scheduler
+
+
 def default_transport() -> str:
     """Dask's configuration value ``gradcode.transport``, else ``"direct"``."""
     import dask.config
@@ -437,12 +560,21 @@ def default_transport() -> str:
     return str(dask.config.get("gradcode.transport", default=TRANSPORTS[0]))
 
 
-def make_transport(
-    transport: str, client: Client
-) -> FuturesTransport | DirectTransport:
-    """The transport named ``transport`` ("futures" or "direct")."""
-    if transport == "futures":
+def check_transport(transport: str | None) -> str:
+    """The transport's name (None: :func:`default_transport`), or a clear error."""
+    source = "transport"
+    if transport is None:
+        transport, source = default_transport(), "gradcode.transport in dask.config"
+    if transport not in TRANSPORTS:
+        raise ValueError(
+            f"transport must be one of {list(TRANSPORTS)}, got {transport!r} "
+            f"(from {source})"
+        )
+    return transport
+
+
+def make_transport(transport: str | None, client: Client) -> Transport:
+    """The transport named ``transport`` (None: Dask's configuration's)."""
+    if check_transport(transport) == "futures":
         return FuturesTransport(client)
-    if transport == "direct":
-        return DirectTransport(client)
-    raise ValueError(f"transport must be one of {list(TRANSPORTS)}, got {transport!r}")
+    return DirectTransport(client)

@@ -13,25 +13,25 @@ from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import scipy.sparse
 
 from dask_gradcode.codes._base import WorkerEncoder
 from dask_gradcode.objectives import Objective
-from dask_gradcode.stragglers import Bandwidth, model_delay
+from dask_gradcode.scheduler.protocol import Reply, RoundContext, RoundRequest
+from dask_gradcode.stragglers import model_delay
 
 __all__ = [
     "Reply",
     "Shard",
     "as_block",
     "build_shard",
-    "coded_round",
     "forget_run",
     "mark_decoded",
+    "run_round",
     "sample_block",
-    "sliced_round",
 ]
 
 
@@ -47,16 +47,6 @@ class Shard:
     partition_ids: tuple[int, ...]
     first_rows: tuple[int, ...]
     blocks: tuple[tuple[Any, np.ndarray, np.ndarray | None], ...]
-
-
-@dataclass(frozen=True)
-class Reply:
-    """One worker's answer to a round."""
-
-    message: np.ndarray
-    compute_seconds: float
-    injected_delay: float
-    rows: int = 0
 
 
 # --------------------------------------------------------- injected delays
@@ -159,128 +149,106 @@ def _one_blas_thread_while_sharing() -> Iterator[None]:
 
 
 # -------------------------------------------------------------------- rounds
-def coded_round(
+def run_round(
     shard: Shard,
-    weights: np.ndarray,
-    objective: Objective,
-    iteration: int,
-    submission: int,
-    worker_id: int,
-    n_workers: int,
-    straggler_model: Any,
-    bandwidth: Bandwidth | None,
-    token: str,
-    batch: tuple | None = None,
+    context: RoundContext,
+    request: RoundRequest,
+    weights: np.ndarray | None = None,
 ) -> Reply:
-    """One worker's part of a round: partial (loss, gradient)s, encoded.
+    """One worker's part of a round: its coded message, or a split round's sum.
 
-    ``iteration`` drives the straggler model (a pure function of the seed,
-    the iteration and ``worker_id``, the physical worker's stable id);
-    ``submission`` identifies this attempt for the early wake-up of injected
-    delays.
+    A coded round (``request.slices`` None) computes every partition of the
+    shard and encodes the partial (loss, gradient)s; a split round sums them
+    over ``request.slices`` (its share, or the share of a late worker it backs
+    up).  ``weights`` are given when they travel beside the request.  The
+    straggler model is a pure function of its seed, ``request.iteration`` and
+    ``context.worker_id``; ``request.submission`` identifies the attempt for
+    the early wake-up of injected delays.
     """
+    if weights is None:
+        weights = request.weights
+    if weights is None:
+        raise ValueError("a round request needs weights, inside it or beside it")
     start = time.perf_counter()
-    rows = np.empty((len(shard.blocks), 1 + weights.size))
     with _one_blas_thread_while_sharing():
-        for row, (first_row, block) in enumerate(
-            zip(shard.first_rows, shard.blocks, strict=True)
-        ):
-            scale = 1.0
-            if batch is not None:
-                block, scale = sample_block(block, first_row, iteration, batch)
-            loss, gradient = objective.value_and_gradient(weights, *block)
-            rows[row, 0] = scale * loss
-            rows[row, 1:] = scale * gradient
-        message = shard.encoder(rows)
-    rows = sum(block[1].shape[0] for block in shard.blocks)
-    return _reply(
-        message,
-        time.perf_counter() - start,
-        rows,
-        (iteration, submission, worker_id, n_workers),
-        straggler_model,
-        bandwidth,
-        token,
-    )
-
-
-def sliced_round(
-    shard: Shard,
-    weights: np.ndarray,
-    objective: Objective,
-    iteration: int,
-    submission: int,
-    worker_id: int,
-    n_workers: int,
-    straggler_model: Any,
-    bandwidth: Bandwidth | None,
-    token: str,
-    slices: tuple[tuple[int, int, int], ...],
-    batch: tuple | None = None,
-) -> Reply:
-    """A split round's task: the plain sum of (loss, gradient) over some rows.
-
-    ``slices`` are ``(block, first row, end row)`` of this worker's shard: its
-    share of a split round, or the share of a late worker it backs up.
-    """
-    start = time.perf_counter()
-    total = np.zeros(1 + weights.size)
-    rows = 0
-    with _one_blas_thread_while_sharing():
-        for block_index, lo, hi in slices:
-            X, y, sample_weight = shard.blocks[block_index]
-            block = (
-                X[lo:hi],
-                y[lo:hi],
-                None if sample_weight is None else sample_weight[lo:hi],
-            )
-            scale = 1.0
-            if batch is not None:
-                first = shard.first_rows[block_index] + lo
-                block, scale = sample_block(block, first, iteration, batch)
-            loss, gradient = objective.value_and_gradient(weights, *block)
-            total[0] += scale * loss
-            total[1:] += scale * gradient
-            rows += hi - lo
-    if not np.all(np.isfinite(total)):
+        if request.slices is None:
+            message, rows = _coded_message(shard, weights, context.objective, request)
+        else:
+            message, rows = _sliced_sum(shard, weights, context.objective, request)
+    if request.slices is not None and not np.all(np.isfinite(message)):
         raise FloatingPointError(
             "the loss or its gradient overflowed on this worker's rows; scale the "
             "data (StandardScaler) or the loss"
         )
-    return _reply(
-        total,
-        time.perf_counter() - start,
-        rows,
-        (iteration, submission, worker_id, n_workers),
-        straggler_model,
-        bandwidth,
-        token,
-    )
+    return _reply(message, time.perf_counter() - start, rows, context, request)
+
+
+def _coded_message(
+    shard: Shard, weights: np.ndarray, objective: Objective, request: RoundRequest
+) -> tuple[np.ndarray, int]:
+    """Every partition's (loss, gradient), encoded; and the shard's row count."""
+    partials = np.empty((len(shard.blocks), 1 + weights.size))
+    for row, (first_row, block) in enumerate(
+        zip(shard.first_rows, shard.blocks, strict=True)
+    ):
+        scale = 1.0
+        if request.batch is not None:
+            block, scale = sample_block(
+                block, first_row, request.iteration, request.batch
+            )
+        loss, gradient = objective.value_and_gradient(weights, *block)
+        partials[row, 0] = scale * loss
+        partials[row, 1:] = scale * gradient
+    rows = sum(block[1].shape[0] for block in shard.blocks)
+    return shard.encoder(partials), rows
+
+
+def _sliced_sum(
+    shard: Shard, weights: np.ndarray, objective: Objective, request: RoundRequest
+) -> tuple[np.ndarray, int]:
+    """The plain sum of (loss, gradient) over the request's slices; their rows."""
+    total = np.zeros(1 + weights.size)
+    rows = 0
+    for block_index, lo, hi in request.slices or ():
+        X, y, sample_weight = shard.blocks[block_index]
+        block = (
+            X[lo:hi],
+            y[lo:hi],
+            None if sample_weight is None else sample_weight[lo:hi],
+        )
+        scale = 1.0
+        if request.batch is not None:
+            first = shard.first_rows[block_index] + lo
+            block, scale = sample_block(block, first, request.iteration, request.batch)
+        loss, gradient = objective.value_and_gradient(weights, *block)
+        total[0] += scale * loss
+        total[1:] += scale * gradient
+        rows += hi - lo
+    return total, rows
 
 
 def _reply(
     message: np.ndarray,
     compute_seconds: float,
     rows: int,
-    round_id: tuple[int, int, int, int],
-    straggler_model: Any,
-    bandwidth: Bandwidth | None,
-    token: str,
+    context: RoundContext,
+    request: RoundRequest,
 ) -> Reply:
-    """The task's reply, after the injected straggler and transfer delays.
-
-    ``round_id`` is ``(iteration, submission, worker_id, n_workers)``.
-    """
-    iteration, submission, worker_id, n_workers = round_id
+    """The task's reply, after the injected straggler and transfer delays."""
     delay = 0.0
-    if straggler_model is not None:
+    if context.straggler_model is not None:
         delay += model_delay(
-            straggler_model, iteration, worker_id, n_workers, compute_seconds, rows
+            context.straggler_model,
+            request.iteration,
+            context.worker_id,
+            context.n_workers,
+            compute_seconds,
+            rows,
         )
-    if bandwidth is not None:
-        delay += bandwidth.transfer_seconds(message.nbytes)
+    if context.bandwidth is not None:
+        delay += context.bandwidth.transfer_seconds(message.nbytes)
     if delay > 0:
-        _injected_sleep(token, submission, delay)
+        _injected_sleep(context.token, request.submission, delay)
     return Reply(message, compute_seconds, delay, rows)
 
 
@@ -315,7 +283,7 @@ def _row_uniforms(seed: int, iteration: int, rows: np.ndarray) -> np.ndarray:
 
 
 def sample_block(
-    block: tuple, first_row: int, iteration: int, batch: tuple
+    block: tuple, first_row: int, iteration: int, batch: tuple[Any, ...]
 ) -> tuple[tuple, float]:
     """The rows of a mini-batch round, and the factor that keeps the sum unbiased.
 
@@ -349,7 +317,7 @@ def sample_block(
 def as_block(X: Any, y: Any, sample_weight: Any, intercept: bool = False) -> tuple:
     """One partition's ``(X, y, sample_weight)`` as float64 (CSR for sparse)."""
     if scipy.sparse.issparse(X):
-        X = scipy.sparse.csr_matrix(X, dtype=np.float64)
+        X = scipy.sparse.csr_matrix(cast(Any, X), dtype=np.float64)
         if intercept:
             ones = scipy.sparse.csr_matrix(np.ones((X.shape[0], 1)))
             X = scipy.sparse.hstack([X, ones], format="csr")

@@ -1,0 +1,411 @@
+"""Round executors: submit a round's requests, collect, decode, record.
+
+:class:`CodedRound` runs the static code's round (every usable worker sends
+its coded message; decode from the first decodable set); :class:`SplitRound`
+runs a split plan (every row once, late shares backed up).  Both use the
+parts of a run in :class:`RoundParts` and release what a round no longer
+needs through :class:`Releaser`, off the round's path.  Whether a round can
+be decoded is judged by :mod:`~dask_gradcode.scheduler.judging`; what the
+policy learns by :mod:`~dask_gradcode.scheduler.feedback`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from distributed import Client
+
+from dask_gradcode.scheduler.clients import bounded_run
+from dask_gradcode.scheduler.feedback import coded_timing, split_timing
+from dask_gradcode.scheduler.judging import (
+    SplitIncomplete,
+    data_fault,
+    describe,
+    judge_coded,
+    split_shortfall,
+)
+from dask_gradcode.scheduler.layout import Layout
+from dask_gradcode.scheduler.membership import Membership, RoundDeadline
+from dask_gradcode.scheduler.plans import Plan, Policy, Share
+from dask_gradcode.scheduler.protocol import Batch, RoundRequest
+from dask_gradcode.scheduler.records import (
+    RoundRecord,
+    WorkerErrorWarning,
+    WorkerFailureWarning,
+    warn_caller,
+)
+from dask_gradcode.scheduler.rounds import (
+    Collected,
+    CollectedSplit,
+    collect,
+    collect_split,
+)
+from dask_gradcode.scheduler.transports import Transport
+from dask_gradcode.scheduler.worker import forget_run
+
+__all__ = ["CodedRound", "Releaser", "RoundInput", "RoundParts", "SplitRound"]
+
+
+class Releaser:
+    """Drops a round's unfinished calls and ends their injected delays.
+
+    A transport whose release blocks (the futures transport's cancels and
+    wake-ups go through the scheduler) releases in a background thread, so
+    a hung worker never holds up the next round.
+    """
+
+    def __init__(self, client: Client, transport: Transport, token: str, sleeps: bool):
+        self.client = client
+        self.transport = transport
+        self.token = token
+        self.sleeps = sleeps
+        self._background: ThreadPoolExecutor | None = None
+
+    @property
+    def started(self) -> bool:
+        """Whether the run is open (between :meth:`start` and :meth:`close`)."""
+        return self._background is not None
+
+    def start(self) -> None:
+        """Open the background thread."""
+        self._background = ThreadPoolExecutor(1, thread_name_prefix="gradcode-wake")
+
+    def release(
+        self,
+        pending: dict[Any, int],
+        submission: int,
+        addresses: Sequence[str],
+        everywhere: Sequence[int] = (),
+    ) -> None:
+        """Release ``pending`` (handle -> code worker) of ``submission``.
+
+        ``everywhere``: code workers to wake up even without a known pending
+        call (a round interrupted while it was submitting).
+        """
+        if not (pending or everywhere) or self._background is None:
+            return
+        handles = list(pending)
+        targets = sorted({addresses[w] for w in [*pending.values(), *everywhere]})
+        wake = (self.token, submission) if self.sleeps else None
+        if not self.transport.releases_in_background:
+            self.transport.release(handles, targets, wake)  # does not block
+            return
+        self._background.submit(self.transport.release, handles, targets, wake)
+
+    def close(self) -> None:
+        """Forget the run on the workers and stop the thread, without waiting.
+
+        Never waits for a hung worker: the last wake-ups and the forget run in
+        the background thread, each bounded by a timeout.
+        """
+        background, self._background = self._background, None
+        if background is None:
+            return
+        if self.client.status == "running":
+            background.submit(bounded_run, self.client, forget_run, self.token)
+        background.shutdown(wait=False)
+
+
+@dataclass
+class RoundParts:
+    """The parts of a run that every round uses."""
+
+    layout: Layout
+    transport: Transport
+    membership: Membership
+    deadline: RoundDeadline
+    policy: Policy
+    releaser: Releaser
+    check_interval: float
+    dim: int
+    submissions: Iterator[int] = field(default_factory=itertools.count)
+
+    def report_errors(self, errors: dict[int, BaseException]) -> None:
+        """Warn about each raising worker; strike it (dropped after MAX_STRIKES)."""
+        for worker, error in errors.items():
+            address = self.layout.addresses[worker]
+            dropped = self.membership.strike(address)
+            warn_caller(
+                f"worker {worker} ({address}) raised {describe(error)}; "
+                + (
+                    f"dropped after {self.membership.strikes[address]} failing "
+                    "rounds in a row"
+                    if dropped
+                    else "the round is computed without it"
+                ),
+                WorkerErrorWarning,
+            )
+
+    def release(
+        self, pending: dict[Any, int], submission: int, everywhere: Sequence[int] = ()
+    ) -> None:
+        """Release a round's unfinished calls (see :meth:`Releaser.release`)."""
+        self.releaser.release(pending, submission, self.layout.addresses, everywhere)
+
+
+@dataclass(frozen=True)
+class RoundInput:
+    """One attempt of a round, as the façade starts it."""
+
+    iteration: int
+    attempt: int
+    started: float  # perf_counter() when the call began (all attempts)
+    submitted: float  # perf_counter() when this attempt began shipping weights
+    usable: list[int]
+    weights: Any  # as the transport ships them
+    batch: Batch | None
+
+
+def _record(parts: RoundParts, round_input: RoundInput, **fields: Any) -> RoundRecord:
+    """The round's record; the layout's re-plan is reported once."""
+    code = parts.layout.code
+    record = RoundRecord(
+        iteration=round_input.iteration,
+        attempts=round_input.attempt,
+        scheme=code.scheme,
+        n_workers=code.n_workers,
+        n_stragglers=code.n_stragglers,
+        comm_reduction=code.comm_reduction,
+        replanned=parts.layout.replanned,
+        workers=tuple(parts.layout.addresses),
+        **fields,
+    )
+    parts.layout.replanned = False
+    return record
+
+
+class CodedRound:
+    """The static code's round: decode from the first decodable replies."""
+
+    def __init__(self, parts: RoundParts) -> None:
+        self.parts = parts
+
+    def run(
+        self, round_input: RoundInput, *, approximate: bool
+    ) -> tuple[RoundRecord, np.ndarray]:
+        """Submit, collect, judge, decode; raises ``RoundFailure`` when it cannot."""
+        parts, code = self.parts, self.parts.layout.code
+        submission = next(parts.submissions)
+        request = RoundRequest(round_input.iteration, submission, round_input.batch)
+        arrivals = parts.transport.arrivals()
+        handles = {}
+        for worker in round_input.usable:
+            handle = parts.transport.submit(worker, request, round_input.weights)
+            arrivals.add(handle)
+            handles[handle] = worker
+        submitted = time.perf_counter()
+        deadline_seconds = parts.deadline.seconds()
+        try:
+            collected = collect(
+                handles,
+                code,
+                arrivals=arrivals,
+                deadline=time.monotonic() + deadline_seconds,
+                check_interval=parts.check_interval,
+                approximate=approximate,
+                gone=parts.layout.gone,
+                started=time.monotonic() - (submitted - round_input.submitted),
+            )
+        except BaseException:
+            parts.release(dict(handles), submission)
+            raise
+        collected_at = time.perf_counter()
+        self._judge(collected, round_input, deadline_seconds, approximate)
+        messages = {w: reply.message for w, reply in collected.replies.items()}
+        collected_cpu = time.thread_time()
+        try:
+            vector, decoder = code.decode(
+                messages, 1 + parts.dim, approximate=approximate, return_info=True
+            )
+        finally:
+            decoded, decoded_cpu = time.perf_counter(), time.thread_time()
+            # After decoding, so the cancel and wake-up RPCs do not compete
+            # with the decode for the client's CPU.
+            parts.release(collected.pending, submission)
+        if not approximate:
+            parts.deadline.observe(collected_at - submitted)
+            parts.policy.observe(
+                coded_timing(
+                    parts.policy,
+                    code,
+                    collected,
+                    round_input.usable,
+                    parts.layout.partition_rows(),
+                    parts.layout.physical_ids(),
+                    collected_at - round_input.submitted,
+                )
+            )
+        for worker in collected.replies:
+            parts.membership.forgive(parts.layout.addresses[worker])
+        unusable = set(range(code.n_workers)) - set(round_input.usable)
+        failed = collected.failed | unusable
+        record = _record(
+            parts,
+            round_input,
+            loss=float(vector[0]),
+            wall_seconds=decoded - round_input.started,
+            submit_seconds=submitted - round_input.submitted,
+            wait_seconds=collected_at - submitted,
+            decode_seconds=decoded - collected_at,
+            decode_cpu_seconds=decoded_cpu - collected_cpu,
+            responders=decoder.responders,
+            stragglers=tuple(
+                sorted(set(round_input.usable) - set(collected.replies) - failed)
+            ),
+            failed=tuple(sorted(failed)),
+            errors={w: describe(e) for w, e in collected.errors.items()},
+            timed_out=tuple(sorted(collected.timed_out)),
+            deadline_seconds=deadline_seconds,
+            bytes_received=int(sum(messages[w].nbytes for w in decoder.responders)),
+            compute_seconds={
+                w: r.compute_seconds for w, r in collected.replies.items()
+            },
+            injected_delay={w: r.injected_delay for w, r in collected.replies.items()},
+            exact=decoder.exact,
+            error_bound=decoder.error_bound,
+            waited_for_accuracy=collected.waited_for_accuracy,
+            plan="coded",
+            response_seconds=dict(collected.arrived),
+        )
+        return record, vector[1:]
+
+    def _judge(
+        self,
+        collected: Collected,
+        round_input: RoundInput,
+        deadline: float,
+        approximate: bool,
+    ) -> None:
+        """Suspect the late, raise the data's own error, report errors, judge."""
+        parts, code = self.parts, self.parts.layout.code
+        parts.membership.suspect(
+            [parts.layout.addresses[w] for w in collected.timed_out]
+        )
+        if (
+            collected.errors
+            and not approximate
+            and not (collected.replies and code.is_decodable(collected.replies))
+        ):
+            error = data_fault(code, collected, round_input.usable)
+            if error is not None:
+                raise error
+        parts.report_errors(collected.errors)
+        judge_coded(
+            collected,
+            code,
+            iteration=round_input.iteration,
+            deadline=deadline,
+            approximate=approximate,
+        )
+
+
+class SplitRound:
+    """A split plan's round: every row once, shares by speed, late ones backed up."""
+
+    def __init__(self, parts: RoundParts) -> None:
+        self.parts = parts
+
+    def run(
+        self, round_input: RoundInput, plan: Plan
+    ) -> tuple[RoundRecord, np.ndarray]:
+        """Run ``plan``; raises :class:`SplitIncomplete` when a row is missing."""
+        parts, code = self.parts, self.parts.layout.code
+        submission = next(parts.submissions)
+
+        def submit(worker: int, share: Share) -> Any:
+            request = RoundRequest(
+                round_input.iteration, submission, round_input.batch, share.slices
+            )
+            return parts.transport.submit(worker, request, round_input.weights)
+
+        deadline_seconds = parts.deadline.seconds()
+        try:
+            collected = collect_split(
+                plan.shares,
+                submit,
+                code,
+                arrivals=parts.transport.arrivals(),
+                deadline=time.monotonic() + deadline_seconds,
+                check_interval=parts.check_interval,
+                gone=parts.layout.gone,
+            )
+        except BaseException:
+            parts.release({}, submission, everywhere=round_input.usable)
+            raise
+        collected_at = time.perf_counter()
+        pending = {f: w for f, (w, _) in collected.pending.items()}
+        parts.membership.suspect(
+            [parts.layout.addresses[w] for w in collected.timed_out]
+        )
+        parts.report_errors(collected.errors)
+        shortfall = split_shortfall(collected, plan)
+        if shortfall is not None:
+            parts.release(pending, submission)
+            warn_caller(
+                f"{shortfall}; running round {round_input.iteration} coded",
+                WorkerFailureWarning,
+            )
+            raise SplitIncomplete
+        used = [reply for replies in collected.covered.values() for reply in replies]
+        collected_cpu = time.thread_time()
+        vector = np.sum([reply.message for reply in used], axis=0)
+        decoded, decoded_cpu = time.perf_counter(), time.thread_time()
+        parts.release(pending, submission)
+        wall = collected_at - round_input.submitted
+        parts.deadline.observe(wall)
+        parts.policy.observe(
+            split_timing(plan, collected, parts.layout.physical_ids(), wall)
+        )
+        for worker in collected.arrived:
+            parts.membership.forgive(parts.layout.addresses[worker])
+        record = _record(
+            parts,
+            round_input,
+            loss=float(vector[0]),
+            wall_seconds=decoded - round_input.started,
+            submit_seconds=0.0,  # submissions interleave with the wait
+            wait_seconds=wall,
+            decode_seconds=decoded - collected_at,
+            decode_cpu_seconds=decoded_cpu - collected_cpu,
+            bytes_received=int(sum(reply.message.nbytes for reply in used)),
+            **_split_fields(collected, round_input.usable, code.n_workers),
+            deadline_seconds=deadline_seconds,
+            exact=True,
+            error_bound=0.0,
+            waited_for_accuracy=False,
+            plan="split",
+        )
+        return record, vector[1:]
+
+
+def _split_fields(
+    collected: CollectedSplit, usable: Sequence[int], n_workers: int
+) -> dict[str, Any]:
+    """Who computed a split round, who was late or failed, and their timings."""
+    responders = tuple(
+        sorted({w for workers in collected.computed_by.values() for w in workers})
+    )
+    late = {o for o, workers in collected.computed_by.items() if workers != (o,)}
+    failed = collected.failed | (set(range(n_workers)) - set(usable))
+    compute: dict[int, float] = {}
+    injected: dict[int, float] = {}
+    for worker, _, reply in collected.replies:
+        compute[worker] = compute.get(worker, 0.0) + reply.compute_seconds
+        injected[worker] = injected.get(worker, 0.0) + reply.injected_delay
+    return {
+        "responders": responders,
+        "stragglers": tuple(sorted(late - failed)),
+        "failed": tuple(sorted(failed)),
+        "errors": {w: describe(e) for w, e in collected.errors.items()},
+        "timed_out": (),
+        "compute_seconds": compute,
+        "injected_delay": injected,
+        "response_seconds": dict(collected.own_arrival),
+        "backups": {o: tuple(ws) for o, ws in collected.backups.items()},
+    }

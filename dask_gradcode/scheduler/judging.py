@@ -1,0 +1,206 @@
+"""Pure decisions about a round and the layout: no Dask, no I/O.
+
+Judging a collected round (decode it, re-plan, or raise the workers' own
+error), checking that a split round counted every row once, and choosing the
+workers of the next layout after a failure or when workers joined.  The
+round executors (:mod:`~dask_gradcode.scheduler.executors`) and the façade
+(:mod:`~dask_gradcode.scheduler.core`) act on what these return.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from dask_gradcode.codes import GradientCode
+from dask_gradcode.scheduler.plans import Plan
+from dask_gradcode.scheduler.rounds import Collected, CollectedSplit
+
+__all__ = [
+    "RoundFailure",
+    "SplitIncomplete",
+    "data_fault",
+    "describe",
+    "erasure_reasons",
+    "failure_addresses",
+    "growth",
+    "judge_coded",
+    "split_shortfall",
+]
+
+
+class RoundFailure(Exception):
+    """The workers that are left cannot decode this round with the current code.
+
+    Attributes
+    ----------
+    bad : set of int
+        Code indices of the workers that failed the round.
+    """
+
+    def __init__(self, reason: str, bad: set[int]) -> None:
+        super().__init__(reason)
+        self.bad = bad
+
+
+class SplitIncomplete(Exception):
+    """A split round could not cover every row once; the round runs coded instead."""
+
+
+def describe(error: BaseException) -> str:
+    """``"Type: message"`` of a worker's error, as records and warnings show it."""
+    return f"{type(error).__name__}: {error}"
+
+
+def erasure_reasons(
+    collected: Collected | CollectedSplit, *, deadline: float | None = None
+) -> list[str]:
+    """Why workers were erased: died, did not answer (within ``deadline``), raised."""
+    reasons = []
+    if collected.lost:
+        reasons.append(f"workers {sorted(collected.lost)} died")
+    if collected.timed_out:
+        reasons.append(
+            f"workers {sorted(collected.timed_out)} timed out"
+            if deadline is None
+            else f"workers {sorted(collected.timed_out)} did not answer within "
+            f"{deadline:.3g} s"
+        )
+    if collected.errors:
+        reasons.append(f"workers {sorted(collected.errors)} raised")
+    return reasons
+
+
+def data_fault(
+    code: GradientCode, collected: Collected, usable: Sequence[int]
+) -> BaseException | None:
+    """The error every holder of one partition raised alike, if any.
+
+    Independent failures (out of memory on one node) are erasures to plan
+    around; the same error from every worker holding a partition is that
+    partition's data or the loss failing, which no re-plan can fix.
+    """
+    holders: dict[int, list[int]] = {}
+    for worker in usable:
+        for partition in code.partitions(worker):
+            holders.setdefault(partition, []).append(worker)
+    for workers in holders.values():
+        errors = [collected.errors.get(w) for w in workers]
+        first = errors[0]
+        if (
+            first is not None
+            and all(e is not None for e in errors)
+            and len({describe(e) for e in errors if e is not None}) == 1
+        ):
+            return first
+    return None
+
+
+def judge_coded(
+    collected: Collected,
+    code: GradientCode,
+    *,
+    iteration: int,
+    deadline: float,
+    approximate: bool,
+) -> None:
+    """Return when the replies can be decoded; raise what cannot.
+
+    Raises
+    ------
+    BaseException
+        The workers' own error, when every worker that answered raised it (a
+        bug in the loss or the data, not a failure to plan around).
+    RoundFailure
+        When the workers that answered cannot decode the round.
+    """
+    if not collected.replies:
+        if collected.errors and not collected.lost and not collected.timed_out:
+            raise next(iter(collected.errors.values()))
+        raise RoundFailure(
+            f"no worker answered round {iteration} within {deadline:.3g} s",
+            collected.failed,
+        )
+    if approximate or code.is_decodable(collected.replies):
+        return
+    reasons = erasure_reasons(collected, deadline=deadline)
+    raise RoundFailure(
+        f"{'; '.join(reasons) or 'too few workers answered'} in round "
+        f"{iteration}, and the {code.scheme} code tolerates {code.n_stragglers}",
+        collected.failed,
+    )
+
+
+def split_shortfall(collected: CollectedSplit, plan: Plan) -> str | None:
+    """Why a split round's replies cannot be summed (None: every row once)."""
+    if len(collected.covered) < len(plan.shares):
+        reasons = erasure_reasons(collected) or ["no backup holder was free"]
+        return f"a split round could not cover every share ({'; '.join(reasons)})"
+    planned_rows = sum(share.rows for share in plan.shares.values())
+    used_rows = sum(
+        reply.rows for replies in collected.covered.values() for reply in replies
+    )
+    if used_rows != planned_rows:
+        # Never sum a gradient whose rows were not each counted once.
+        return (
+            f"a split round's replies cover {used_rows} rows instead of {planned_rows}"
+        )
+    return None
+
+
+def failure_addresses(
+    addresses: Sequence[str],
+    bad: set[int],
+    responsive: Callable[[str], bool],
+    usable: Sequence[str],
+    planned: int,
+) -> tuple[list[str], list[str]]:
+    """After a failed round: ``(kept, next layout)``.
+
+    ``kept`` are the code's workers that did not fail and are responsive;
+    the next layout tops them up with other usable workers, up to the
+    planned size.
+    """
+    keep = [a for w, a in enumerate(addresses) if w not in bad and responsive(a)]
+    others = [a for a in usable if a not in addresses]
+    return keep, (keep + others)[:planned]
+
+
+@dataclass(frozen=True)
+class Growth:
+    """A change of layout between rounds: the new workers, and why."""
+
+    addresses: list[str]
+    reason: str
+
+
+def growth(
+    addresses: Sequence[str],
+    dropped: set[str],
+    responsive: Callable[[str], bool],
+    usable: Sequence[str],
+    planned: int,
+    approximate: bool,
+) -> Growth | None:
+    """Between rounds: drop failing workers, take in workers that joined.
+
+    A worker whose task kept raising (``dropped``) is planned out; while
+    fewer code workers are responsive than the code was planned for (dead,
+    hung, or the code shrank) or the run decodes approximately, usable
+    workers outside the code are planned in, up to ``planned``.  None when
+    nothing changes.
+    """
+    gone = [a for a in addresses if a in dropped]
+    keep = [a for a in addresses if responsive(a)]
+    if not (gone or len(keep) < planned or approximate):
+        return None
+    joined = [a for a in usable if a not in addresses]
+    chosen = (keep + joined)[:planned]
+    if not chosen or (not gone and len(chosen) <= len(keep)):
+        return None
+    changes = []
+    if gone:
+        changes.append(f"workers {gone} kept failing")
+    if len(chosen) > len(keep):
+        changes.append(f"workers {chosen[len(keep) :]} joined the cluster")
+    return Growth(chosen, "; ".join(changes))

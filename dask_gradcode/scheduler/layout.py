@@ -1,0 +1,203 @@
+"""The layout of a run: which worker holds which shard, and changing it.
+
+:class:`Layout` owns the code, the code workers' addresses, their placed
+shards and the physical worker ids straggler models key on.  It places the
+data (planning out workers that die or hang meanwhile), binds each worker's
+shard and round context to the transport, re-plans onto other workers and
+answers which code workers are usable for a round.  What to re-plan onto is
+decided by :mod:`~dask_gradcode.scheduler.judging`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+from distributed import Client, Future
+
+from dask_gradcode.codes import GradientCode
+from dask_gradcode.codes.replan import replan_code
+from dask_gradcode.scheduler.membership import Membership
+from dask_gradcode.scheduler.placement import PlacementError, place
+from dask_gradcode.scheduler.protocol import RoundContext
+from dask_gradcode.scheduler.records import NoWorkersError
+from dask_gradcode.scheduler.transports import Transport
+
+__all__ = ["MAX_ATTEMPTS", "PLACEMENT_TIMEOUT", "Layout"]
+
+logger = logging.getLogger("dask_gradcode")
+
+#: Placements (and submissions of one round, re-plans included) before giving up.
+MAX_ATTEMPTS = 8
+
+#: Seconds a shard transfer may take before its worker counts as hung (plus
+#: the shard's size over ``placement.BYTES_PER_SECOND``).
+PLACEMENT_TIMEOUT = 10.0
+
+
+class Layout:
+    """The code, its workers and their shards.
+
+    Parameters
+    ----------
+    client : distributed.Client
+    code : GradientCode
+        The code of the first placement; its size is the planned size the
+        layout grows back to.
+    data : tuple
+        ``(X, y, sample_weight)`` as :func:`~.placement.check_data` returns it.
+    transport : Transport
+        Bound to every placement's shards.
+    membership : Membership
+    context : RoundContext
+        The run's round context; each worker's gets its physical id.
+    fit_intercept : bool
+    warn : callable
+        ``warn(message)`` reports a re-plan.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        code: GradientCode,
+        data: tuple[Any, Any, Any],
+        *,
+        transport: Transport,
+        membership: Membership,
+        context: RoundContext,
+        fit_intercept: bool,
+        warn: Callable[[str], None],
+    ) -> None:
+        self.client = client
+        self.code = code
+        self.planned_workers = code.n_workers
+        self.addresses: list[str] = []
+        self.shards: list[Future] = []
+        # Straggler models key on physical workers: each address gets an id
+        # when first placed (0 .. n - 1 for the first placement), kept across
+        # re-plans, so a plan cannot dodge an injected slow worker.
+        self.physical: dict[str, int] = {}
+        #: Whether the layout changed since the last round record said so.
+        self.replanned = False
+        self._data = data
+        self._transport = transport
+        self._membership = membership
+        self._context = context
+        self._fit_intercept = fit_intercept
+        self._warn = warn
+        self._placements = 0
+
+    @property
+    def n_samples(self) -> int:
+        """Rows of the data set."""
+        return int(self._data[0].shape[0])
+
+    def physical_ids(self) -> list[int]:
+        """Each code worker's physical id, in code order."""
+        return [self.physical[a] for a in self.addresses]
+
+    def partition_rows(self) -> list[int]:
+        """Rows of each partition of the current code."""
+        return [int(r) for r in np.diff(self.code.partition_bounds(self.n_samples))]
+
+    # ------------------------------------------------------------ placement
+    def place(self, addresses: Sequence[str]) -> None:
+        """Place the shards; workers that die or hang meanwhile are planned out."""
+        addresses = list(addresses)
+        for _ in range(MAX_ATTEMPTS):
+            try:
+                self._place_once(addresses)
+                return
+            except PlacementError as failure:
+                addresses = self._survivors(addresses, failure)
+        raise NoWorkersError("placement kept failing; the cluster is unstable")
+
+    def _place_once(self, addresses: list[str]) -> None:
+        physical = dict(self.physical)
+        for address in addresses:  # first placement: ids 0 .. n - 1
+            physical.setdefault(address, len(physical))
+        self._placements += 1  # every attempt's keys are new
+        shards = place(
+            self.client,
+            self.code,
+            addresses,
+            self._data,
+            fit_intercept=self._fit_intercept,
+            key_prefix=f"gradcode-place-{self._context.token}-{self._placements}",
+            timeout=PLACEMENT_TIMEOUT,
+        )
+        contexts = [replace(self._context, worker_id=physical[a]) for a in addresses]
+        failed = self._transport.bind(shards, addresses, contexts)
+        if failed:
+            self.client.cancel(shards)
+            raise PlacementError(
+                failed,
+                f"the {self._transport.name} transport could not reach workers "
+                f"{sorted(failed)}",
+            )
+        self.shards, self.addresses, self.physical = shards, addresses, physical
+
+    def _survivors(self, addresses: list[str], failure: PlacementError) -> list[str]:
+        """The workers to place on after ``failure``; re-plans the code onto them."""
+        survivors = [a for w, a in enumerate(addresses) if w not in failure.workers]
+        self._membership.refresh(force=True)
+        self._membership.suspect([addresses[w] for w in failure.workers])
+        survivors = [a for a in survivors if self._membership.responsive(a)]
+        if not survivors:
+            raise NoWorkersError(
+                f"every worker died or hung while the data was placed ({failure})"
+            ) from None
+        self.code = replan_code(self.code, len(survivors))
+        self._warn(
+            f"workers {sorted(failure.workers)} failed while the data was "
+            f"placed ({failure}); re-planned on {len(survivors)} workers "
+            f"with {self.code!r}"
+        )
+        return survivors
+
+    def replan(self, addresses: list[str], reason: str, on_failure: str) -> None:
+        """A code of the same scheme on ``addresses``, and the data placed again."""
+        self.code = replan_code(self.code, len(addresses))
+        self._warn(
+            f"{reason}; re-planned on {len(addresses)} workers with {self.code!r} "
+            f"and placed the data again (on_failure={on_failure!r})"
+        )
+        old = self.shards
+        self.place(addresses)
+        self.replanned = True
+        if old:
+            try:
+                self.client.cancel(old)
+            except Exception:  # best effort; they die with the run
+                logger.debug("cancelling old shards failed", exc_info=True)
+
+    # --------------------------------------------------------------- rounds
+    def usable(self) -> list[int]:
+        """Code workers that are alive, responsive and still hold their shard."""
+        self._membership.refresh()
+        return [
+            worker
+            for worker, (address, shard) in enumerate(
+                zip(self.addresses, self.shards, strict=True)
+            )
+            if self._membership.responsive(address)
+            and shard.status == "finished"
+            and self._transport.ready(worker)
+        ]
+
+    def gone(self, pending: set[int]) -> set[int]:
+        """Pending code workers whose workers the scheduler no longer lists."""
+        live = self._membership.live()
+        return {w for w in pending if self.addresses[w] not in live}
+
+    def close(self) -> None:
+        """Release the placed shards (bounded: a cancel is one message)."""
+        if self.shards and self.client.status == "running":
+            try:
+                self.client.cancel(self.shards)
+            except Exception:  # the cluster is going away anyway
+                logger.debug("cancelling shards failed", exc_info=True)
+        self.shards = []
