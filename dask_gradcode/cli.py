@@ -1,17 +1,31 @@
-"""Command-line interface: ``dask-gradcode demo | stability | bench NAME``."""
+"""Command-line interface: ``dask-gradcode demo | stability | bench NAME``.
+
+Each benchmark declares its own options beside its measuring function (a
+:class:`~dask_gradcode.bench.benchmark.Benchmark`); this module builds the
+parser from those declarations and dispatches.  The ``bench`` parser loads the
+benchmark modules, and so Dask, only when a ``bench`` command is parsed:
+``dask-gradcode stability`` and ``--help`` stay quick.
+"""
 
 from __future__ import annotations
 
 import argparse
-import functools
-import importlib
-import inspect
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
-__all__ = ["build_parser", "main"]
+from dask_gradcode.bench import BENCHMARKS, load_benchmark
+from dask_gradcode.bench.options import (
+    add_cluster_options,
+    at_least,
+    positive,
+    seconds,
+    target_of,
+)
+
+__all__ = ["BENCHMARKS", "build_parser", "main"]
 
 #: (scheme, n_stragglers, comm_reduction) rows of the demo.
 DEMO_SCHEMES = (
@@ -22,24 +36,6 @@ DEMO_SCHEMES = (
     ("gaussian-mds", 1, 1),
     ("gaussian-mds", 1, 2),
 )
-
-#: ``bench`` sub-command -> module of :mod:`dask_gradcode.bench`.
-BENCHMARKS = {
-    "stability": "stability",
-    "iteration-time": "iteration_time",
-    "convergence": "convergence",
-    "vs-dask-ml": "vs_dask_ml",
-    "faults": "faults",
-    "small-data": "small_data",
-    "adaptive": "adaptive",
-    "transport": "transport",
-}
-
-
-def _target(args: argparse.Namespace):
-    from dask_gradcode.bench.cluster import ClusterTarget
-
-    return ClusterTarget(args.scheduler_address, args.scheduler_file, args.timeout)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -61,7 +57,7 @@ def _demo(args: argparse.Namespace) -> int:
     scaler = StandardScaler().fit(X_train)
     X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
     slow = SlowWorkers(1, delay=args.delay, random_state=0)
-    target = _target(args)
+    target = target_of(args)
     print(
         f"Logistic regression on scikit-learn's breast-cancer data "
         f"({len(y_train)} training rows), {args.workers} Dask workers of "
@@ -120,9 +116,9 @@ def _demo(args: argparse.Namespace) -> int:
         "worker | training log-loss | test accuracy | exact gradients |"
     )
     print("|---|--:|--:|--:|--:|--:|--:|--:|---|")
-    for scheme, s, m, load, mean_ms, skipped, loss, accuracy, exact in rows:
+    for scheme, s, m, load, mean_ms, late, loss, accuracy, exact in rows:
         print(
-            f"| {scheme} | {s} | {m} | {load:g} | {mean_ms:.1f} | {skipped} "
+            f"| {scheme} | {s} | {m} | {load:g} | {mean_ms:.1f} | {late} "
             f"| {loss:.5f} | {accuracy:.3f} | {'yes' if exact else 'no'} |"
         )
     return 0
@@ -159,53 +155,12 @@ def _stability(args: argparse.Namespace) -> int:
     return 0
 
 
-#: Optional packages each benchmark needs, checked before it computes anything.
-REQUIREMENTS = {
-    "vs-dask-ml": ("matplotlib", "dask_ml"),
-    "small-data": (),
-}
-
-
-def check_requirements(name: str) -> None:
-    """Raise ImportError naming the extra to install, before any computation."""
-    import importlib.util
-
-    missing = [
-        package
-        for package in REQUIREMENTS.get(name, ("matplotlib",))
-        if importlib.util.find_spec(package) is None
-    ]
-    if missing:
-        names = ", ".join(package.replace("_", "-") for package in missing)
-        raise ImportError(
-            f"bench {name} needs {names}: pip install 'dask-gradcode[bench]' "
-            "(make test installs it too)"
-        )
-
-
 def _bench(args: argparse.Namespace) -> int:
     """Run one benchmark and write its files into ``args.out``."""
-    transport = getattr(args, "transport", None)
-    if transport is not None:
-        import dask.config
-
-        with dask.config.set({"gradcode.transport": transport}):
-            return _run_bench(args)
-    return _run_bench(args)
-
-
-def _run_bench(args: argparse.Namespace) -> int:
-    check_requirements(args.name)
-    module = _bench_module(args.name)
-    accepted = inspect.signature(module.run).parameters
-    options = {
-        key: value
-        for key, value in vars(args).items()
-        if key in accepted and key not in ("target", "command", "progress", "transport")
-    }
-    report = module.run(
-        **options,
-        target=_target(args),
+    benchmark = load_benchmark(args.name)
+    report = benchmark.run(
+        **benchmark.given(args),
+        target=target_of(args),
         command=args.command_line,
         progress=not args.no_progress,
     )
@@ -216,126 +171,42 @@ def _run_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _integer(minimum: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
-        return value
+class _LazyParser(argparse.ArgumentParser):
+    """A parser whose arguments are added the first time it is used.
 
-    return parse
-
-
-_positive = _integer(1)
-_non_negative = _integer(0)
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = _seconds(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be > 0")
-    return value
-
-
-def _add_cluster_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group(
-        "cluster",
-        "where to run: an embedded LocalCluster unless one of these names an "
-        "existing scheduler (TLS settings come from the scheduler file or "
-        "Dask's configuration, distributed.comm.tls)",
-    )
-    exclusive = group.add_mutually_exclusive_group()
-    exclusive.add_argument(
-        "--scheduler-address", metavar="ADDRESS", help="tcp://HOST:PORT or tls://..."
-    )
-    exclusive.add_argument(
-        "--scheduler-file",
-        metavar="FILE",
-        help="the JSON file written by `dask scheduler --scheduler-file`",
-    )
-    group.add_argument(
-        "--timeout",
-        type=_positive_float,
-        default=30.0,
-        metavar="SECONDS",
-        help="how long to wait for the scheduler and its workers (default: 30)",
-    )
-
-
-def _bench_module(name: str):
-    return importlib.import_module(f"dask_gradcode.bench.{BENCHMARKS[name]}")
-
-
-class _RunDefaultsFormatter(argparse.HelpFormatter):
-    """Help that ends each option with the default of its benchmark's ``run``.
-
-    The bench options have no argparse default (absent ones are left out of
-    the call, so each default lives only in ``run``'s signature); the module,
-    which imports scikit-learn and Dask, is imported only to print help.
+    Parameters
+    ----------
+    populate : callable, optional
+        Called with the parser before it first parses or formats help.
     """
 
-    def __init__(self, prog: str, *, benchmark: str) -> None:
-        super().__init__(prog)
-        self.benchmark = benchmark
+    def __init__(
+        self,
+        *args: Any,
+        populate: Callable[[argparse.ArgumentParser], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._populate = populate
 
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        text = action.help
-        if action.nargs == 0 or action.default is not argparse.SUPPRESS:
-            return text  # flags, and the options every benchmark shares
-        parameters = inspect.signature(_bench_module(self.benchmark).run).parameters
-        if action.dest not in parameters:
-            return text  # handled around run (--transport), its help says so
-        default = parameters[action.dest].default
-        if isinstance(default, list | tuple):
-            default = " ".join(str(value) for value in default)
-        return f"{text} (default: {default})"
+    def _ready(self) -> None:
+        populate, self._populate = self._populate, None
+        if populate is not None:
+            populate(self)
 
+    def parse_known_args(self, *args: Any, **kwargs: Any) -> Any:
+        """Add the arguments, then parse."""
+        self._ready()
+        return super().parse_known_args(*args, **kwargs)
 
-def _part(text: str) -> str:
-    from dask_gradcode.bench.iteration_time import PARTS
-
-    if text not in PARTS:
-        raise argparse.ArgumentTypeError(
-            f"unknown part {text!r}; choose from {', '.join(PARTS)}"
-        )
-    return text
-
-
-def _transport_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--transport",
-        choices=("direct", "futures"),
-        help="how rounds reach the workers (default: the library's default, "
-        "gradcode.transport in Dask's configuration, else direct)",
-    )
-
-
-def _bench_parser(names, common, name: str, text: str) -> argparse.ArgumentParser:
-    return names.add_parser(
-        name,
-        parents=[common],
-        help=text,
-        description=text,
-        argument_default=argparse.SUPPRESS,
-        formatter_class=functools.partial(_RunDefaultsFormatter, benchmark=name),
-    )
+    def format_help(self) -> str:
+        """Add the arguments, then describe them."""
+        self._ready()
+        return super().format_help()
 
 
 def _add_bench_commands(bench: argparse.ArgumentParser) -> None:
-    names = bench.add_subparsers(dest="name", required=True, metavar="NAME")
+    """One sub-command per benchmark, from its declaration."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--out",
@@ -345,277 +216,52 @@ def _add_bench_commands(bench: argparse.ArgumentParser) -> None:
         "(default: gradcode-results; docs/ holds the published ones)",
     )
     common.add_argument("--no-progress", action="store_true", help="no progress bar")
-    _add_cluster_options(common)
-
-    stability = _bench_parser(
-        names,
-        common,
-        "stability",
-        "decoding error, conditioning and cost against n, worst error over every "
-        "s, gaussian-mds build time up to n = 1000, load against the optimum",
-    )
-    stability.add_argument(
-        "--workers",
-        type=_integer(2),
-        nargs="+",
-        help="numbers of workers n (s is about n/10)",
-    )
-    stability.add_argument(
-        "--comm-reductions",
-        type=_positive,
-        nargs="+",
-        metavar="M",
-        help="communication reductions m",
-    )
-    stability.add_argument("--sets", type=_positive, help="straggler sets per code")
-    stability.add_argument(
-        "--all-s-workers",
-        type=_integer(2),
-        nargs="*",
-        metavar="N",
-        help="numbers of workers at which every s is measured (none: skip)",
-    )
-    stability.add_argument(
-        "--build-workers",
-        type=_integer(2),
-        nargs="*",
-        metavar="N",
-        help="numbers of workers at which gaussian-mds build time is measured "
-        "(none: skip)",
-    )
-    stability.add_argument(
-        "--load-shapes",
-        type=_integer(0),
-        nargs="*",
-        metavar="S M",
-        help="s m pairs whose load is measured for n from s+m to 4(s+m) (none: skip)",
-    )
-    stability.add_argument(
-        "--no-floor",
-        dest="floor",
-        action="store_false",
-        help="skip the Dask round-trip measurement",
-    )
-
-    iteration = _bench_parser(
-        names,
-        common,
-        "iteration-time",
-        "iteration time of every scheme under stragglers, speed-up against slow "
-        "workers, overhead, weights shipping, bytes against m over slow links",
-    )
-    _transport_option(iteration)
-    iteration.add_argument("--workers", type=_integer(2), help="workers n")
-    iteration.add_argument(
-        "--stragglers", type=_non_negative, help="stragglers s tolerated, and slow"
-    )
-    iteration.add_argument(
-        "--rounds", type=_positive, help="measured rounds per scheme"
-    )
-    iteration.add_argument("--rows", type=_positive, help="rows of the data")
-    iteration.add_argument(
-        "--delay", type=_seconds, help="seconds a slow worker is late"
-    )
-    iteration.add_argument(
-        "--comm-workers", type=_integer(2), help="workers of the communication part"
-    )
-    iteration.add_argument(
-        "--dim", type=_positive, help="coefficients of the communication part"
-    )
-    iteration.add_argument(
-        "--bandwidths",
-        type=_positive_float,
-        nargs="+",
-        metavar="MB_PER_S",
-        help="link speeds of the communication part",
-    )
-    iteration.add_argument(
-        "--parts", nargs="+", type=_part, metavar="PART", help="what to run"
-    )
-    iteration.add_argument(
-        "--quick", action="store_true", help="fewer schemes and sizes: a smoke run"
-    )
-
-    convergence = _bench_parser(
-        names,
-        common,
-        "convergence",
-        "training loss against wall-clock time per scheme",
-    )
-    _transport_option(convergence)
-    convergence.add_argument("--workers", type=_integer(2), help="workers n")
-    convergence.add_argument(
-        "--stragglers", type=_non_negative, help="stragglers s tolerated"
-    )
-    convergence.add_argument(
-        "--slow",
-        type=_non_negative,
-        help="slow workers per round (None: as many as --stragglers)",
-    )
-    convergence.add_argument(
-        "--delay", type=_seconds, help="seconds a slow worker is late"
-    )
-    convergence.add_argument("--iterations", type=_positive, help="solver iterations")
-    convergence.add_argument("--rows", type=_integer(10), help="rows of the data")
-    convergence.add_argument(
-        "--features", type=_integer(2), help="features of the data"
-    )
-    convergence.add_argument(
-        "--solver", choices=("gd", "nesterov", "lbfgs"), help="the solver"
-    )
-
-    versus = _bench_parser(
-        names,
-        common,
-        "vs-dask-ml",
-        "time to a near-optimal logistic regression against dask-ml, with and "
-        "without a slow worker",
-    )
-    _transport_option(versus)
-    versus.add_argument("--rows", type=_integer(100), help="rows of the data")
-    versus.add_argument("--features", type=_integer(2), help="features of the data")
-    versus.add_argument("--workers", type=_integer(2), help="worker processes")
-    versus.add_argument(
-        "--factor",
-        type=_positive_float,
-        help="how many times as long tasks take on the slow worker",
-    )
-    versus.add_argument(
-        "--gap",
-        type=_positive_float,
-        help="how close to the optimal mean log-loss a fit must come",
-    )
-
-    faults = _bench_parser(
-        names,
-        common,
-        "faults",
-        "what a fit does when worker processes hang, die, raise, restart or join "
-        "(starts its own dask scheduler and worker processes)",
-    )
-    _transport_option(faults)
-    faults.add_argument("--workers", type=_integer(3), help="worker processes")
-    faults.add_argument("--stragglers", type=_integer(1), help="s of the code")
-    faults.add_argument("--rows", type=_integer(100), help="rows of the data")
-    faults.add_argument("--features", type=_integer(2), help="features of the data")
-    faults.add_argument(
-        "--rounds-before", type=_integer(2), help="rounds before the fault"
-    )
-    faults.add_argument("--rounds-after", type=_integer(5), help="rounds after it")
-
-    small = _bench_parser(
-        names,
-        common,
-        "small-data",
-        "where a default fit's time goes on digits, breast_cancer and a synthetic "
-        "set, next to scikit-learn's SGDClassifier and LogisticRegression",
-    )
-    _transport_option(small)
-    small.add_argument("--rows", type=_integer(100), help="rows of the synthetic set")
-    small.add_argument("--repeats", type=_positive, help="fits per measurement")
-
-    adaptive = _bench_parser(
-        names,
-        common,
-        "adaptive",
-        "adaptive rounds against uncoded, the static code, speculative backups and "
-        "ignore-stragglers, in five straggler scenarios",
-    )
-    _transport_option(adaptive)
-    adaptive.add_argument("--workers", type=_integer(3), help="workers n")
-    adaptive.add_argument("--stragglers", type=_integer(1), help="s of the code")
-    adaptive.add_argument("--rows", type=_integer(100), help="rows of the data")
-    adaptive.add_argument("--features", type=_integer(2), help="features of the data")
-    adaptive.add_argument(
-        "--compute-ms",
-        type=_seconds,
-        help="emulated milliseconds of computation per 1/n of the rows (0: real only)",
-    )
-    adaptive.add_argument(
-        "--rounds", type=_positive, help="measured rounds per method and scenario"
-    )
-    adaptive.add_argument(
-        "--gap", type=_positive_float, help="convergence target above the optimum"
-    )
-    adaptive.add_argument(
-        "--max-rounds", type=_positive, help="rounds a convergence run may take"
-    )
-    adaptive.add_argument(
-        "--scenarios",
-        metavar="NAMES",
-        help="comma-separated subset of none,random,rare,persistent,markov",
-    )
-    transport = _bench_parser(
-        names,
-        common,
-        "transport",
-        "the futures and direct transports: round-trip floor and full rounds "
-        "against n, L-BFGS to the optimum, GridSearchCV on digits",
-    )
-    transport.add_argument(
-        "--workers", type=_integer(2), nargs="+", help="numbers of workers n"
-    )
-    transport.add_argument("--rows", type=_integer(100), help="rows of the data")
-    transport.add_argument("--features", type=_integer(2), help="features of the data")
-    transport.add_argument(
-        "--rounds", type=_positive, help="measured rounds per transport and size"
-    )
-    transport.add_argument(
-        "--lbfgs-workers", type=_integer(2), help="workers of the L-BFGS fits"
-    )
-    transport.add_argument(
-        "--repeats", type=_positive, help="L-BFGS fits per transport (median)"
-    )
-    transport.add_argument(
-        "--gap", type=_positive_float, help="convergence target above the optimum"
-    )
-    transport.add_argument(
-        "--max-rounds", type=_positive, help="rounds an L-BFGS fit may take"
-    )
-    transport.add_argument(
-        "--kinds",
-        metavar="NAMES",
-        help="comma-separated subset of in-process,processes (embedded clusters)",
-    )
-    transport.add_argument(
-        "--skip-search",
-        dest="search",
-        action="store_false",
-        help="leave out the GridSearchCV on digits",
-    )
-    bench.set_defaults(run=_bench)
+    add_cluster_options(common)
+    names = bench.add_subparsers(dest="name", required=True, metavar="NAME")
+    for name in BENCHMARKS:
+        benchmark = load_benchmark(name)
+        parser = names.add_parser(
+            name,
+            parents=[common],
+            help=benchmark.help,
+            description=benchmark.help,
+            # absent options are left out of the call: their defaults are the
+            # measuring function's, which the help quotes
+            argument_default=argparse.SUPPRESS,
+        )
+        benchmark.add_arguments(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``dask-gradcode`` argument parser."""
     parser = argparse.ArgumentParser(
-        prog="dask-gradcode",
-        description="Coded gradient descent on Dask.",
+        prog="dask-gradcode", description="Coded gradient descent on Dask."
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(
+        dest="command", required=True, parser_class=_LazyParser
+    )
     demo = commands.add_parser(
         "demo", help="train with every scheme on a cluster with a slow worker"
     )
-    demo.add_argument("--workers", type=_integer(2), default=4, help="Dask workers")
-    demo.add_argument("--iterations", type=_positive, default=40, help="per scheme")
+    demo.add_argument("--workers", type=at_least(2), default=4, help="Dask workers")
+    demo.add_argument("--iterations", type=positive, default=40, help="per scheme")
     demo.add_argument(
-        "--delay", type=_seconds, default=0.2, help="seconds the slow worker is late"
+        "--delay", type=seconds, default=0.2, help="seconds the slow worker is late"
     )
-    _add_cluster_options(demo)
+    add_cluster_options(demo)
     demo.set_defaults(run=_demo)
     stability = commands.add_parser(
-        "stability",
-        help="print the decoding stability table (pure numpy, no cluster)",
+        "stability", help="print the decoding stability table (pure numpy, no cluster)"
     )
     stability.add_argument(
         "--workers",
-        type=_positive,
+        type=positive,
         nargs="+",
         default=[10, 20, 30, 50, 100],
         help="numbers of workers to try",
     )
     stability.add_argument(
-        "--sets", type=_positive, default=100, help="straggler sets per code"
+        "--sets", type=positive, default=100, help="straggler sets per code"
     )
     stability.set_defaults(run=_stability)
     bench = commands.add_parser(
@@ -623,8 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="run a benchmark; writes CSV, JSON, PNG and markdown files",
         description="Run a benchmark and write its CSV, JSON, PNG and markdown "
         "files into --out.",
+        populate=_add_bench_commands,
     )
-    _add_bench_commands(bench)
+    bench.set_defaults(run=_bench)
     return parser
 
 

@@ -1,9 +1,11 @@
 """Benchmarks that reproduce the paper's comparisons on any Dask cluster.
 
-Each module measures one thing and returns a
+Each module measures one thing and declares one
+:class:`~dask_gradcode.bench.benchmark.Benchmark` (its options, the optional
+packages it needs, its measuring and page functions); its ``run`` returns a
 :class:`~dask_gradcode.bench.report.Report` (CSV/JSON tables, PNG figures, a
-markdown page); ``dask-gradcode bench NAME --out DIR`` runs one and writes
-its files:
+markdown page), and ``dask-gradcode bench NAME --out DIR`` runs one and
+writes its files.  :data:`BENCHMARKS` names them:
 
 - :mod:`~dask_gradcode.bench.stability` — decoding error and conditioning
   against ``n`` (``decode_stability``).
@@ -14,12 +16,59 @@ its files:
   scheme (``convergence``).
 - :mod:`~dask_gradcode.bench.vs_dask_ml` — time to a near-optimal logistic
   regression against dask-ml (``vs_dask_ml``).
+- :mod:`~dask_gradcode.bench.faults` — what a fit does when worker processes
+  hang, die, raise, restart or join (``reliability``).
+- :mod:`~dask_gradcode.bench.small_data` — where a default fit's time goes on
+  small data (``small_data``).
+- :mod:`~dask_gradcode.bench.adaptive` — adaptive rounds against static
+  choices (``adaptive``).
+- :mod:`~dask_gradcode.bench.transport` — the futures and direct transports
+  side by side (``transport``).
 
-They need matplotlib (and dask-ml for the last): ``pip install
-'dask-gradcode[bench]'``.
+They need matplotlib (and dask-ml for the dask-ml comparison): ``pip install
+'dask-gradcode[bench]'``.  Importing this package imports no Dask: the
+command line lists the benchmarks without loading them.
 """
 
-from dask_gradcode.bench.cluster import ClusterTarget
-from dask_gradcode.bench.report import Report
+from __future__ import annotations
 
-__all__ = ["ClusterTarget", "Report"]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dask_gradcode.bench.benchmark import Benchmark
+    from dask_gradcode.bench.cluster import ClusterTarget
+    from dask_gradcode.bench.report import Report
+
+__all__ = ["BENCHMARKS", "ClusterTarget", "Report", "load_benchmark"]
+
+#: ``dask-gradcode bench NAME`` -> the module of this package declaring it.
+BENCHMARKS = {
+    "stability": "stability",
+    "iteration-time": "iteration_time",
+    "convergence": "convergence",
+    "vs-dask-ml": "vs_dask_ml",
+    "faults": "faults",
+    "small-data": "small_data",
+    "adaptive": "adaptive",
+    "transport": "transport",
+}
+
+_LAZY = {
+    "ClusterTarget": "dask_gradcode.bench.cluster",
+    "Report": "dask_gradcode.bench.report",
+}
+
+
+def load_benchmark(name: str) -> Benchmark:
+    """The :class:`~dask_gradcode.bench.benchmark.Benchmark` called ``name``."""
+    module = importlib.import_module(f"dask_gradcode.bench.{BENCHMARKS[name]}")
+    benchmark: Benchmark = module.BENCHMARK
+    return benchmark
+
+
+def __getattr__(name: str) -> Any:
+    # ClusterTarget and Report import Dask and numpy: only when asked for.
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

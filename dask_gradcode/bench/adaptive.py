@@ -32,12 +32,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sklearn.datasets import make_classification
-from sklearn.preprocessing import StandardScaler
-from tqdm.auto import tqdm
 
-from dask_gradcode.bench.cluster import ClusterTarget
-from dask_gradcode.bench.convergence import mean_log_loss, optimal_loss
+from dask_gradcode.bench import options as opt
+from dask_gradcode.bench.benchmark import Benchmark, Measured, Page, Session
+from dask_gradcode.bench.convergence import (
+    mean_log_loss,
+    optimal_loss,
+    standardised_classification,
+)
 from dask_gradcode.bench.report import Report, machine_description, markdown_table
 from dask_gradcode.bench.schemes import check_stragglers
 from dask_gradcode.codes import make_code
@@ -47,7 +49,7 @@ from dask_gradcode.scheduler import CodedGradient, RoundRecord
 from dask_gradcode.solvers import minimize
 from dask_gradcode.stragglers import ComputeTime, MarkovStragglers, SlowWorkers
 
-__all__ = ["METHODS", "all_scenarios", "run"]
+__all__ = ["BENCHMARK", "METHODS", "all_scenarios", "measure", "page", "run"]
 
 NAME = "adaptive"
 WARMUP = 3
@@ -147,8 +149,8 @@ def round_times(
                     np.linalg.norm(gradient - reference) / np.linalg.norm(reference)
                 )
     timed, histories = {}, {}
-    for method, gradient in coded.items():
-        history = gradient.history[WARMUP:]
+    for method, coded_gradient in coded.items():
+        history = coded_gradient.history[WARMUP:]
         wall = np.array([r.wall_seconds for r in history])
         timed[method] = {
             "mean_ms": 1e3 * wall.mean(),
@@ -159,7 +161,7 @@ def round_times(
             "backups": sum(len(r.backups) for r in history),
             "max_relative_error": float(max(errors[method][WARMUP:])),
         }
-        histories[method] = gradient.history
+        histories[method] = coded_gradient.history
     return timed, histories
 
 
@@ -210,7 +212,8 @@ def time_to_gap(
     }
 
 
-def run(
+def measure(
+    session: Session,
     *,
     workers: int = 9,
     stragglers: int = 2,
@@ -221,14 +224,13 @@ def run(
     gap: float = 1e-4,
     max_rounds: int = 80,
     scenarios: str | None = None,
-    target: ClusterTarget = ClusterTarget(),  # noqa: B008 (frozen, immutable)
-    command: str = "dask-gradcode bench adaptive",
-    progress: bool = True,
-) -> Report:
+) -> Measured:
     """Run every method in every scenario; round times and time to the optimum.
 
     Parameters
     ----------
+    session : Session
+        Where to run; the progress bar.
     workers : int, default=9
     stragglers : int, default=2
         Stragglers the codes tolerate.
@@ -249,30 +251,16 @@ def run(
     scenarios : str, optional
         Comma-separated names of the scenarios to run (default: all of
         ``none,random,rare,persistent,markov``).
-    target : ClusterTarget
-    command : str
-    progress : bool, default=True
 
     Returns
     -------
-    Report
+    Measured
+        The tables ``methods`` and ``targets``; facts: the ``scenarios`` run
+        and the adaptive method's round ``histories`` by scenario.
     """
     check_stragglers(stragglers, workers)
-    chosen = all_scenarios(stragglers)
-    if scenarios is not None:
-        names = [name.strip() for name in scenarios.split(",") if name.strip()]
-        unknown = sorted(set(names) - {s.name for s in chosen})
-        if unknown or not names:
-            raise ValueError(
-                f"unknown scenarios {unknown}; choose from "
-                f"{','.join(s.name for s in chosen)}"
-            )
-        chosen = [s for s in chosen if s.name in names]
-    X, y = make_classification(
-        rows, features, n_informative=features // 2, flip_y=0.05, random_state=0
-    )
-    X = StandardScaler().fit_transform(X)
-    y = y.astype(float)
+    chosen = _chosen_scenarios(stragglers, scenarios)
+    X, y = standardised_classification(rows, features)
     best = optimal_loss(X, y)
     w = np.random.default_rng(1).standard_normal(features + 1) * 0.01
     _, reference = LogLoss().value_and_gradient(
@@ -286,12 +274,9 @@ def run(
         return ComputeTime(per_row, then=model) if per_row > 0 else model
 
     with (
-        target.connect(workers) as client,
-        tqdm(
-            total=len(chosen) * (1 + len(METHODS)),
-            desc="adaptive",
-            unit="run",
-            disable=not progress,
+        session.target.connect(workers) as client,
+        session.bar(
+            total=len(chosen) * (1 + len(METHODS)), desc="adaptive", unit="run"
         ) as bar,
     ):
         for scenario in chosen:
@@ -324,40 +309,42 @@ def run(
                 )
                 bar.update()
                 table.append(
-                    {
-                        "scenario": scenario.name,
-                        "method": method,
-                        **timed[method],
-                        **converged,
-                    }
+                    {"scenario": scenario.name, "method": method}
+                    | timed[method]
+                    | converged
                 )
-    targets = target_ratios(table)
+    return Measured(
+        {"methods": table, "targets": target_ratios(table)},
+        facts={"scenarios": chosen, "histories": histories},
+    )
+
+
+def _chosen_scenarios(stragglers: int, names: str | None) -> list[Scenario]:
+    """The scenarios ``names`` (comma-separated) picks, all of them for None."""
+    chosen = all_scenarios(stragglers)
+    if names is None:
+        return chosen
+    picked = [name.strip() for name in names.split(",") if name.strip()]
+    unknown = sorted(set(picked) - {s.name for s in chosen})
+    if unknown or not picked:
+        raise ValueError(
+            f"unknown scenarios {unknown}; choose from "
+            f"{','.join(s.name for s in chosen)}"
+        )
+    return [s for s in chosen if s.name in picked]
+
+
+def page(measured: Measured, session: Session) -> Page:
+    """Each scenario's adaptive rounds, the bars of every method, the page."""
+    table = measured.tables["methods"]
     figures = {
         f"rounds_{name}": plot_rounds(
             history, title=f"adaptive, scenario {name!r}: its rounds"
         )
-        for name, history in histories.items()
+        for name, history in measured.facts["histories"].items()
     }
     figures[""] = _bars(table)
-    return Report(
-        NAME,
-        tables={"methods": table, "targets": targets},
-        figures=figures,
-        markdown=_markdown(
-            table,
-            targets,
-            workers,
-            stragglers,
-            rows,
-            features,
-            compute_ms,
-            rounds,
-            gap,
-            command,
-            target,
-            stragglers_list=chosen,
-        ),
-    )
+    return Page(_markdown(measured, session), figures)
 
 
 def _mean(table, scenario: str, method: str) -> float:
@@ -476,43 +463,31 @@ TARGET_COLUMNS = {
 }
 
 
-def _markdown(
-    table,
-    targets,
-    workers,
-    stragglers,
-    rows,
-    features,
-    compute_ms,
-    rounds,
-    gap,
-    command,
-    target,
-    stragglers_list,
-) -> str:
-    described = "\n".join(f"- `{s.name}`: {s.description}" for s in stragglers_list)
+def _markdown(measured: Measured, session: Session) -> str:
+    table, targets = measured.tables["methods"], measured.tables["targets"]
+    o, chosen = measured.options, measured.facts["scenarios"]
+    workers, stragglers = o["workers"], o["stragglers"]
+    described = "\n".join(f"- `{s.name}`: {s.description}" for s in chosen)
     plots = "\n".join(
-        f"![adaptive rounds, {s.name}](adaptive_rounds_{s.name}.png)"
-        for s in stragglers_list
+        f"![adaptive rounds, {s.name}](adaptive_rounds_{s.name}.png)" for s in chosen
     )
     return f"""# Adaptive rounds against static choices
 
-Reproduce with `{command}` (from the repository root, after `make test` or
-`pip install -e .[bench]`).  Cluster: {target.describe()}; machine:
-{machine_description()}.  Data: `make_classification`, {rows} rows x
-{features} features (standardised), logistic loss with intercept; `n =
+{session.reproduce()}  Cluster: {session.target.describe()}; machine:
+{machine_description()}.  Data: `make_classification`, {o["rows"]} rows x
+{o["features"]} features (standardised), logistic loss with intercept; `n =
 {workers}`, codes tolerate `s = {stragglers}` (`gaussian-mds`, `m = 1`: each
 worker holds {stragglers + 1} times the uncoded load).  Every worker's
-computation is emulated as {compute_ms:g} ms per `1 / n` of the rows
+computation is emulated as {o["compute_ms"]:g} ms per `1 / n` of the rows
 (`ComputeTime`, on top of the real computation), as if each worker had a
 core of its own: the {workers} workers share this machine's cores, whose
 queueing would otherwise hide what a worker's load costs.  Each method ran
-{rounds} rounds at fixed weights after {WARMUP} warm-up rounds, the methods
+{o["rounds"]} rounds at fixed weights after {WARMUP} warm-up rounds, the methods
 taking turns round by round (in an order rotated every round, so a drift of
 the machine's speed weighs on every method alike, with the client's heap
 frozen by `gc.freeze()` so that full garbage collections of the shared
 interpreter scan less), then an L-BFGS fit from zero
-until the mean log-loss was within {gap:g} of the optimum.  Scenarios (slow
+until the mean log-loss was within {o["gap"]:g} of the optimum.  Scenarios (slow
 workers are chosen per physical worker and round, the same for every
 method):
 
@@ -542,3 +517,44 @@ reply not waited for or its rows recomputed elsewhere).
 
 {plots}
 """
+
+
+BENCHMARK = Benchmark(
+    "adaptive",
+    files=NAME,
+    help="adaptive rounds against uncoded, the static code, speculative backups and "
+    "ignore-stragglers, in five straggler scenarios",
+    measure=measure,
+    page=page,
+    options=(
+        opt.workers(3),
+        opt.stragglers(1, "s of the code"),
+        opt.rows(),
+        opt.features(),
+        opt.option(
+            "--compute-ms",
+            type=opt.seconds,
+            help="emulated milliseconds of computation per 1/n of the rows "
+            "(0: real only)",
+        ),
+        opt.option(
+            "--rounds",
+            type=opt.positive,
+            help="measured rounds per method and scenario",
+        ),
+        opt.gap(),
+        opt.option(
+            "--max-rounds", type=opt.positive, help="rounds a convergence run may take"
+        ),
+        opt.option(
+            "--scenarios",
+            metavar="NAMES",
+            help="comma-separated subset of none,random,rare,persistent,markov",
+        ),
+    ),
+)
+
+
+def run(**options: Any) -> Report:
+    """:func:`measure` and :func:`page` (see :meth:`Benchmark.run <dask_gradcode.bench.benchmark.Benchmark.run>`)."""
+    return BENCHMARK.run(**options)

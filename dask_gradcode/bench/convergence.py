@@ -18,9 +18,9 @@ import numpy as np
 import scipy.optimize
 from sklearn.datasets import make_classification
 from sklearn.preprocessing import StandardScaler
-from tqdm.auto import tqdm
 
-from dask_gradcode.bench.cluster import ClusterTarget
+from dask_gradcode.bench import options as opt
+from dask_gradcode.bench.benchmark import Benchmark, Measured, Page, Session
 from dask_gradcode.bench.plots import loss_against_time
 from dask_gradcode.bench.report import Report, machine_description, markdown_table
 from dask_gradcode.bench.schemes import (
@@ -33,7 +33,7 @@ from dask_gradcode.scheduler import CodedGradient
 from dask_gradcode.solvers import minimize
 from dask_gradcode.stragglers import SlowWorkers
 
-__all__ = ["run"]
+__all__ = ["BENCHMARK", "measure", "page", "run"]
 
 NAME = "convergence"
 
@@ -54,6 +54,16 @@ def mean_log_loss(X: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
     """Mean log-loss of coefficients ``w[:-1]`` and intercept ``w[-1]``."""
     losses, _ = LogLoss().pointwise(X @ w[:-1] + w[-1], y)
     return float(losses.mean())
+
+
+def standardised_classification(
+    rows: int, features: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``make_classification`` data, standardised, with float labels in {0, 1}."""
+    X, y = make_classification(
+        rows, features, n_informative=features // 2, flip_y=0.05, random_state=0
+    )
+    return StandardScaler().fit_transform(X), y.astype(float)
 
 
 def optimal_loss(X: np.ndarray, y: np.ndarray) -> float:
@@ -117,7 +127,8 @@ def seconds_to_reach(curve: dict[str, Any], objective: float) -> float:
     return float(curve["seconds"][reached[0]]) if reached.size else float("nan")
 
 
-def run(
+def measure(
+    session: Session,
     *,
     workers: int = 9,
     stragglers: int = 2,
@@ -127,14 +138,13 @@ def run(
     rows: int = 40_000,
     features: int = 50,
     solver: str = "gd",
-    target: ClusterTarget = ClusterTarget(),  # noqa: B008 (frozen, immutable)
-    command: str = "dask-gradcode bench convergence",
-    progress: bool = True,
-) -> Report:
+) -> Measured:
     """Train every scheme and record its loss against wall-clock time.
 
     Parameters
     ----------
+    session : Session
+        Where to run; the progress bar.
     workers : int, default=9
     stragglers : int, default=2
         Stragglers the codes tolerate.
@@ -149,37 +159,28 @@ def run(
     solver : {"gd", "nesterov", "lbfgs"}, default="gd"
         ``"gd"`` takes constant steps ``1 / L`` (``L`` the gradient's
         Lipschitz constant), one coded round per iteration.
-    target : ClusterTarget
-        Where to run.
-    command : str
-        The command line that reproduces the run, quoted in the report.
-    progress : bool, default=True
-        Show a progress bar.
 
     Returns
     -------
-    Report
+    Measured
+        The table ``schemes``; facts: the optimum ``best``, the ``slow``
+        workers per round, the schemes ``skipped`` at this size.
     """
     check_stragglers(stragglers, workers)
     slow = stragglers if slow is None else slow
     if not 0 <= slow <= workers:
         raise ValueError(f"slow={slow} must be between 0 and workers={workers}")
-    X, y = make_classification(
-        rows, features, n_informative=features // 2, flip_y=0.05, random_state=0
-    )
-    X = StandardScaler().fit_transform(X)
-    y = y.astype(float)
+    X, y = standardised_classification(rows, features)
     best = optimal_loss(X, y)
     with_ones = np.hstack([X, np.ones((rows, 1))])
     # The mean log-loss's gradient is L-Lipschitz with L = ||[X 1]||^2 / (4 rows).
     step = 4.0 * rows / np.linalg.norm(with_ones, 2) ** 2
     model = SlowWorkers(slow, delay=delay, random_state=0)
     built, skipped = buildable_codes(convergence_schemes(stragglers), workers)
-    codes = [code for _, code in built]
     curves = []
     with (
-        target.connect(workers) as client,
-        tqdm(codes, desc="convergence", unit="scheme", disable=not progress) as bar,
+        session.target.connect(workers) as client,
+        session.bar([c for _, c in built], desc="convergence", unit="scheme") as bar,
     ):
         for code in bar:
             bar.set_postfix_str(f"{code.scheme} m={code.comm_reduction}")
@@ -192,6 +193,14 @@ def run(
                     **curve,
                 }
             )
+    return Measured(
+        {"schemes": _scheme_rows(curves, best)},
+        facts={"best": best, "slow": slow, "skipped": skipped},
+    )
+
+
+def _scheme_rows(curves: list[dict[str, Any]], best: float) -> list[dict[str, Any]]:
+    """One row per scheme, its speed-up to where uncoded ends."""
     goal = curves[0]["objective"][-1] + 1e-9  # where uncoded ends
     uncoded_seconds = seconds_to_reach(curves[0], goal)
     rows_out = []
@@ -214,26 +223,21 @@ def run(
                 "objective": curve["objective"],
             }
         )
+    return rows_out
+
+
+def page(measured: Measured, session: Session) -> Page:
+    """The loss-against-time figure and the markdown page."""
+    rows, best = measured.tables["schemes"], measured.facts["best"]
+    o, slow = measured.options, measured.facts["slow"]
     title = (
-        f"n={workers}, {slow} slow worker(s) per round (+{delay:g} s), solver={solver}"
+        f"n={o['workers']}, {slow} slow worker(s) per round (+{o['delay']:g} s), "
+        f"solver={o['solver']}"
     )
-    return Report(
-        NAME,
-        tables={"schemes": rows_out},
-        figures={"": loss_against_time(rows_out, best, title)},
-        markdown=_markdown(
-            rows_out,
-            best,
-            workers,
-            slow,
-            delay,
-            rows,
-            features,
-            solver,
-            target,
-            command,
-        )
-        + skipped_note(skipped),
+    return Page(
+        _markdown(rows, best, o, slow, session)
+        + skipped_note(measured.facts["skipped"]),
+        {"": loss_against_time(rows, best, title)},
     )
 
 
@@ -252,19 +256,22 @@ COLUMNS = {
 
 
 def _markdown(
-    rows, best, workers, slow, delay, n_rows, features, solver, target, command
+    rows: list[dict[str, Any]],
+    best: float,
+    o: dict[str, Any],
+    slow: int,
+    session: Session,
 ) -> str:
     return f"""# Loss against wall-clock time
 
-Reproduce with `{command}` (from the repository root, after `make test` or
-`pip install -e .[bench]`).
+{session.reproduce()}
 
-Measured on {machine_description()}, on {target.describe()} with {workers}
+Measured on {machine_description()}, on {session.target.describe()} with {o["workers"]}
 single-thread workers. Logistic regression (with intercept, no penalty) on
-`make_classification({n_rows:,}, {features})`, standardised; optimum
+`make_classification({o["rows"]:,}, {o["features"]})`, standardised; optimum
 {best:.6f} (scipy's L-BFGS-B run to a gradient norm of 1e-10). Every scheme
-starts from zero with solver `{solver}`; each round {slow} worker(s), drawn
-anew, are {1e3 * delay:.0f} ms late. "seconds to uncoded's final loss" is when
+starts from zero with solver `{o["solver"]}`; each round {slow} worker(s), drawn
+anew, are {1e3 * o["delay"]:.0f} ms late. "seconds to uncoded's final loss" is when
 the scheme first reaches the loss uncoded gradient descent ends at; NaN means
 never.
 
@@ -297,3 +304,31 @@ def _reading(rows: list[dict[str, Any]]) -> str:
             f"after {r['mean_iteration_ms']:.0f} ms per iteration."
         )
     return "\n".join(lines)
+
+
+BENCHMARK = Benchmark(
+    "convergence",
+    files=NAME,
+    help="training loss against wall-clock time per scheme",
+    measure=measure,
+    page=page,
+    options=(
+        opt.workers(2),
+        opt.stragglers(0),
+        opt.option(
+            "--slow",
+            type=opt.at_least(0),
+            help="slow workers per round (None: as many as --stragglers)",
+        ),
+        opt.DELAY,
+        opt.option("--iterations", type=opt.positive, help="solver iterations"),
+        opt.rows(10),
+        opt.features(),
+        opt.option("--solver", choices=("gd", "nesterov", "lbfgs"), help="the solver"),
+    ),
+)
+
+
+def run(**options: Any) -> Report:
+    """:func:`measure` and :func:`page` (see :meth:`Benchmark.run <dask_gradcode.bench.benchmark.Benchmark.run>`)."""
+    return BENCHMARK.run(**options)

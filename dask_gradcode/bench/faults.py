@@ -22,7 +22,14 @@ from typing import Any
 import numpy as np
 from sklearn.datasets import make_classification
 
-from dask_gradcode.bench.cluster import ClusterTarget
+from dask_gradcode.bench import options as opt
+from dask_gradcode.bench.benchmark import (
+    AFTER_TEST,
+    Benchmark,
+    Measured,
+    Page,
+    Session,
+)
 from dask_gradcode.bench.processes import ProcessCluster
 from dask_gradcode.bench.report import Report, machine_description, markdown_table
 from dask_gradcode.codes import make_code
@@ -30,7 +37,7 @@ from dask_gradcode.objectives import LogLoss
 from dask_gradcode.scheduler import CodedGradient, RoundRecord
 from dask_gradcode.stragglers import FailingWorkers
 
-__all__ = ["run"]
+__all__ = ["BENCHMARK", "measure", "page", "run"]
 
 NAME = "reliability"
 
@@ -86,8 +93,12 @@ def _replace(cluster: ProcessCluster, pids: list[int]) -> None:
         cluster.add_worker(wait=False)
 
 
-def _nothing(*_: Any) -> list[int]:
+def _no_fault(*_: Any) -> list[int]:
     return []
+
+
+def _no_repair(*_: Any) -> None:
+    return None
 
 
 def scenarios(s: int, fault_at: int = 10) -> list[Scenario]:
@@ -96,7 +107,7 @@ def scenarios(s: int, fault_at: int = 10) -> list[Scenario]:
     ``fault_at`` is the first round of the raising-task scenario.
     """
     return [
-        Scenario("none", "no fault", _nothing, _nothing, {}),
+        Scenario("none", "no fault", _no_fault, _no_repair, {}),
         Scenario(
             "stop s",
             f"SIGSTOP {s} worker(s) for 5 s, then SIGCONT",
@@ -136,8 +147,8 @@ def scenarios(s: int, fault_at: int = 10) -> list[Scenario]:
             "task raises",
             "one worker's task raises MemoryError in every round (the same "
             "physical worker, whatever the code)",
-            _nothing,
-            _nothing,
+            _no_fault,
+            _no_repair,
             {
                 "straggler_model": FailingWorkers(
                     workers=[0], iterations=range(fault_at, 10**9), others_delay=0.05
@@ -148,14 +159,15 @@ def scenarios(s: int, fault_at: int = 10) -> list[Scenario]:
             "nanny restart",
             "SIGKILL 1 worker under a nanny (it restarts under a new address)",
             _kill(1),
-            _nothing,
+            _no_repair,
             {},
             nanny=True,
         ),
     ]
 
 
-def run(
+def measure(
+    session: Session,
     *,
     workers: int = 5,
     stragglers: int = 1,
@@ -163,14 +175,14 @@ def run(
     features: int = 20,
     rounds_before: int = 10,
     rounds_after: int = 40,
-    target: ClusterTarget = ClusterTarget(),  # noqa: B008 (frozen, immutable)
-    command: str = "dask-gradcode bench faults",
-    progress: bool = True,
-) -> Report:
+) -> Measured:
     """Inject each fault into a running fit and report what the fit did.
 
     Parameters
     ----------
+    session : Session
+        Its target must be the embedded default: the benchmark signals its
+        own processes.
     workers : int, default=5
         Worker processes (and code workers).
     stragglers : int, default=1
@@ -181,18 +193,14 @@ def run(
         Rounds before the fault (their median is the baseline round).
     rounds_after : int, default=40
         Rounds after it.
-    target : ClusterTarget
-        Must be the embedded default: the benchmark signals its own processes.
-    command : str
-        The command line that reproduces the run, quoted in the report.
-    progress : bool, default=True
-        Show a progress bar.
 
     Returns
     -------
-    Report
+    Measured
+        The tables ``faults`` (one row per scenario) and ``rounds`` (each
+        scenario's round times).
     """
-    if not target.embedded:
+    if not session.target.embedded:
         raise ValueError(
             "bench faults stops and kills worker processes, so it starts its own "
             "on localhost; it cannot run on an existing cluster "
@@ -207,12 +215,8 @@ def run(
     w = np.random.default_rng(0).standard_normal(features) * 0.1
     expected = LogLoss().value_and_gradient(w, X, y)
     chosen = scenarios(stragglers, rounds_before)
-    if progress:
-        from tqdm.auto import tqdm
-
-        chosen = tqdm(chosen, desc="faults", unit="scenario")
     results, series = [], []
-    for scenario in chosen:
+    for scenario in session.bar(chosen, desc="faults", unit="scenario"):
         row, walls = _measure(
             scenario,
             workers,
@@ -228,13 +232,16 @@ def run(
         series.append(
             {"scenario": scenario.name, "walls": walls, "fault_at": rounds_before}
         )
+    return Measured({"faults": results, "rounds": series})
+
+
+def page(measured: Measured, session: Session) -> Page:
+    """The round times under each fault, and the markdown page."""
     from dask_gradcode.bench.plots import rounds_under_faults
 
-    return Report(
-        NAME,
-        tables={"faults": results, "rounds": series},
-        figures={"": rounds_under_faults(series)},
-        markdown=_markdown(results, workers, stragglers, rows, features, command),
+    return Page(
+        _markdown(measured.tables["faults"], measured.options, session),
+        {"": rounds_under_faults(measured.tables["rounds"])},
     )
 
 
@@ -268,7 +275,9 @@ def _measure(
                     target=scenario.repair, args=(cluster, pids)
                 )
                 repairer.start()
-            errors, exact, outcome = [], [], None
+            errors: list[float] = []
+            exact: list[bool] = []
+            outcome: str | None = None
             # At least `after` rounds, and on until the repair is done and the
             # code is back to its planned size (or a minute has passed).
             give_up = time.monotonic() + 60
@@ -375,17 +384,17 @@ COLUMNS = {
 }
 
 
-def _markdown(rows, workers, stragglers, n_rows, features, command) -> str:
+def _markdown(rows: list[dict[str, Any]], o: dict[str, Any], session: Session) -> str:
     baseline = statistics.median(r["baseline round (ms)"] for r in rows)
     return f"""# Reliability: hung, failing, dead, restarted and added workers
 
-Reproduce with `{command}` (from the repository root, after `make test`).
+{session.reproduce(AFTER_TEST)}
 
 Measured on {machine_description()}.  Each scenario starts its own `dask
-scheduler` and {workers} `dask worker` processes on localhost (one thread
+scheduler` and {o["workers"]} `dask worker` processes on localhost (one thread
 each; the nanny scenario starts them under nannies), builds a gaussian-mds
-code tolerating `s = {stragglers}`, and computes the logistic-regression
-gradient of {n_rows:,} x {features} rows at fixed weights: 10 rounds, the
+code tolerating `s = {o["stragglers"]}`, and computes the logistic-regression
+gradient of {o["rows"]:,} x {o["features"]} rows at fixed weights: 10 rounds, the
 fault, then at least 40 rounds and on until the fault is repaired (the
 stopped workers resumed, the new workers started) and the code is back to
 its planned size and exact.  Each round's gradient is compared with the one
@@ -418,3 +427,28 @@ scheduler for 5 s is hung.
 - A worker whose task keeps raising is an erasure (with a warning naming it)
   and is planned out after three rounds in a row.
 """
+
+
+BENCHMARK = Benchmark(
+    "faults",
+    files=NAME,
+    help="what a fit does when worker processes hang, die, raise, restart or join "
+    "(starts its own dask scheduler and worker processes)",
+    measure=measure,
+    page=page,
+    options=(
+        opt.workers(3, "worker processes"),
+        opt.stragglers(1, "s of the code"),
+        opt.rows(),
+        opt.features(),
+        opt.option(
+            "--rounds-before", type=opt.at_least(2), help="rounds before the fault"
+        ),
+        opt.option("--rounds-after", type=opt.at_least(5), help="rounds after it"),
+    ),
+)
+
+
+def run(**options: Any) -> Report:
+    """:func:`measure` and :func:`page` (see :meth:`Benchmark.run <dask_gradcode.bench.benchmark.Benchmark.run>`)."""
+    return BENCHMARK.run(**options)

@@ -21,15 +21,19 @@ numbers it is compared with:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import argparse
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import scipy.sparse
-from tqdm.auto import tqdm
+from distributed import Future
 
-import dask_gradcode.scheduler as scheduler_module
-from dask_gradcode.bench.cluster import ClusterTarget, round_trip_floor
+from dask_gradcode.bench import options as opt
+from dask_gradcode.bench.benchmark import Benchmark, Measured, Page, Session
+from dask_gradcode.bench.cluster import round_trip_floor
 from dask_gradcode.bench.plots import (
     bytes_against_m,
     communication_bars,
@@ -43,12 +47,13 @@ from dask_gradcode.bench.schemes import (
     skipped_note,
 )
 from dask_gradcode.codes import GradientCode, make_code
-from dask_gradcode.scheduler import CodedGradient, RoundRecord
+from dask_gradcode.scheduler import CodedGradient, RoundRecord, transports
 from dask_gradcode.stragglers import Bandwidth, ShiftedExponential, SlowWorkers
 
-__all__ = ["PARTS", "run"]
+__all__ = ["BENCHMARK", "PARTS", "measure", "page", "run"]
 
 NAME = "iteration_time"
+Tables = dict[str, list[dict[str, Any]]]
 PARTS = ("stragglers", "slow-workers", "overhead", "weights", "communication")
 WARMUP = 2
 #: Schemes of the communication comparison: (scheme, m); the first is the
@@ -95,12 +100,22 @@ def sparse_rows(n_rows: int, dim: int, per_row: int, seed: int = 0):
 
 
 def run_rounds(
-    client, code, X, y, loss, model, bandwidth, n_rounds
+    client, code, X, y, loss, model, bandwidth, n_rounds, transport=None
 ) -> list[RoundRecord]:
-    """``WARMUP + n_rounds`` coded rounds at fixed weights; the last ``n_rounds``."""
+    """``WARMUP + n_rounds`` coded rounds at fixed weights; the last ``n_rounds``.
+
+    ``transport`` None is the library's default (``--transport``).
+    """
     w = np.random.default_rng(1).standard_normal(X.shape[1]) * 0.01
     with CodedGradient(
-        client, code, X, y, loss, straggler_model=model, bandwidth=bandwidth
+        client,
+        code,
+        X,
+        y,
+        loss,
+        straggler_model=model,
+        bandwidth=bandwidth,
+        transport=transport,
     ) as cg:
         for _ in range(WARMUP + n_rounds):
             cg(w)
@@ -131,7 +146,7 @@ def ideal_seconds(
     return sorted(finish)[n - code.n_stragglers - 1]
 
 
-def measure(client, code, X, y, loss, model, bandwidth, n_rounds):
+def floor_and_rounds(client, code, X, y, loss, model, bandwidth, n_rounds):
     """Floor rounds, then the scheme's rounds, back to back on the same cluster.
 
     The floor drifts by tens of percent over a run, so each scheme gets its own.
@@ -176,10 +191,10 @@ def summarise(scenario, code, records, model, bandwidth, floor, dim) -> dict:
 class _Runner:
     """Shared settings and the progress bar of one run."""
 
-    def __init__(self, target: ClusterTarget, rounds: int, progress: bool) -> None:
-        self.target = target
+    def __init__(self, session: Session, rounds: int) -> None:
+        self.target = session.target
         self.rounds = rounds
-        self.bar = tqdm(desc="iteration-time", unit="scheme", disable=not progress)
+        self.bar = session.bar(desc="iteration-time", unit="scheme")
         self.skipped: list[str] = []
 
     def codes(self, rows, n_workers: int) -> list[GradientCode]:
@@ -212,7 +227,7 @@ def straggler_comparison(
     with runner.target.connect(n) as client:
         for name, model in scenarios.items():
             for code in codes:
-                floor, records = measure(
+                floor, records = floor_and_rounds(
                     client, code, X, y, "log_loss", model, None, runner.rounds
                 )
                 results.append(summarise(name, code, records, model, None, floor, 100))
@@ -269,7 +284,7 @@ def overhead(runner: _Runner, n: int, s: int, rows: int) -> list[dict]:
         for n_rows in (rows, 4 * rows):
             X, y = classification_data(n_rows, 100)
             code = make_code("gaussian-mds", n, s, 1, random_state=0)
-            floor, records = measure(
+            floor, records = floor_and_rounds(
                 client, code, X, y, "log_loss", None, None, runner.rounds
             )
             compute = np.median(
@@ -289,16 +304,22 @@ def overhead(runner: _Runner, n: int, s: int, rows: int) -> list[dict]:
     return results
 
 
+#: The transport of the weights-shipping part: the only one that scatters
+#: (the direct transport sends large weights as their own message frame).
+WEIGHTS_TRANSPORT = "futures"
+
+
 def weights_shipping(runner: _Runner, quick: bool) -> list[dict]:
     """Round time with weights embedded in each task vs scattered once per round.
 
-    On worker processes over TCP: in-process workers pass task arguments by
-    reference, which would hide the cost being measured.
+    With the futures transport, the one that scatters large weights; on
+    worker processes over TCP: in-process workers pass task arguments by
+    reference, which would hide the cost being measured.  Raises
+    RuntimeError if the rounds did not ship the weights as the row says.
     """
     n = 4
     dims = (1_000, 100_000) if quick else (1_000, 10_000, 100_000, 1_000_000)
     results = []
-    original = scheduler_module.EMBED_WEIGHTS_MAX_BYTES
     with runner.target.connect(n, processes=True) as client:
         for dim in dims:
             X = scipy.sparse.random(
@@ -310,23 +331,62 @@ def weights_shipping(runner: _Runner, quick: bool) -> list[dict]:
                 ("embedded in each task", np.inf),
                 ("scattered per round", -1),
             ):
-                scheduler_module.EMBED_WEIGHTS_MAX_BYTES = limit
-                try:
+                with _embedding_limit(limit) as scattered:
                     records = run_rounds(
-                        client, code, X, y, "squared_error", None, None, runner.rounds
+                        client,
+                        code,
+                        X,
+                        y,
+                        "squared_error",
+                        None,
+                        None,
+                        runner.rounds,
+                        transport=WEIGHTS_TRANSPORT,
                     )
-                finally:
-                    scheduler_module.EMBED_WEIGHTS_MAX_BYTES = original
+                _check_shipping(how, scattered, limit < 0)
                 results.append(
                     {
                         "dim": dim,
                         "how": how,
+                        "transport": WEIGHTS_TRANSPORT,
                         "submit_ms": 1e3 * np.mean([r.submit_seconds for r in records]),
                         "mean_ms": 1e3 * np.mean([r.wall_seconds for r in records]),
                     }
                 )
                 runner.step(f"weights dim={dim}")
     return results
+
+
+@contextmanager
+def _embedding_limit(limit: float) -> Iterator[list[bool]]:
+    """Patch the futures transport's size limit; list whether each round scattered.
+
+    The transport reads the limit from its own module at each round, so
+    that is where it is patched.
+    """
+    ship = transports.FuturesTransport.ship_weights
+    scattered: list[bool] = []
+
+    def counted(self: Any, weights: np.ndarray, addresses: Sequence[str]) -> Any:
+        shipped = ship(self, weights, addresses)
+        scattered.append(isinstance(shipped, Future))
+        return shipped
+
+    with (
+        mock.patch.object(transports, "EMBED_WEIGHTS_MAX_BYTES", limit),
+        mock.patch.object(transports.FuturesTransport, "ship_weights", counted),
+    ):
+        yield scattered
+
+
+def _check_shipping(how: str, scattered: list[bool], expected: bool) -> None:
+    """Fail loudly when a row would not measure what it names."""
+    if not scattered or any(flag != expected for flag in scattered):
+        raise RuntimeError(
+            f"weights shipping, {how!r}: {sum(scattered)} of {len(scattered)} "
+            f"{WEIGHTS_TRANSPORT}-transport rounds scattered the weights; the row "
+            "would not measure what it says"
+        )
 
 
 def communication_comparison(
@@ -342,7 +402,7 @@ def communication_comparison(
         for speed in bandwidths:
             link = Bandwidth(speed)
             for code in codes:
-                floor, records = measure(
+                floor, records = floor_and_rounds(
                     client, code, X, y, "log_loss", model, link, runner.rounds
                 )
                 name = f"{speed / 1e6:g} MB/s"
@@ -351,7 +411,8 @@ def communication_comparison(
     return results
 
 
-def run(
+def measure(
+    session: Session,
     *,
     workers: int = 9,
     stragglers: int = 2,
@@ -363,14 +424,13 @@ def run(
     bandwidths: Sequence[float] = (25.0, 100.0, 400.0),
     parts: Sequence[str] = PARTS,
     quick: bool = False,
-    target: ClusterTarget = ClusterTarget(),  # noqa: B008 (frozen, immutable)
-    command: str = "dask-gradcode bench iteration-time",
-    progress: bool = True,
-) -> Report:
+) -> Measured:
     """Measure iteration time of every scheme; see the module docstring.
 
     Parameters
     ----------
+    session : Session
+        Where to run; the progress bar.
     workers : int, default=9
         Workers ``n`` of the straggler, slow-worker and overhead parts.
     stragglers : int, default=2
@@ -392,16 +452,12 @@ def run(
         Which of :data:`PARTS` to run.
     quick : bool, default=False
         Fewer schemes and sizes: a smoke run.
-    target : ClusterTarget
-        Where to run.
-    command : str
-        The command line that reproduces the run, quoted in the report.
-    progress : bool, default=True
-        Show a progress bar.
 
     Returns
     -------
-    Report
+    Measured
+        One table per part run; facts: ``comm_dim`` (the communication part's
+        coefficients) and the schemes ``skipped`` at these sizes.
     """
     unknown = sorted(set(parts) - set(PARTS))
     if unknown:
@@ -409,68 +465,55 @@ def run(
     check_stragglers(stragglers, workers)
     comm_dim = min(dim, 50_000) if quick else dim
     middle = len(bandwidths) // 2
-    runner = _Runner(target, rounds, progress)
+    speeds = bandwidths[middle : middle + 1] if quick else bandwidths
+    max_slow = min(workers - 1, stragglers + (1 if quick else 2))
+    parts_run = {
+        "stragglers": lambda runner: straggler_comparison(
+            runner, workers, stragglers, rows, delay, quick
+        ),
+        "slow-workers": lambda runner: slow_worker_sweep(
+            runner, workers, stragglers, rows, delay, max_slow
+        ),
+        "overhead": lambda runner: overhead(runner, workers, stragglers, rows),
+        "weights": lambda runner: weights_shipping(runner, quick),
+        "communication": lambda runner: communication_comparison(
+            runner, comm_workers, stragglers, comm_dim, [1e6 * b for b in speeds]
+        ),
+    }
+    runner = _Runner(session, rounds)
     results: dict[str, list[dict[str, Any]]] = {}
     try:
-        if "stragglers" in parts:
-            results["stragglers"] = straggler_comparison(
-                runner, workers, stragglers, rows, delay, quick
-            )
-        if "slow-workers" in parts:
-            results["slow_workers"] = slow_worker_sweep(
-                runner,
-                workers,
-                stragglers,
-                rows,
-                delay,
-                max_slow=min(workers - 1, stragglers + (1 if quick else 2)),
-            )
-        if "overhead" in parts:
-            results["overhead"] = overhead(runner, workers, stragglers, rows)
-        if "weights" in parts:
-            results["weights"] = weights_shipping(runner, quick)
-        if "communication" in parts:
-            results["communication"] = communication_comparison(
-                runner,
-                comm_workers,
-                stragglers,
-                comm_dim,
-                [
-                    1e6 * b
-                    for b in (bandwidths[middle : middle + 1] if quick else bandwidths)
-                ],
-            )
+        for part, measure_part in parts_run.items():
+            if part in parts:
+                results[part.replace("-", "_")] = measure_part(runner)
     finally:
         runner.bar.close()
-    report = Report(NAME, tables=results)
     skipped = list(dict.fromkeys(runner.skipped))
+    return Measured(results, facts={"comm_dim": comm_dim, "skipped": skipped})
+
+
+def page(measured: Measured, session: Session) -> Page:
+    """The figures of the parts run and the markdown page."""
+    results, o = measured.tables, measured.options
+    n, s = o["workers"], o["stragglers"]
+    figures = {}
     if "stragglers" in results:
-        report.figures[""] = iteration_time_boxes(
-            results["stragglers"], f"n={workers}, s={stragglers}"
-        )
+        figures[""] = iteration_time_boxes(results["stragglers"], f"n={n}, s={s}")
     if "slow_workers" in results:
-        report.figures["speedup"] = speedup_against_slow_workers(
+        figures["speedup"] = speedup_against_slow_workers(
             results["slow_workers"],
-            f"n={workers}, slow workers +{delay:g} s, drawn anew each round",
+            f"n={n}, slow workers +{o['delay']:g} s, drawn anew each round",
         )
     if "communication" in results:
-        title = f"n={comm_workers}, s={stragglers}, {comm_dim:,} coefficients"
-        report.figures["communication"] = communication_bars(
+        title = (
+            f"n={o['comm_workers']}, s={s}, {measured.facts['comm_dim']:,} coefficients"
+        )
+        figures["communication"] = communication_bars(
             results["communication"], "cyclic-repetition", title
         )
-        report.figures["bytes"] = bytes_against_m(results["communication"], title)
-    report.markdown = _markdown(
-        report,
-        workers,
-        stragglers,
-        rows,
-        rounds,
-        comm_workers,
-        comm_dim,
-        target,
-        command,
-    ) + skipped_note(skipped)
-    return report
+        figures["bytes"] = bytes_against_m(results["communication"], title)
+    markdown = _markdown(measured, session) + skipped_note(measured.facts["skipped"])
+    return Page(markdown, figures)
 
 
 STRAGGLER_COLUMNS = {
@@ -490,8 +533,8 @@ STRAGGLER_COLUMNS = {
 }
 
 
-def _straggler_section(report: Report, n: int, s: int, rows: int) -> str:
-    results = report.tables["stragglers"]
+def _straggler_section(tables: Tables, n: int, s: int, rows: int) -> str:
+    results = tables["stragglers"]
     slow = results[0]["scenario"]
     uncoded = next(
         r["mean_ms"]
@@ -504,7 +547,7 @@ def _straggler_section(report: Report, n: int, s: int, rows: int) -> str:
         if r["scenario"] == slow and r["scheme"] not in ("uncoded", "ignore-stragglers")
     )
     exact = [r for r in results if r["exact"] and r["scheme"] != "uncoded"]
-    everything = results + report.tables.get("communication", [])
+    everything = results + tables.get("communication", [])
     return f"""## Stragglers: n = {n}, s = {s}, logistic loss on {rows:,} x 100
 
 {markdown_table(results, STRAGGLER_COLUMNS)}
@@ -523,8 +566,8 @@ def _straggler_section(report: Report, n: int, s: int, rows: int) -> str:
 """
 
 
-def _slow_worker_section(report: Report, n: int) -> str:
-    results = report.tables["slow_workers"]
+def _slow_worker_section(tables: Tables, n: int) -> str:
+    results = tables["slow_workers"]
     columns = {
         "n_slow": "slow workers",
         "scheme": "scheme",
@@ -548,8 +591,8 @@ gradient is approximate.
 """
 
 
-def _overhead_section(report: Report, n: int, s: int) -> str:
-    results = report.tables["overhead"]
+def _overhead_section(tables: Tables, n: int, s: int) -> str:
+    results = tables["overhead"]
     columns = {
         "rows": "rows",
         "floor_ms": "floor (ms)",
@@ -569,29 +612,34 @@ they do not all compute in parallel.
 """
 
 
-def _weights_section(report: Report) -> str:
+def _weights_section(tables: Tables) -> str:
     columns = {
         "dim": "dim",
         "how": "weights",
+        "transport": "transport",
         "submit_ms": "submit (ms)",
         "mean_ms": "round (ms)",
     }
-    limit = scheduler_module.EMBED_WEIGHTS_MAX_BYTES // 1024
+    limit = int(transports.EMBED_WEIGHTS_MAX_BYTES) // 1024
     return f"""## Weights shipping
 
-Weights up to {limit} KiB travel inside each task (they reach the worker with
-the task, no extra round trip); larger weights are scattered to the round's
-workers with `client.scatter(w, workers=..., broadcast=True)` and the tasks
-reference the one key. Measured on 4 worker *processes* over TCP (in-process
+With the {WEIGHTS_TRANSPORT} transport (the only one that scatters: the direct
+transport never does, large weights travel as a message frame of each call),
+weights up to {limit} KiB travel inside each task (they reach the worker with the task, no extra round trip);
+larger weights are scattered to the round's workers with
+`client.scatter(w, workers=..., broadcast=True)` and the tasks reference the
+one key. Both rows force one way by patching the size limit, and the run
+checks that every round shipped the weights as its row says. Measured on 4
+worker *processes* over TCP (in-process
 workers would pass the weights by reference and hide the cost), gaussian-mds
 with m = 1, tiny sparse data so the shipping dominates:
 
-{markdown_table(report.tables["weights"], columns)}
+{markdown_table(tables["weights"], columns)}
 """
 
 
-def _communication_section(report: Report, n: int, s: int, dim: int) -> str:
-    results = report.tables["communication"]
+def _communication_section(tables: Tables, n: int, s: int, dim: int) -> str:
+    results = tables["communication"]
     lines = []
     for speed in dict.fromkeys(r["scenario"] for r in results):
         at_speed = [r for r in results if r["scenario"] == speed]
@@ -630,30 +678,31 @@ against `m`, with the load each choice of `m` costs:
 """
 
 
-def _markdown(
-    report, workers, stragglers, rows, rounds, comm_workers, comm_dim, target, command
-) -> str:
+def _markdown(measured: Measured, session: Session) -> str:
+    tables, o = measured.tables, measured.options
+    workers, stragglers = o["workers"], o["stragglers"]
     sections = []
-    if "stragglers" in report.tables:
-        sections.append(_straggler_section(report, workers, stragglers, rows))
-    if "slow_workers" in report.tables:
-        sections.append(_slow_worker_section(report, workers))
-    if "overhead" in report.tables:
-        sections.append(_overhead_section(report, workers, stragglers))
-    if "weights" in report.tables:
-        sections.append(_weights_section(report))
-    if "communication" in report.tables:
+    if "stragglers" in tables:
+        sections.append(_straggler_section(tables, workers, stragglers, o["rows"]))
+    if "slow_workers" in tables:
+        sections.append(_slow_worker_section(tables, workers))
+    if "overhead" in tables:
+        sections.append(_overhead_section(tables, workers, stragglers))
+    if "weights" in tables:
+        sections.append(_weights_section(tables))
+    if "communication" in tables:
         sections.append(
-            _communication_section(report, comm_workers, stragglers, comm_dim)
+            _communication_section(
+                tables, o["comm_workers"], stragglers, measured.facts["comm_dim"]
+            )
         )
     body = "\n".join(sections)
     return f"""# Iteration time
 
-Reproduce with `{command}` (from the repository root, after `make test` or
-`pip install -e .[bench]`).
+{session.reproduce()}
 
-Measured on {machine_description()}, on {target.describe()} with one
-single-thread worker per code worker. Each scheme runs {rounds} rounds after
+Measured on {machine_description()}, on {session.target.describe()} with one
+single-thread worker per code worker. Each scheme runs {o["rounds"]} rounds after
 {WARMUP} warm-up rounds. "ideal" is, per round, the time at which the
 `(n - s)`-th fastest worker finished its computation plus its injected delay;
 "floor" is the bare Dask round trip (`n` pinned no-op tasks collected with
@@ -662,3 +711,55 @@ rounds, because it drifts by tens of percent over a run. `ignore-stragglers`
 is approximate (it waits for `n - s` workers and rescales).
 
 {body}"""
+
+
+def _part(text: str) -> str:
+    """An argparse type: one of :data:`PARTS`."""
+    if text not in PARTS:
+        raise argparse.ArgumentTypeError(
+            f"unknown part {text!r}; choose from {', '.join(PARTS)}"
+        )
+    return text
+
+
+BENCHMARK = Benchmark(
+    "iteration-time",
+    files=NAME,
+    help="iteration time of every scheme under stragglers, speed-up against slow "
+    "workers, overhead, weights shipping, bytes against m over slow links",
+    measure=measure,
+    page=page,
+    options=(
+        opt.workers(2),
+        opt.stragglers(0, "stragglers s tolerated, and slow"),
+        opt.option("--rounds", type=opt.positive, help="measured rounds per scheme"),
+        opt.rows(1),
+        opt.DELAY,
+        opt.option(
+            "--comm-workers",
+            type=opt.at_least(2),
+            help="workers of the communication part",
+        ),
+        opt.option(
+            "--dim", type=opt.positive, help="coefficients of the communication part"
+        ),
+        opt.option(
+            "--bandwidths",
+            type=opt.positive_float,
+            nargs="+",
+            metavar="MB_PER_S",
+            help="link speeds of the communication part",
+        ),
+        opt.option(
+            "--parts", nargs="+", type=_part, metavar="PART", help="what to run"
+        ),
+        opt.option(
+            "--quick", action="store_true", help="fewer schemes and sizes: a smoke run"
+        ),
+    ),
+)
+
+
+def run(**options: Any) -> Report:
+    """:func:`measure` and :func:`page` (see :meth:`Benchmark.run <dask_gradcode.bench.benchmark.Benchmark.run>`)."""
+    return BENCHMARK.run(**options)

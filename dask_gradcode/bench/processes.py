@@ -66,8 +66,17 @@ class ProcessCluster:
         self._processes: list[subprocess.Popen] = []
         self._stopped: set[int] = set()
         self._folder: tempfile.TemporaryDirectory | None = None
-        self.client: Client | None = None
+        self._client: Client | None = None
         self.address = ""
+
+    @property
+    def client(self) -> Client:
+        """The client connected to the scheduler (only while the block runs)."""
+        if self._client is None:
+            raise RuntimeError(
+                "the ProcessCluster has not started: use it in a with block"
+            )
+        return self._client
 
     # ------------------------------------------------------------- lifecycle
     def __enter__(self) -> ProcessCluster:  # noqa: PYI034
@@ -93,8 +102,8 @@ class ProcessCluster:
             self.address = json.loads(scheduler_file.read_text())["address"]
             for _ in range(self.n_workers):
                 self._spawn_worker()
-            self.client = Client(self.address, timeout=self.startup_timeout)
-            self.client.wait_for_workers(self.n_workers, timeout=self.startup_timeout)
+            self._client = Client(self.address, timeout=self.startup_timeout)
+            self._client.wait_for_workers(self.n_workers, timeout=self.startup_timeout)
         except BaseException:
             self.__exit__(None, None, None)
             raise
@@ -106,9 +115,9 @@ class ProcessCluster:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        if self.client is not None:
-            self.client.close(timeout=10)
-            self.client = None
+        if self._client is not None:
+            self._client.close(timeout=10)
+            self._client = None
         # Nothing here needs a graceful goodbye: kill, then reap.
         for process in reversed(self._processes):
             if process.poll() is None:
@@ -168,9 +177,10 @@ class ProcessCluster:
 
     def workers(self) -> list[str]:
         """Worker addresses the scheduler lists, sorted."""
-        info = self.client.sync(
-            self.client.scheduler.identity, n_workers=-1, callback_timeout=30
-        )
+        client = self.client
+        scheduler = client.scheduler
+        assert scheduler is not None  # a connected client has its scheduler's rpc
+        info = client.sync(scheduler.identity, n_workers=-1, callback_timeout=30)
         return sorted(info["workers"])
 
     def pids(self) -> dict[str, int]:

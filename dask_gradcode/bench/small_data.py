@@ -24,10 +24,17 @@ from sklearn.linear_model import LogisticRegression, SGDClassifier
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.preprocessing import StandardScaler
 
-from dask_gradcode.bench.cluster import ClusterTarget
+from dask_gradcode.bench import options as opt
+from dask_gradcode.bench.benchmark import (
+    AFTER_TEST,
+    Benchmark,
+    Measured,
+    Page,
+    Session,
+)
 from dask_gradcode.bench.report import Report, machine_description, markdown_table
 
-__all__ = ["run"]
+__all__ = ["BENCHMARK", "measure", "page", "run"]
 
 NAME = "small_data"
 
@@ -65,35 +72,26 @@ def _timed(fit: Callable[[], Any], repeats: int) -> tuple[float, Any]:
     return statistics.median(times), result
 
 
-def run(
-    *,
-    rows: int = 20_000,
-    repeats: int = 3,
-    target: ClusterTarget = ClusterTarget(),  # noqa: B008 (frozen, immutable)
-    command: str = "dask-gradcode bench small-data",
-    progress: bool = True,
-) -> Report:
+def measure(session: Session, *, rows: int = 20_000, repeats: int = 3) -> Measured:
     """Profile default fits on small data against scikit-learn.
 
     Parameters
     ----------
+    session : Session
+        Its target must be the embedded default: the benchmark measures the
+        embedded cluster a fit without a client uses.
     rows : int, default=20000
         Rows of the synthetic data set.
     repeats : int, default=3
         Fits per measurement (the median is reported).
-    target : ClusterTarget
-        Must be the embedded default: the benchmark measures the embedded
-        cluster a fit without a client uses.
-    command : str
-        The command line that reproduces the run, quoted in the report.
-    progress : bool, default=True
-        Show a progress bar.
 
     Returns
     -------
-    Report
+    Measured
+        The tables ``fits`` and ``searches``; the fact ``cluster_start``
+        (seconds to start the embedded cluster).
     """
-    if not target.embedded:
+    if not session.target.embedded:
         raise ValueError(
             "bench small-data measures fits without a client (the embedded "
             "cluster); it cannot run on an existing cluster"
@@ -106,62 +104,70 @@ def run(
     embedded_client()
     cluster_start = time.perf_counter() - started
     chosen = list(datasets(rows).items())
-    if progress:
-        from tqdm.auto import tqdm
-
-        chosen = tqdm(chosen, desc="small data", unit="data set")
-    rows_out = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence on the defaults, as for SGD
-        for name, (X, y) in chosen:
-            ours_seconds, model = _timed(
-                lambda X=X, y=y: CodedSGDClassifier(random_state=0).fit(X, y), repeats
-            )
-            sgd_seconds, sgd = _timed(
-                lambda X=X, y=y: SGDClassifier(random_state=0).fit(X, y), repeats
-            )
-            lr_seconds, lr = _timed(
-                lambda X=X, y=y: LogisticRegression(max_iter=1000).fit(X, y), repeats
-            )
-            profile = model.fit_profile_
-            parts = {
-                "cluster_start": 0.0,
-                "code": profile["code_seconds"],
-                "placement": profile["placement_seconds"] + profile["close_seconds"],
-                "rounds": profile["round_seconds"] - profile["decode_seconds"],
-                "decode": profile["decode_seconds"],
-                "solver": profile["solver_seconds"],
-            }
-            parts["checks"] = max(0.0, ours_seconds - sum(parts.values()))
-            row = {
-                "data": name,
-                "rows": X.shape[0],
-                "features": X.shape[1],
-                "classes": len(np.unique(y)),
-                "iterations": profile["iterations"],
-                "rounds": profile["rounds"],
-                "ms per round": 1e3
-                * profile["round_seconds"]
-                / max(1, profile["rounds"]),
-                "dask_gradcode (s)": ours_seconds,
-                "SGDClassifier (s)": sgd_seconds,
-                "LogisticRegression (s)": lr_seconds,
-                "ratio to SGD": ours_seconds / sgd_seconds,
-                "ratio to LR": ours_seconds / lr_seconds,
-                "accuracy": model.score(X, y),
-                "SGD accuracy": sgd.score(X, y),
-                "LR accuracy": lr.score(X, y),
-            }
-            for stage in STAGES[1:]:
-                row[f"{stage} (s)"] = parts[stage]
-            rows_out.append(row)
+        rows_out = [
+            _fit_row(name, X, y, repeats, CodedSGDClassifier)
+            for name, (X, y) in session.bar(chosen, desc="small data", unit="data set")
+        ]
         X, y = StandardScaler().fit_transform(load_digits().data), load_digits().target
         searches = _searches(X, y, CodedSGDClassifier)
-    return Report(
-        NAME,
-        tables={"fits": rows_out, "searches": searches},
-        figures={},
-        markdown=_markdown(rows_out, searches, cluster_start, command),
+    return Measured(
+        {"fits": rows_out, "searches": searches},
+        facts={"cluster_start": cluster_start},
+    )
+
+
+def _fit_row(
+    name: str, X: np.ndarray, y: np.ndarray, repeats: int, coded: type
+) -> dict[str, Any]:
+    """Our default fit's stages and times beside scikit-learn's on one data set."""
+    ours_seconds, model = _timed(lambda: coded(random_state=0).fit(X, y), repeats)
+    sgd_seconds, sgd = _timed(lambda: SGDClassifier(random_state=0).fit(X, y), repeats)
+    lr_seconds, lr = _timed(
+        lambda: LogisticRegression(max_iter=1000).fit(X, y), repeats
+    )
+    profile = model.fit_profile_
+    parts = {
+        "cluster_start": 0.0,
+        "code": profile["code_seconds"],
+        "placement": profile["placement_seconds"] + profile["close_seconds"],
+        "rounds": profile["round_seconds"] - profile["decode_seconds"],
+        "decode": profile["decode_seconds"],
+        "solver": profile["solver_seconds"],
+    }
+    parts["checks"] = max(0.0, ours_seconds - sum(parts.values()))
+    row = {
+        "data": name,
+        "rows": X.shape[0],
+        "features": X.shape[1],
+        "classes": len(np.unique(y)),
+        "iterations": profile["iterations"],
+        "rounds": profile["rounds"],
+        "ms per round": 1e3 * profile["round_seconds"] / max(1, profile["rounds"]),
+        "dask_gradcode (s)": ours_seconds,
+        "SGDClassifier (s)": sgd_seconds,
+        "LogisticRegression (s)": lr_seconds,
+        "ratio to SGD": ours_seconds / sgd_seconds,
+        "ratio to LR": ours_seconds / lr_seconds,
+        "accuracy": model.score(X, y),
+        "SGD accuracy": sgd.score(X, y),
+        "LR accuracy": lr.score(X, y),
+    }
+    for stage in STAGES[1:]:
+        row[f"{stage} (s)"] = parts[stage]
+    return row
+
+
+def page(measured: Measured, session: Session) -> Page:
+    """The markdown page (tables only, no figures)."""
+    return Page(
+        _markdown(
+            measured.tables["fits"],
+            measured.tables["searches"],
+            measured.facts["cluster_start"],
+            session,
+        )
     )
 
 
@@ -216,17 +222,20 @@ STAGE_COLUMNS = {
 
 
 def _markdown(
-    fits: Sequence[dict], searches: Sequence[dict], cluster_start: float, command: str
+    fits: Sequence[dict],
+    searches: Sequence[dict],
+    cluster_start: float,
+    session: Session,
 ) -> str:
     worst = max(fits, key=lambda r: r["ratio to SGD"])
     stage_share = {
         stage: statistics.mean(r[f"{stage} (s)"] / r["dask_gradcode (s)"] for r in fits)
         for stage in STAGES[1:]
     }
-    biggest = max(stage_share, key=stage_share.get)
+    biggest = max(stage_share, key=lambda stage: stage_share[stage])
     return f"""# Small data: where a fit's time goes
 
-Reproduce with `{command}` (from the repository root, after `make test`).
+{session.reproduce(AFTER_TEST)}
 
 Measured on {machine_description()}.  Default estimators (`CodedSGDClassifier()`:
 hinge loss, L-BFGS, `scheme="auto"`, one straggler), no Dask client: fits use
@@ -255,3 +264,23 @@ embedded cluster.
 
 {markdown_table(list(searches), {"estimator": "estimator", "GridSearchCV (s)": "GridSearchCV (s)", "cross_val_score (s)": "cross_val_score (s)"})}
 """
+
+
+BENCHMARK = Benchmark(
+    "small-data",
+    files=NAME,
+    help="where a default fit's time goes on digits, breast_cancer and a synthetic "
+    "set, next to scikit-learn's SGDClassifier and LogisticRegression",
+    measure=measure,
+    page=page,
+    requirements=(),  # no figures
+    options=(
+        opt.rows(100, "rows of the synthetic set"),
+        opt.option("--repeats", type=opt.positive, help="fits per measurement"),
+    ),
+)
+
+
+def run(**options: Any) -> Report:
+    """:func:`measure` and :func:`page` (see :meth:`Benchmark.run <dask_gradcode.bench.benchmark.Benchmark.run>`)."""
+    return BENCHMARK.run(**options)

@@ -13,9 +13,12 @@ any iteration costs, so "negligible" is a ratio, not a guess.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
+from dask_gradcode.bench import options as opt
+from dask_gradcode.bench.benchmark import Benchmark, Measured, Page, Session
 from dask_gradcode.bench.cluster import ClusterTarget, round_trip_floor
 from dask_gradcode.bench.plots import (
     build_time_against_n,
@@ -34,7 +37,7 @@ from dask_gradcode.codes.diagnostics import (
     worst_over_stragglers,
 )
 
-__all__ = ["run"]
+__all__ = ["BENCHMARK", "measure", "page", "run"]
 
 NAME = "decode_stability"
 
@@ -43,7 +46,8 @@ NAME = "decode_stability"
 ALL_S_SCHEMES = ("ye-abbe", "cyclic-mds", "cyclic-repetition", "gaussian-mds")
 
 
-def run(
+def measure(
+    session: Session,
     *,
     workers: Sequence[int] = (10, 20, 30, 50, 100),
     comm_reductions: Sequence[int] = (1, 2),
@@ -52,14 +56,13 @@ def run(
     build_workers: Sequence[int] = (10, 30, 100, 300, 1000),
     load_shapes: Sequence[int] = (2, 2, 3, 1, 5, 3),
     floor: bool = True,
-    target: ClusterTarget = ClusterTarget(),  # noqa: B008 (frozen, immutable)
-    command: str = "dask-gradcode bench stability",
-    progress: bool = True,
-) -> Report:
+) -> Measured:
     """Measure decoding stability, build time and load as ``n`` grows.
 
     Parameters
     ----------
+    session : Session
+        Where the floor is measured; the progress bars.
     workers : sequence of int
         Numbers of workers ``n`` of the first part; ``s`` is about ``n / 10``.
     comm_reductions : sequence of int
@@ -76,60 +79,66 @@ def run(
     floor : bool, default=True
         Also measure the Dask round-trip floor at each ``n`` to set the decode
         time against.
-    target : ClusterTarget
-        Where the floor is measured.
-    command : str
-        The command line that reproduces the run, quoted in the report.
-    progress : bool, default=True
-        Show a progress bar.
 
     Returns
     -------
-    Report
+    Measured
+        The tables; ``facts["reports"]`` the first part's StabilityReports.
     """
     if len(load_shapes) % 2:
         raise ValueError(
             f"load_shapes takes s, m pairs; got {len(load_shapes)} numbers"
         )
     reports = stability_grid(
-        tuple(workers), tuple(comm_reductions), n_sets=sets, progress=progress
+        tuple(workers), tuple(comm_reductions), n_sets=sets, progress=session.progress
     )
-    all_s = _all_s(all_s_workers, comm_reductions, progress)
+    all_s = _all_s(all_s_workers, comm_reductions, session)
     builds = build_times(tuple(build_workers)) if build_workers else []
     shapes = list(zip(load_shapes[::2], load_shapes[1::2], strict=True))
     loads = load_against_optimum(shapes) if shapes else []
-    floors: dict[int, float] = {}
-    if floor:
-        largest = None if target.embedded else target.count_workers()
-        for n in sorted({r.n_workers for r in reports}):
-            if largest is not None and n > largest:
-                continue  # an existing cluster too small for this n
-            with target.connect(n) as client:
-                floors[n] = float(np.median(round_trip_floor(client, n)))
-    floor_rows = decode_against_floor(reports, floors)
-    figures = {"": error_against_n(reports)}
-    if all_s:
-        figures["all_s"] = worst_error_over_s(all_s, DEFAULT_RTOL)
-    if builds:
-        figures["build_time"] = build_time_against_n(builds)
-    if loads:
-        figures["load"] = load_against_n(loads)
-    return Report(
-        NAME,
-        tables={
+    floors = _floors(session.target, reports) if floor else {}
+    return Measured(
+        {
             "codes": [r.as_dict() for r in reports],
             "all_s": all_s,
             "build_time": builds,
             "load": loads,
-            "decode_vs_floor": floor_rows,
+            "decode_vs_floor": decode_against_floor(reports, floors),
         },
-        figures=figures,
-        markdown=_markdown(reports, all_s, builds, loads, floor_rows, command, target),
+        facts={"reports": reports},
     )
 
 
+def _floors(
+    target: ClusterTarget, reports: Sequence[StabilityReport]
+) -> dict[int, float]:
+    """The median round-trip floor at each ``n`` the cluster has the workers for."""
+    floors: dict[int, float] = {}
+    largest = None if target.embedded else target.count_workers()
+    for n in sorted({r.n_workers for r in reports}):
+        if largest is not None and n > largest:
+            continue  # an existing cluster too small for this n
+        with target.connect(n) as client:
+            floors[n] = float(np.median(round_trip_floor(client, n)))
+    return floors
+
+
+def page(measured: Measured, session: Session) -> Page:
+    """The figures and the markdown page of a measurement."""
+    reports = measured.facts["reports"]
+    tables = measured.tables
+    figures = {"": error_against_n(reports)}
+    if tables["all_s"]:
+        figures["all_s"] = worst_error_over_s(tables["all_s"], DEFAULT_RTOL)
+    if tables["build_time"]:
+        figures["build_time"] = build_time_against_n(tables["build_time"])
+    if tables["load"]:
+        figures["load"] = load_against_n(tables["load"])
+    return Page(_markdown(reports, tables, session), figures)
+
+
 def _all_s(
-    workers: Sequence[int], comm_reductions: Sequence[int], progress: bool
+    workers: Sequence[int], comm_reductions: Sequence[int], session: Session
 ) -> list[dict]:
     grid = [
         (scheme, n, m)
@@ -138,11 +147,10 @@ def _all_s(
         for m in comm_reductions
         if m == 1 or scheme in ("ye-abbe", "gaussian-mds")
     ]
-    if progress:
-        from tqdm.auto import tqdm
-
-        grid = tqdm(grid, desc="every s", unit="code")
-    return [worst_over_stragglers(scheme, n, m) for scheme, n, m in grid]
+    return [
+        worst_over_stragglers(scheme, n, m)
+        for scheme, n, m in session.bar(grid, desc="every s", unit="code")
+    ]
 
 
 def decode_against_floor(
@@ -284,7 +292,13 @@ def _load_reading(rows: Sequence[dict]) -> str:
     return "\n".join(lines)
 
 
-def _markdown(reports, all_s, builds, loads, floor_rows, command, target) -> str:
+def _markdown(
+    reports: Sequence[StabilityReport],
+    tables: dict[str, list[dict[str, Any]]],
+    session: Session,
+) -> str:
+    all_s, builds, loads = tables["all_s"], tables["build_time"], tables["load"]
+    floor_rows = tables["decode_vs_floor"]
     if floor_rows:
         floor_text = markdown_table(floor_rows, FLOOR_COLUMNS)
     else:
@@ -293,8 +307,7 @@ def _markdown(reports, all_s, builds, loads, floor_rows, command, target) -> str
     build_table = markdown_table(builds, BUILD_COLUMNS) if builds else ""
     return f"""# Decoding stability, build time and load
 
-Reproduce with `{command}` (from the repository root, after `make test` or
-`pip install -e .[bench]`).
+{session.reproduce()}
 
 Measured on {machine_description()}.  Every decode checks its own accuracy:
 its error bound (the residual of the decoding matrix plus float64 rounding,
@@ -364,9 +377,65 @@ its groups between `d` and `2d - 1` and shares the data by group size.
 
 Every coded iteration costs at least the Dask round trip: `n` pinned no-op
 tasks collected with `distributed.as_completed`, measured in the same run on
-{target.describe()} with `n` single-thread workers.  Decode times are the
+{session.target.describe()} with `n` single-thread workers.  Decode times are the
 slowest over the schemes at that `n`; "cold" is the first time a straggler
 pattern is seen (solve, accuracy check, apply), "cached" a repeated pattern.
 
 {floor_text}
 """
+
+
+BENCHMARK = Benchmark(
+    "stability",
+    files=NAME,
+    help="decoding error, conditioning and cost against n, worst error over every "
+    "s, gaussian-mds build time up to n = 1000, load against the optimum",
+    measure=measure,
+    page=page,
+    transport=False,
+    options=(
+        opt.workers(2, "numbers of workers n (s is about n/10)", many=True),
+        opt.option(
+            "--comm-reductions",
+            type=opt.positive,
+            nargs="+",
+            metavar="M",
+            help="communication reductions m",
+        ),
+        opt.option("--sets", type=opt.positive, help="straggler sets per code"),
+        opt.option(
+            "--all-s-workers",
+            type=opt.at_least(2),
+            nargs="*",
+            metavar="N",
+            help="numbers of workers at which every s is measured (none: skip)",
+        ),
+        opt.option(
+            "--build-workers",
+            type=opt.at_least(2),
+            nargs="*",
+            metavar="N",
+            help="numbers of workers at which gaussian-mds build time is measured "
+            "(none: skip)",
+        ),
+        opt.option(
+            "--load-shapes",
+            type=opt.at_least(0),
+            nargs="*",
+            metavar="S M",
+            help="s m pairs whose load is measured for n from s+m to 4(s+m) "
+            "(none: skip)",
+        ),
+        opt.option(
+            "--no-floor",
+            dest="floor",
+            action="store_false",
+            help="skip the Dask round-trip measurement",
+        ),
+    ),
+)
+
+
+def run(**options: Any) -> Report:
+    """:func:`measure` and :func:`page` (see :meth:`Benchmark.run <dask_gradcode.bench.benchmark.Benchmark.run>`)."""
+    return BENCHMARK.run(**options)

@@ -26,19 +26,30 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sklearn.datasets import load_digits, make_classification
+from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression, SGDClassifier
 from sklearn.model_selection import GridSearchCV
 from sklearn.preprocessing import StandardScaler
 
-from dask_gradcode.bench.cluster import ClusterTarget
-from dask_gradcode.bench.convergence import mean_log_loss, optimal_loss
+from dask_gradcode.bench import options as opt
+from dask_gradcode.bench.benchmark import (
+    AFTER_TEST,
+    Benchmark,
+    Measured,
+    Page,
+    Session,
+)
+from dask_gradcode.bench.convergence import (
+    mean_log_loss,
+    optimal_loss,
+    standardised_classification,
+)
 from dask_gradcode.bench.report import Report, machine_description, markdown_table
 from dask_gradcode.codes import make_code
 from dask_gradcode.scheduler import TRANSPORTS, CodedGradient
 from dask_gradcode.solvers import minimize
 
-__all__ = ["run"]
+__all__ = ["BENCHMARK", "measure", "page", "run"]
 
 NAME = "transport"
 WARMUP = 5
@@ -192,7 +203,8 @@ def grid_searches(transports: Sequence[str] = TRANSPORTS) -> list[dict[str, Any]
     return rows
 
 
-def run(
+def measure(
+    session: Session,
     *,
     workers: Sequence[int] = (2, 4, 8, 16),
     rows: int = 200_000,
@@ -204,14 +216,13 @@ def run(
     max_rounds: int = 300,
     kinds: str = "in-process,processes",
     search: bool = True,
-    target: ClusterTarget = ClusterTarget(),  # noqa: B008 (frozen, immutable)
-    command: str = "dask-gradcode bench transport",
-    progress: bool = True,
-) -> Report:
+) -> Measured:
     """Measure both transports: floor, full rounds, L-BFGS, grid search.
 
     Parameters
     ----------
+    session : Session
+        Where to run; the progress bar.
     workers : sequence of int, default=(2, 4, 8, 16)
         Numbers of workers of the floor and full-round measurements.
     rows, features : int
@@ -229,41 +240,29 @@ def run(
         Rounds an L-BFGS fit may take.
     kinds : str, default="in-process,processes"
         Comma-separated cluster kinds of an embedded run.  On an existing
-        cluster (``target``) its workers are used and the kind is "cluster";
-        the grid search (embedded cluster by definition) is skipped.
+        cluster (the session's target) its workers are used and the kind is
+        "cluster"; the grid search (embedded cluster by definition) is skipped.
     search : bool, default=True
         Run the grid search on digits.
-    target, command, progress
-        As the other benchmarks.
 
     Returns
     -------
-    Report
+    Measured
+        The tables ``rounds``, ``fits``, ``searches``, ``sklearn`` and
+        ``targets``.
     """
-    from tqdm.auto import tqdm
-
-    chosen = [k.strip() for k in kinds.split(",") if k.strip()]
-    unknown = [k for k in chosen if k not in KINDS]
-    if unknown or not chosen:
-        raise ValueError(
-            f"kinds must be a comma-separated subset of {list(KINDS)}, got {kinds!r}"
-        )
-    if not target.embedded:
-        chosen = ["cluster"]
+    target = session.target
+    chosen = _kinds(kinds, target.embedded)
     sizes = sorted({int(n) for n in workers})
     if sizes[0] < 2:
         raise ValueError(f"workers must all be >= 2 (s = 1), got {list(workers)}")
-    X, y = make_classification(
-        rows, features, n_informative=features // 2, flip_y=0.05, random_state=0
-    )
-    X = StandardScaler().fit_transform(X)
-    y = y.astype(float)
+    X, y = standardised_classification(rows, features)
     tiny_rows = 2 * max(sizes)
     best = optimal_loss(X, y)
     rounds_table: list[dict[str, Any]] = []
     fits: list[dict[str, Any]] = []
     steps = len(chosen) * (2 * len(sizes) + len(TRANSPORTS)) + 2
-    with tqdm(total=steps, desc="transport", unit="step", disable=not progress) as bar:
+    with session.bar(total=steps, desc="transport", unit="step") as bar:
         for kind in chosen:
             processes = KINDS.get(kind, False)
             for n_workers in sizes:
@@ -281,33 +280,13 @@ def run(
                         )
                         bar.update()
             with target.connect(lbfgs_workers, processes=processes) as client:
-                runs: dict[str, list[dict[str, Any]]] = {t: [] for t in TRANSPORTS}
-                for repeat in range(WARMUP_FITS + repeats):
-                    # Alternating order: neither transport always runs first.
-                    order = TRANSPORTS if repeat % 2 == 0 else TRANSPORTS[::-1]
-                    for transport in order:
-                        bar.set_postfix_str(f"{kind} L-BFGS {transport} #{repeat}")
-                        result = time_to_gap(
-                            client,
-                            transport,
-                            lbfgs_workers,
-                            X,
-                            y,
-                            best,
-                            gap,
-                            max_rounds,
-                        )
-                        if repeat >= WARMUP_FITS:
-                            runs[transport].append(result)
-                for transport in TRANSPORTS:
-                    fits.append(
-                        {
-                            "cluster": kind,
-                            "transport": transport,
-                            **_median(runs[transport]),
-                        }
-                    )
-                    bar.update()
+                fits += _lbfgs_fits(
+                    client,
+                    kind,
+                    bar,
+                    (lbfgs_workers, X, y, best, gap, max_rounds),
+                    repeats,
+                )
         bar.set_postfix_str("scikit-learn")
         reference = sklearn_fit(X, y, best)
         bar.update()
@@ -318,33 +297,57 @@ def run(
                 warnings.simplefilter("ignore")  # convergence on the defaults
                 searches = grid_searches()
         bar.update()
-    targets = _targets(rounds_table, fits, searches)
-    return Report(
-        NAME,
-        tables={
+    return Measured(
+        {
             "rounds": rounds_table,
             "fits": fits,
             "searches": searches,
             "sklearn": [reference],
-            "targets": targets,
-        },
-        figures={"": _figure(rounds_table)},
-        markdown=_markdown(
-            rounds_table,
-            fits,
-            reference,
-            searches,
-            targets,
-            target=target,
-            rows=rows,
-            features=features,
-            rounds=rounds,
-            gap=gap,
-            lbfgs_workers=lbfgs_workers,
-            repeats=repeats,
-            command=command,
-        ),
+            "targets": _targets(rounds_table, fits, searches),
+        }
     )
+
+
+def _kinds(kinds: str, embedded: bool) -> list[str]:
+    """The cluster kinds to measure: those named, or the existing "cluster"."""
+    chosen = [k.strip() for k in kinds.split(",") if k.strip()]
+    unknown = [k for k in chosen if k not in KINDS]
+    if unknown or not chosen:
+        raise ValueError(
+            f"kinds must be a comma-separated subset of {list(KINDS)}, got {kinds!r}"
+        )
+    return chosen if embedded else ["cluster"]
+
+
+def _lbfgs_fits(
+    client: Any, kind: str, bar: Any, problem: tuple, repeats: int
+) -> list[dict[str, Any]]:
+    """The median L-BFGS fit of each transport on one cluster.
+
+    ``problem`` is :func:`time_to_gap`'s ``(n_workers, X, y, best, gap,
+    max_rounds)``.
+    """
+    runs: dict[str, list[dict[str, Any]]] = {t: [] for t in TRANSPORTS}
+    for repeat in range(WARMUP_FITS + repeats):
+        # Alternating order: neither transport always runs first.
+        order = TRANSPORTS if repeat % 2 == 0 else TRANSPORTS[::-1]
+        for transport in order:
+            bar.set_postfix_str(f"{kind} L-BFGS {transport} #{repeat}")
+            result = time_to_gap(client, transport, *problem)
+            if repeat >= WARMUP_FITS:
+                runs[transport].append(result)
+    fits = []
+    for transport in TRANSPORTS:
+        fits.append(
+            {"cluster": kind, "transport": transport, **_median(runs[transport])}
+        )
+        bar.update()
+    return fits
+
+
+def page(measured: Measured, session: Session) -> Page:
+    """The round-time figure and the markdown page."""
+    return Page(_markdown(measured, session), {"": _figure(measured.tables["rounds"])})
 
 
 def _round_row(
@@ -498,22 +501,11 @@ def _reading(rounds_table, fits, lbfgs_workers) -> str:
     )
 
 
-def _markdown(
-    rounds_table,
-    fits,
-    reference,
-    searches,
-    targets,
-    *,
-    target,
-    rows,
-    features,
-    rounds,
-    gap,
-    lbfgs_workers,
-    repeats,
-    command,
-) -> str:
+def _markdown(measured: Measured, session: Session) -> str:
+    tables, o = measured.tables, measured.options
+    rounds_table, fits, searches = tables["rounds"], tables["fits"], tables["searches"]
+    reference, targets = tables["sklearn"][0], tables["targets"]
+    lbfgs_workers = o["lbfgs_workers"]
     search_part = ""
     if searches:
         search_part = f"""
@@ -528,14 +520,14 @@ shares the embedded in-process cluster, started before the clock), beside
 """
     return f"""# Transports: futures against direct calls to actors
 
-Reproduce with `{command}` (from the repository root, after `make test`).
+{session.reproduce(AFTER_TEST)}
 
-Measured on {machine_description()}, on {target.describe()}.  Both transports
+Measured on {machine_description()}, on {session.target.describe()}.  Both transports
 run the same rounds (gaussian-mds, s = 1, m = 1, mean log-loss with an
 intercept) on the same cluster at the same time, rounds interleaved;
-{rounds} measured rounds each after {WARMUP} warm-up rounds.  *floor*: rounds
+{o["rounds"]} measured rounds each after {WARMUP} warm-up rounds.  *floor*: rounds
 on two rows per partition (the round trip is the whole cost); *full*: rounds
-on the {rows:,} x {features} data set.  In-process: a `LocalCluster` of
+on the {o["rows"]:,} x {o["features"]} data set.  In-process: a `LocalCluster` of
 single-thread workers in this process; processes: one worker process per
 worker, reached over TCP.
 
@@ -545,10 +537,10 @@ worker, reached over TCP.
 
 ## L-BFGS to the optimum
 
-L-BFGS from zero until the mean log-loss is within {gap:g} of the optimum
+L-BFGS from zero until the mean log-loss is within {o["gap"]:g} of the optimum
 (computed on one machine with L-BFGS to 1e-10), on {lbfgs_workers} workers,
 timed end to end: placement, rounds, solver and release; the check against
-the optimum is off the clock.  Median of {repeats} fits per transport after
+the optimum is off the clock.  Median of {o["repeats"]} fits per transport after
 one warm-up fit each, the transports alternating.  scikit-learn's single-process
 `LogisticRegression(C=np.inf)` (no penalty) on the same data took
 {reference["seconds"]:.2f} s (ending {reference["gap"]:.1e} above the optimum).
@@ -561,3 +553,52 @@ one warm-up fit each, the transports alternating.  scikit-learn's single-process
 
 {markdown_table(targets, {"target": "target", "wanted": "wanted", "measured": "measured"})}
 """
+
+
+BENCHMARK = Benchmark(
+    "transport",
+    files=NAME,
+    help="the futures and direct transports: round-trip floor and full rounds "
+    "against n, L-BFGS to the optimum, GridSearchCV on digits",
+    measure=measure,
+    page=page,
+    transport=False,  # it runs both
+    options=(
+        opt.workers(2, "numbers of workers n", many=True),
+        opt.rows(),
+        opt.features(),
+        opt.option(
+            "--rounds",
+            type=opt.positive,
+            help="measured rounds per transport and size",
+        ),
+        opt.option(
+            "--lbfgs-workers",
+            type=opt.at_least(2),
+            help="workers of the L-BFGS fits",
+        ),
+        opt.option(
+            "--repeats", type=opt.positive, help="L-BFGS fits per transport (median)"
+        ),
+        opt.gap(),
+        opt.option(
+            "--max-rounds", type=opt.positive, help="rounds an L-BFGS fit may take"
+        ),
+        opt.option(
+            "--kinds",
+            metavar="NAMES",
+            help="comma-separated subset of in-process,processes (embedded clusters)",
+        ),
+        opt.option(
+            "--skip-search",
+            dest="search",
+            action="store_false",
+            help="leave out the GridSearchCV on digits",
+        ),
+    ),
+)
+
+
+def run(**options: Any) -> Report:
+    """:func:`measure` and :func:`page` (see :meth:`Benchmark.run <dask_gradcode.bench.benchmark.Benchmark.run>`)."""
+    return BENCHMARK.run(**options)

@@ -19,15 +19,15 @@ from typing import Any
 from distributed.diagnostics.plugin import WorkerPlugin
 from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
-from tqdm.auto import tqdm
 
-from dask_gradcode.bench.cluster import ClusterTarget
+from dask_gradcode.bench import options as opt
+from dask_gradcode.bench.benchmark import Benchmark, Measured, Page, Session
 from dask_gradcode.bench.report import Report, machine_description, markdown_table
 from dask_gradcode.estimators import CodedSGDClassifier
 from dask_gradcode.objectives import LogLoss
 from dask_gradcode.scheduler import worker_addresses
 
-__all__ = ["SlowWorker", "run"]
+__all__ = ["BENCHMARK", "SlowWorker", "measure", "page", "run"]
 
 NAME = "vs_dask_ml"
 C = 1.0
@@ -156,21 +156,21 @@ PAIRS = {
 }
 
 
-def run(
+def measure(
+    session: Session,
     *,
     rows: int = 200_000,
     features: int = 100,
     workers: int = 4,
     factor: float = 4.0,
     gap: float = 1e-4,
-    target: ClusterTarget = ClusterTarget(),  # noqa: B008 (frozen, immutable)
-    command: str = "dask-gradcode bench vs-dask-ml",
-    progress: bool = True,
-) -> Report:
+) -> Measured:
     """Time both libraries to ``optimum + gap``, without and with a slow worker.
 
     Parameters
     ----------
+    session : Session
+        Where to run; the progress bar.
     rows, features : int
         Size of the ``make_classification`` data.
     workers : int, default=4
@@ -179,16 +179,12 @@ def run(
         How many times as long every task takes on the slow worker.
     gap : float, default=1e-4
         How close to the optimal mean log-loss a fit must come.
-    target : ClusterTarget
-        Where to run.
-    command : str
-        The command line that reproduces the run, quoted in the report.
-    progress : bool, default=True
-        Show a progress bar.
 
     Returns
     -------
-    Report
+    Measured
+        The table ``fits``; facts: the optimum ``best`` and dask-ml's
+        ``version``.
     """
     try:
         import dask.array as da
@@ -206,17 +202,14 @@ def run(
     reference = LogisticRegression(C=C, tol=1e-10, max_iter=10_000).fit(X, y)
     best = mean_log_loss(X, y, reference.coef_.ravel(), reference.intercept_[0])
     results: list[dict[str, Any]] = []
-    with target.connect(workers, processes=True) as client:
+    with session.target.connect(workers, processes=True) as client:
         chunk = max(1, rows // (2 * workers))
         X_dask = client.persist(da.from_array(X, chunks=(chunk, features)))
         y_dask = client.persist(da.from_array(y, chunks=chunk))
         contenders = _contenders(X, y, X_dask, y_dask, rows)
         slow_address = worker_addresses(client)[-1]
-        with tqdm(
-            total=2 * len(contenders),
-            desc="vs-dask-ml",
-            unit="fit",
-            disable=not progress,
+        with session.bar(
+            total=2 * len(contenders), desc="vs-dask-ml", unit="fit"
         ) as bar:
             for slow in (False, True):
                 if slow:
@@ -237,22 +230,14 @@ def run(
                 finally:
                     if slow:
                         client.unregister_worker_plugin(SlowWorker.name)
-    return Report(
-        NAME,
-        tables={"fits": results},
-        markdown=_markdown(
-            results,
-            best,
-            rows,
-            features,
-            workers,
-            factor,
-            gap,
-            dask_ml.__version__,
-            target,
-            command,
-        ),
+    return Measured(
+        {"fits": results}, facts={"best": best, "version": dask_ml.__version__}
     )
+
+
+def page(measured: Measured, session: Session) -> Page:
+    """The markdown page (a table, no figures)."""
+    return Page(_markdown(measured, session))
 
 
 def ratios(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -277,9 +262,8 @@ def ratios(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _markdown(
-    results, best, rows, features, workers, factor, gap, version, target, command
-) -> str:
+def _markdown(measured: Measured, session: Session) -> str:
+    results, o = measured.tables["fits"], measured.options
     shown = [
         {
             **r,
@@ -304,13 +288,13 @@ def _markdown(
     )
     return f"""# dask_gradcode against dask-ml
 
-Reproduce with `{command}` (needs `pip install -e .[bench]`).
+Reproduce with `{session.command}` (needs `pip install -e .[bench]`).
 
-Measured on {machine_description()}, dask-ml {version}: {target.describe()}
-with {workers} single-thread worker processes, `make_classification({rows:,},
-{features})`, both libraries fed the same persisted dask arrays. Target: the
-optimal mean log-loss ({best:.6f}, scikit-learn's `LogisticRegression` with
-`C = 1`) plus {gap:g}. The slow worker takes {factor:g} times as long for every
+Measured on {machine_description()}, dask-ml {measured.facts["version"]}: {session.target.describe()}
+with {o["workers"]} single-thread worker processes, `make_classification({o["rows"]:,},
+{o["features"]})`, both libraries fed the same persisted dask arrays. Target: the
+optimal mean log-loss ({measured.facts["best"]:.6f}, scikit-learn's `LogisticRegression` with
+`C = 1`) plus {o["gap"]:g}. The slow worker takes {o["factor"]:g} times as long for every
 task, for both libraries; `CodedSGDClassifier` uses `gaussian-mds` with one
 straggler tolerated. The seconds include each fit's own set-up
 (dask_gradcode places the partitions on their workers inside `fit`).
@@ -319,3 +303,30 @@ straggler tolerated. The seconds include each fit's own set-up
 
 {lines}
 """
+
+
+BENCHMARK = Benchmark(
+    "vs-dask-ml",
+    files=NAME,
+    help="time to a near-optimal logistic regression against dask-ml, with and "
+    "without a slow worker",
+    measure=measure,
+    page=page,
+    requirements=("matplotlib", "dask_ml"),
+    options=(
+        opt.rows(),
+        opt.features(),
+        opt.workers(2, "worker processes"),
+        opt.option(
+            "--factor",
+            type=opt.positive_float,
+            help="how many times as long tasks take on the slow worker",
+        ),
+        opt.gap("how close to the optimal mean log-loss a fit must come"),
+    ),
+)
+
+
+def run(**options: Any) -> Report:
+    """:func:`measure` and :func:`page` (see :meth:`Benchmark.run <dask_gradcode.bench.benchmark.Benchmark.run>`)."""
+    return BENCHMARK.run(**options)

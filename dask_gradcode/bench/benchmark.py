@@ -1,0 +1,221 @@
+"""What every benchmark is made of, and what every run of one shares.
+
+A benchmark module declares one :class:`Benchmark`: its command-line name
+and options, the optional packages it needs, a *measuring* function that
+returns :class:`Measured` tables and a *page* function that turns them into
+figures and a markdown page.  :meth:`Benchmark.run` does what every run
+repeats around the two: check the requirements, bind the options (their
+defaults are the measuring function's), choose the transport, build the
+:class:`~dask_gradcode.bench.report.Report`.  :class:`Session` is what the
+measuring and page functions share: where to run, the command that
+reproduces the run, whether to show progress.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import inspect
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from dask_gradcode.bench.cluster import ClusterTarget
+from dask_gradcode.bench.options import TRANSPORT, Option
+from dask_gradcode.bench.report import Report
+
+__all__ = ["Benchmark", "Measured", "Page", "Session"]
+
+#: After "(from the repository root, " in the line saying how to reproduce.
+AFTER_TEST_OR_BENCH = "after `make test` or\n`pip install -e .[bench]`)."
+AFTER_TEST = "after `make test`)."
+
+
+@dataclass(frozen=True)
+class Session:
+    """Where a benchmark runs, how its run is reproduced, whether it shows progress.
+
+    Parameters
+    ----------
+    target : ClusterTarget
+        Where to run.
+    command : str
+        The command line that reproduces the run, quoted in the report.
+    progress : bool, default=True
+        Show a progress bar.
+    """
+
+    target: ClusterTarget
+    command: str
+    progress: bool = True
+
+    def bar(self, iterable: Iterable[Any] | None = None, **settings: Any) -> Any:
+        """A tqdm progress bar, silent without ``progress``."""
+        from tqdm.auto import tqdm
+
+        return tqdm(iterable, disable=not self.progress, **settings)
+
+    def reproduce(self, after: str = AFTER_TEST_OR_BENCH) -> str:
+        """The page's line saying how to run it again."""
+        return f"Reproduce with `{self.command}` (from the repository root, {after}"
+
+
+@dataclass
+class Measured:
+    """What a measurement found.
+
+    Attributes
+    ----------
+    tables : dict of str to list of dict
+        The report's tables (see :class:`~dask_gradcode.bench.report.Report`).
+    facts : dict
+        Other results the page quotes (an optimum, objects to plot, ...).
+    options : dict
+        The options it was measured with, defaults included (set by
+        :meth:`Benchmark.run`).
+    """
+
+    tables: dict[str, list[dict[str, Any]]]
+    facts: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Page:
+    """A benchmark's page: its markdown and its figures by key."""
+
+    markdown: str
+    figures: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """One benchmark: its options, requirements, measurement and page.
+
+    Parameters
+    ----------
+    name : str
+        The ``dask-gradcode bench NAME`` sub-command.
+    files : str
+        Base name of the files written (``decode_stability``, ...).
+    help : str
+        One line for ``--help``.
+    measure : callable
+        ``measure(session, **options) -> Measured``; its keyword parameters
+        are the options, their defaults the command line's.
+    page : callable
+        ``page(measured, session) -> Page``.
+    options : sequence of Option
+        The command-line options, in the order ``--help`` lists them.
+    requirements : tuple of str, default=("matplotlib",)
+        Optional packages (import names) checked before anything runs.
+    transport : bool, default=True
+        Whether it takes ``--transport`` (the library's default transport,
+        chosen for the whole run through Dask's configuration).
+    """
+
+    name: str
+    files: str
+    help: str
+    measure: Callable[..., Measured]
+    page: Callable[[Measured, Session], Page]
+    options: tuple[Option, ...] = ()
+    requirements: tuple[str, ...] = ("matplotlib",)
+    transport: bool = True
+
+    def defaults(self) -> dict[str, Any]:
+        """Each option's default: the measuring function's."""
+        return {
+            name: parameter.default
+            for name, parameter in inspect.signature(self.measure).parameters.items()
+            if parameter.default is not inspect.Parameter.empty
+        }
+
+    def declared(self) -> tuple[Option, ...]:
+        """Every option, ``--transport`` first where it takes one."""
+        return ((TRANSPORT,) if self.transport else ()) + self.options
+
+    def given(self, args: argparse.Namespace) -> dict[str, Any]:
+        """The options given on a command line (absent ones are not in ``args``)."""
+        return {
+            o.dest: getattr(args, o.dest) for o in self.declared() if o.dest in args
+        }
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        """Add the options to ``parser``, each help ending with its default."""
+        defaults = self.defaults()
+        for declared in self.declared():
+            settings = dict(declared.settings)
+            if declared.dest in defaults and not declared.is_flag:
+                default = defaults[declared.dest]
+                if isinstance(default, list | tuple):
+                    default = " ".join(str(value) for value in default)
+                settings["help"] = f"{settings['help']} (default: {default})"
+            parser.add_argument(*declared.flags, **settings)
+
+    def check_requirements(self) -> None:
+        """Raise ImportError naming the extra to install, before any computation."""
+        missing = [
+            package
+            for package in self.requirements
+            if importlib.util.find_spec(package) is None
+        ]
+        if missing:
+            names = ", ".join(package.replace("_", "-") for package in missing)
+            raise ImportError(
+                f"bench {self.name} needs {names}: pip install 'dask-gradcode[bench]' "
+                "(make test installs it too)"
+            )
+
+    def run(
+        self,
+        *,
+        target: ClusterTarget | None = None,
+        command: str | None = None,
+        progress: bool = True,
+        transport: str | None = None,
+        **options: Any,
+    ) -> Report:
+        """Measure with ``options`` and write the page.
+
+        Parameters
+        ----------
+        target, command, progress
+            The :class:`Session`: where to run (default: an embedded
+            cluster), the command quoted in the page (default:
+            ``dask-gradcode bench NAME``), whether to show progress.
+        transport : {"direct", "futures"}, optional
+            The library's default transport for the run (default: Dask's
+            configuration, ``gradcode.transport``).
+        **options
+            The measuring function's options.
+
+        Returns
+        -------
+        Report
+        """
+        self.check_requirements()
+        session = Session(
+            ClusterTarget() if target is None else target,
+            f"dask-gradcode bench {self.name}" if command is None else command,
+            progress,
+        )
+        bound = inspect.signature(self.measure).bind(session, **options)
+        bound.apply_defaults()
+        with _default_transport(transport):
+            measured = self.measure(*bound.args, **bound.kwargs)
+        measured.options = dict(list(bound.arguments.items())[1:])  # not the session
+        page = self.page(measured, session)
+        return Report(self.files, measured.tables, page.figures, page.markdown)
+
+
+@contextlib.contextmanager
+def _default_transport(transport: str | None) -> Iterator[None]:
+    if transport is None:
+        yield
+        return
+    import dask.config
+
+    with dask.config.set({"gradcode.transport": transport}):
+        yield
