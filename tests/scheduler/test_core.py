@@ -144,9 +144,9 @@ def test_a_worker_holds_only_its_own_partitions(client, data):
     code = make_code("fractional-repetition", N_WORKERS, 2)
     with CodedGradient(client, code, X, y, "log_loss") as cg:
         bounds = code.partition_bounds(len(y))
-        shards = client.gather(cg._shards)
-        who_has = client.who_has(cg._shards)
-        for worker, (shard, future) in enumerate(zip(shards, cg._shards, strict=True)):
+        shards = client.gather(cg.shards)
+        who_has = client.who_has(cg.shards)
+        for worker, (shard, future) in enumerate(zip(shards, cg.shards, strict=True)):
             assert list(who_has[future.key]) == [cg.workers[worker]]
             expected = np.concatenate(
                 [y[bounds[j] : bounds[j + 1]] for j in code.partitions(worker)]
@@ -244,10 +244,13 @@ def test_dask_array_and_dataframe_inputs_stay_on_the_cluster(transport, client, 
 def test_large_weights_are_scattered_and_give_the_same_result(
     transport, client, monkeypatch
 ):
-    import dask_gradcode.scheduler.core
+    from distributed import Future
+
     import dask_gradcode.scheduler.transports
 
-    monkeypatch.setattr(dask_gradcode.scheduler.core, "EMBED_WEIGHTS_MAX_BYTES", 1024)
+    monkeypatch.setattr(
+        dask_gradcode.scheduler.transports, "EMBED_WEIGHTS_MAX_BYTES", 1024
+    )  # futures: weights scattered once per round
     monkeypatch.setattr(
         dask_gradcode.scheduler.transports, "FRAME_WEIGHTS_BYTES", 1024
     )  # direct: weights as their own frame
@@ -264,10 +267,20 @@ def test_large_weights_are_scattered_and_give_the_same_result(
             framed.append(weights is not None)
             super().__init__(worker, payload, weights)
 
+    scattered = []
+    ship = transports.FuturesTransport.ship_weights
+
+    def spy_ship(self, weights, addresses):
+        shipped = ship(self, weights, addresses)
+        scattered.append(isinstance(shipped, Future))
+        return shipped
+
     monkeypatch.setattr(transports, "DirectCall", SpyCall)
+    monkeypatch.setattr(transports.FuturesTransport, "ship_weights", spy_ship)
     with CodedGradient(client, code, X, y, "squared_error", transport=transport) as cg:
         assert_close(cg(w), reference(X, y, w, "squared_error"))
         assert cg.history[-1].submit_seconds > 0
+    assert scattered == ([True] if transport == "futures" else [])
     assert framed == ([True] * 4 if transport == "direct" else [])
 
 

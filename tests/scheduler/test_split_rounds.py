@@ -16,7 +16,7 @@ from dask_gradcode.scheduler import (
     CodedGradient,
     WorkerErrorWarning,
     WorkerFailureWarning,
-    core,
+    executors,
 )
 from dask_gradcode.scheduler.rounds import CollectedSplit
 from dask_gradcode.stragglers import FailingWorkers, SlowWorkers
@@ -151,7 +151,7 @@ def test_an_uncovered_split_round_runs_again_coded(client, data, monkeypatch):
     def nothing_covered(shares, submit, code, **kwargs):
         return CollectedSplit(lost={0, 1, 2})
 
-    monkeypatch.setattr(core, "collect_split", nothing_covered)
+    monkeypatch.setattr(executors, "collect_split", nothing_covered)
     with (
         CodedGradient(client, code, X, y, "log_loss", policy="speculative") as cg,
         pytest.warns(WorkerFailureWarning, match="running round 0 coded"),
@@ -164,7 +164,7 @@ def test_replies_that_miss_rows_are_never_summed(client, data, monkeypatch):
     """A split round whose replies do not cover each row once runs coded."""
     X, y, w = data
     code = make_code("gaussian-mds", N_WORKERS, 2, 1, random_state=0)
-    real = core.collect_split
+    real = executors.collect_split
 
     def one_share_counted_twice(shares, submit, code, **kwargs):
         collected = real(shares, submit, code, **kwargs)
@@ -172,7 +172,7 @@ def test_replies_that_miss_rows_are_never_summed(client, data, monkeypatch):
         collected.covered[owner] = collected.covered[owner] * 2
         return collected
 
-    monkeypatch.setattr(core, "collect_split", one_share_counted_twice)
+    monkeypatch.setattr(executors, "collect_split", one_share_counted_twice)
     with (
         CodedGradient(client, code, X, y, "log_loss", policy="speculative") as cg,
         pytest.warns(WorkerFailureWarning, match="rows instead of"),

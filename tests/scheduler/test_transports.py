@@ -96,53 +96,55 @@ def test_injected_delays_end_as_soon_as_a_direct_round_decodes(client, data):
     assert all(0 not in r.responders for r in cg.history)
 
 
-def test_the_actor_computes_small_rounds_inline_and_large_ones_in_its_thread(data):
+def test_the_actor_computes_small_rounds_inline_and_large_ones_in_its_thread(
+    monkeypatch,
+):
     """Inline only with no injected delay and a last round under INLINE_SECONDS."""
     import asyncio
     import threading
 
     from distributed.protocol import pickle
 
-    from dask_gradcode.scheduler.worker import Reply
+    from dask_gradcode.scheduler import transports
+    from dask_gradcode.scheduler.protocol import Reply, RoundContext, RoundRequest
 
     threads = []
 
-    def fake(shard, seconds):
+    def fake_round(shard, context, request, weights=None):
         threads.append(threading.current_thread().name)
-        return Reply(np.zeros(2), seconds, 0.0, 1)
+        return Reply(np.zeros(2), request.weights[0], 0.0, 1)
 
     class FakeWorker:
         def __init__(self):
             self.executors = {"actor": ThreadPoolExecutor(1)}
 
-    from dask_gradcode.scheduler import transports
-
-    server = RoundServer(shard=None)
+    quiet = RoundContext(get_objective("log_loss"), "token", 0, 1)
+    sleepy = RoundContext(
+        get_objective("log_loss"),
+        "token",
+        0,
+        1,
+        straggler_model=SlowWorkers(workers=[1], delay=1.0),
+    )
+    server = RoundServer(shard=None, context=quiet)
     calls = [
-        (True, INLINE_SECONDS / 10),
-        (True, INLINE_SECONDS * 10),
-        (True, 0.0),
-        (False, 0.0),
-        (True, 0.0),
+        (quiet, INLINE_SECONDS / 10),
+        (quiet, INLINE_SECONDS * 10),
+        (quiet, 0.0),
+        (sleepy, 0.0),
+        (quiet, 0.0),
     ]
 
     async def run():
-        for inline, seconds in calls:
-            reply = pickle.loads(
-                await server.round(pickle.dumps(("fake", inline, (seconds,))))
-            )
+        for context, seconds in calls:
+            server.context = context
+            request = RoundRequest(0, 0, weights=np.array([seconds]))
+            reply = pickle.loads(await server.round(pickle.dumps(request)))
             assert reply.compute_seconds == seconds
 
-    original = dict(transports._ROUND_FUNCTIONS)
-    transports._ROUND_FUNCTIONS["fake"] = fake
-    original_get_worker = transports.get_worker
-    transports.get_worker = FakeWorker
-    try:
-        asyncio.run(run())
-    finally:
-        transports._ROUND_FUNCTIONS.clear()
-        transports._ROUND_FUNCTIONS.update(original)
-        transports.get_worker = original_get_worker
+    monkeypatch.setattr(transports, "run_round", fake_round)
+    monkeypatch.setattr(transports, "get_worker", FakeWorker)
+    asyncio.run(run())
     main = threading.current_thread().name
     # first: no measurement yet (thread); after a fast round: inline (even a
     # slow one); after a slow one: thread; injected delays on: thread; after
