@@ -117,7 +117,7 @@ def minimize(
     eta0: float = 0.01,
     power_t: float = 0.25,
     t0: int = 1,
-    callback: Callback | None = None,
+    callback: Callable[[int, np.ndarray, float], bool | None] | None = None,
 ) -> SolverResult:
     """Minimise ``f(w) + penalty(w)`` given ``fun(w) = (f(w), grad f(w))``.
 

@@ -175,27 +175,49 @@ def make_code(
     if scheme not in SCHEMES:
         raise ValueError(f"unknown scheme {scheme!r}; choose one of {list(SCHEMES)}")
     if scheme == "linear":
-        if "generator" not in options:
-            raise ValueError("scheme 'linear' needs generator=G, a K x N real matrix")
-        check_positive_int(n_workers, "n_workers")
-        if n_stragglers is not None:
-            check_positive_int(n_stragglers, "n_stragglers", minimum=0)
-        if comm_reduction is not None:
-            check_positive_int(comm_reduction, "comm_reduction")
-        generator = options.pop("generator")
-        _reject_unknown(scheme, options, _COMMON_OPTIONS)
-        return LinearCode(
-            n_workers,
-            generator,
-            n_stragglers=n_stragglers,
-            comm_reduction=comm_reduction,
-            **options,
-        )
+        return _linear_code(n_workers, n_stragglers, comm_reduction, options)
     if n_stragglers is None:
         raise ValueError(f"scheme {scheme!r} needs n_stragglers (an integer >= 0)")
     n, s, m = check_code_shape(
         n_workers, n_stragglers, 1 if comm_reduction is None else comm_reduction
     )
+    return _scheme_code(scheme, n, s, m, random_state, options)
+
+
+def _linear_code(
+    n_workers: int,
+    n_stragglers: int | None,
+    comm_reduction: int | None,
+    options: dict[str, Any],
+) -> LinearCode:
+    """The ``"linear"`` scheme: the code of a given generator matrix."""
+    if "generator" not in options:
+        raise ValueError("scheme 'linear' needs generator=G, a K x N real matrix")
+    check_positive_int(n_workers, "n_workers")
+    if n_stragglers is not None:
+        check_positive_int(n_stragglers, "n_stragglers", minimum=0)
+    if comm_reduction is not None:
+        check_positive_int(comm_reduction, "comm_reduction")
+    generator = options.pop("generator")
+    _reject_unknown("linear", options, _COMMON_OPTIONS)
+    return LinearCode(
+        n_workers,
+        generator,
+        n_stragglers=n_stragglers,
+        comm_reduction=comm_reduction,
+        **options,
+    )
+
+
+def _scheme_code(
+    scheme: str,
+    n: int,
+    s: int,
+    m: int,
+    random_state: Any,
+    options: dict[str, Any],
+) -> GradientCode:
+    """Every scheme but ``"linear"``, for a checked ``(n, s, m)``."""
     if scheme == "auto":
         _reject_unknown(scheme, options, _COMMON_OPTIONS)
         return choose_code(make_code, n, s, m, random_state=random_state, **options)

@@ -295,10 +295,12 @@ class GradientCode:
         self,
         *,
         n_stragglers: int,
-        requested_stragglers: int | None,
-        rtol: float,
-        cache_size: int,
+        requested_stragglers: int | None = None,
+        rtol: float = DEFAULT_RTOL,
+        cache_size: int = 1024,
+        verify: bool = True,
     ) -> None:
+        """Set what every code has; with ``verify``, then check the worst sets."""
         self._n_stragglers = int(n_stragglers)
         self.requested_stragglers = int(
             n_stragglers if requested_stragglers is None else requested_stragglers
@@ -309,6 +311,8 @@ class GradientCode:
         self._cache_size = check_positive_int(cache_size, "cache_size")
         self._cache: OrderedDict[frozenset[int], Decoder] = OrderedDict()
         self._cache_lock = threading.Lock()
+        if verify:
+            self._verify()
 
     def __getstate__(self) -> dict[str, object]:
         # Codes travel to workers: ship the construction, not the lock or cache.
@@ -792,9 +796,8 @@ class DenseCode(GradientCode):
             requested_stragglers=requested_stragglers,
             rtol=rtol,
             cache_size=cache_size,
+            verify=verify,
         )
-        if verify:
-            self._verify()
 
     @property
     def n_workers(self) -> int:

@@ -14,12 +14,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from dask_gradcode.codes._base import (
-    DEFAULT_RTOL,
     Accuracy,
+    CodeOptions,
     Decoder,
     DenseCode,
     GradientCode,
@@ -27,6 +28,9 @@ from dask_gradcode.codes._base import (
     WorkerEncoder,
     _ranges,
 )
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["Group", "GroupedCode"]
 
@@ -69,11 +73,7 @@ class GroupedCode(GradientCode):
     def _init_groups(
         self,
         parts: Sequence[tuple[DenseCode, float]],
-        *,
-        requested_stragglers: int | None,
-        rtol: float = DEFAULT_RTOL,
-        cache_size: int = 1024,
-        verify: bool = True,
+        **options: Unpack[CodeOptions],
     ) -> None:
         groups, worker, partition = [], 0, 0
         for code, share in parts:
@@ -90,14 +90,8 @@ class GroupedCode(GradientCode):
             [g.share * g.code.partition_fractions for g in groups]
         )
         self._fractions.setflags(write=False)
-        self._init_contract(
-            n_stragglers=min(g.code.n_stragglers for g in groups),
-            requested_stragglers=requested_stragglers,
-            rtol=rtol,
-            cache_size=cache_size,
-        )
-        if verify:
-            self._verify()
+        tolerance = min(g.code.n_stragglers for g in groups)
+        self._init_contract(n_stragglers=tolerance, **options)
 
     # ------------------------------------------------------------------ shape
     @property

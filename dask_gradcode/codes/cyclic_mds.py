@@ -73,7 +73,8 @@ class CyclicMDSCode(DenseCode):
     n_workers : int
         Number of workers (and partitions).
     n_stragglers : int
-        Stragglers tolerated.
+        Stragglers tolerated; ``n_workers - n_stragglers`` must be odd (or
+        ``n_stragglers`` zero).
     """
 
     scheme = "cyclic-mds"

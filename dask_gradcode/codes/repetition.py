@@ -189,7 +189,8 @@ class CyclicRepetitionCode(DenseCode):
     n_workers : int
         Number of workers (and partitions).
     n_stragglers : int
-        Stragglers tolerated.
+        Stragglers tolerated: each worker holds ``n_stragglers + 1``
+        partitions.
     random_state : None, int or numpy Generator
         Seed for ``H``.
     """
