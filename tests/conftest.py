@@ -1,47 +1,61 @@
 """Shared test settings, clusters and data: every random thing is seeded.
 
+Layout: the tests mirror the package (``tests/scheduler/test_transports.py``
+tests ``dask_gradcode/scheduler/transports.py``; ``tests/test_solvers.py``
+tests ``dask_gradcode/solvers.py``).  Every folder is a package, so the same
+file name may appear in two folders, and test modules import the plain
+functions below as ``from tests.conftest import binary_problem``.
+
 What is here, and when to use which
 -----------------------------------
-Clusters (all in-process: ``LocalCluster(n_workers, threads_per_worker=1,
-processes=False, dashboard_address=None)``):
+Clusters, all in-process: ``LocalCluster(n_workers, threads_per_worker=1,
+processes=False, dashboard_address=None)`` and a ``Client`` to it.
 
 - ``client`` (fixture, module scope): one client to a cluster shared by every
   test of a module.  Its size is the module's ``N_WORKERS`` constant (4 when
-  the module has none).  Use it for tests that leave the cluster as they found
-  it.  A module whose estimators must find it as the default client asks for
-  it in every test with ``pytestmark = pytest.mark.usefixtures("client")``.
+  the module sets none).  Use it for tests that leave the cluster as they
+  found it.  A module whose estimators must find it as the default client
+  asks for it in every test with ``pytestmark = pytest.mark.usefixtures(
+  "client")``.
 - ``own_cluster`` (fixture, function scope): a fresh ``(cluster, client)`` of
-  the module's ``N_WORKERS`` size for one test that damages it (closes or
+  the module's ``N_WORKERS`` size, for one test that damages it (closes or
   retires workers).
-- ``local_client`` (fixture, function scope): the factory behind both, for a
-  test that needs another size or other cluster options:
-  ``cluster, client = local_client(3, dashboard_address=":0")``; everything it
-  made is closed when the test ends.
-- ``in_process_cluster`` (plain function): the cluster alone, as a context
-  manager, for a fixture of wider scope or a cluster a test connects to
-  itself (with its own security, for example).
+- ``local_client`` (fixture, function scope): the factory for any other size
+  or cluster options, as many as a test needs:
+  ``cluster, client = local_client(3, dashboard_address=":0")``; all of them
+  are closed when the test ends.
+- ``in_process_client`` (plain function): the context manager all three are
+  built on, yielding ``(cluster, client)``; for a fixture of another scope.
+- ``in_process_cluster`` (plain function): the cluster alone, for a test that
+  connects to it itself (with its own ``security``, for example).
 
 Data:
 
-- ``binary_problem`` (plain function): a seeded linear classification problem
-  ``(X, y, w)``; a module wraps it in its own module-scoped ``data`` fixture
-  so that each module states its seed and shape in one line.
+- ``binary_problem`` (plain function): a seeded binary classification problem
+  ``(X, y, w)`` whose seed, shape and labels the caller states; a module
+  wraps it in a module-scoped ``data`` fixture, or calls it directly.
 
 Suites that start real ``dask scheduler`` / ``dask worker`` processes carry
-the ``worker_processes`` marker (registered in ``pyproject.toml``); they run
-in the default invocation, and ``-m "not worker_processes"`` leaves them out.
+the ``worker_processes`` marker (registered in ``pyproject.toml``).  They run
+in the default invocation; ``pytest -m "not worker_processes"`` leaves them
+out.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
-from typing import Any
+from contextlib import ExitStack, contextmanager
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
-from distributed import Client, LocalCluster
 from hypothesis import HealthCheck, settings
+
+# `distributed` is imported inside the functions below, not here: imported
+# while pytest loads this file, its log handlers would keep pytest's early
+# capture stream and report "I/O operation on closed file" at exit.
+if TYPE_CHECKING:
+    from distributed import Client, LocalCluster
 
 settings.register_profile(
     "repeatable",
@@ -65,6 +79,8 @@ def in_process_cluster(n_workers: int, **options: Any) -> LocalCluster:
     any other ``options`` (``protocol``, ``security``, ...) go to
     ``LocalCluster``.  Use it as a context manager, which closes it.
     """
+    from distributed import LocalCluster
+
     options.setdefault("dashboard_address", None)
     return LocalCluster(
         n_workers=n_workers, threads_per_worker=1, processes=False, **options
@@ -106,38 +122,52 @@ def binary_problem(
     return X, y, w
 
 
-LocalClientFactory = Callable[..., tuple[LocalCluster, Client]]
+@contextmanager
+def in_process_client(
+    n_workers: int, **options: Any
+) -> Iterator[tuple[LocalCluster, Client]]:
+    """An :func:`in_process_cluster` and a ``Client`` to it, as ``(cluster, client)``.
+
+    The client is the default client while the block runs; leaving it closes
+    the client, then the cluster.
+    """
+    from distributed import Client
+
+    with (
+        in_process_cluster(n_workers, **options) as cluster,
+        Client(cluster) as client,
+    ):
+        yield cluster, client
+
+
+LocalClientFactory = Callable[..., "tuple[LocalCluster, Client]"]
 
 
 @pytest.fixture
 def local_client() -> Iterator[LocalClientFactory]:
     """Factory: ``local_client(n_workers, **options) -> (cluster, client)``.
 
-    Each call starts an :func:`in_process_cluster` with ``options`` and a
-    ``Client`` to it (the newest client is the default one); all of them are
-    closed, clients first, when the test ends.
+    Each call enters an :func:`in_process_client` with ``options`` (the
+    newest client is the default one); all of them are closed, newest first,
+    when the test ends.
     """
     with ExitStack() as stack:
 
         def start(n_workers: int, **options: Any) -> tuple[LocalCluster, Client]:
-            cluster = stack.enter_context(in_process_cluster(n_workers, **options))
-            client = stack.enter_context(Client(cluster))
-            return cluster, client
+            return stack.enter_context(in_process_client(n_workers, **options))
 
         yield start
 
 
 def _module_workers(request: pytest.FixtureRequest) -> int:
+    """The requesting module's ``N_WORKERS``, or :data:`DEFAULT_WORKERS`."""
     return getattr(request.module, "N_WORKERS", DEFAULT_WORKERS)
 
 
 @pytest.fixture(scope="module")
 def client(request: pytest.FixtureRequest) -> Iterator[Client]:
     """A client to ``N_WORKERS`` in-process workers, shared by the module."""
-    with (
-        in_process_cluster(_module_workers(request)) as cluster,
-        Client(cluster) as client,
-    ):
+    with in_process_client(_module_workers(request)) as (_, client):
         yield client
 
 

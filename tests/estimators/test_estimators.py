@@ -8,7 +8,6 @@ import warnings
 
 import numpy as np
 import pytest
-from distributed import Client
 from sklearn.base import clone
 from sklearn.datasets import (
     load_breast_cancer,
@@ -24,17 +23,11 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from dask_gradcode import CodedSGDClassifier, CodedSGDRegressor
 from dask_gradcode.stragglers import SlowWorkers
-from tests.conftest import in_process_cluster
 
-
-@pytest.fixture(scope="module", autouse=True)
-def client():
-    """One in-process cluster for the module; fits find it as the default client."""
-    with (
-        in_process_cluster(4) as cluster,
-        Client(cluster) as client,
-    ):
-        yield client
+# Every test runs with the shared `client` of conftest.py (N_WORKERS in-process
+# workers): the estimators' fits find it as the default client.
+N_WORKERS = 4
+pytestmark = pytest.mark.usefixtures("client")
 
 
 #: The SGD objective divides the weighted loss by n_samples, which repeating

@@ -10,7 +10,6 @@ import warnings
 import numpy as np
 import pytest
 import scipy.sparse
-from distributed import Client
 from sklearn.base import clone
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
 from sklearn.exceptions import ConvergenceWarning
@@ -28,17 +27,11 @@ from dask_gradcode import CodedSGDClassifier, CodedSGDRegressor
 from dask_gradcode.codes import make_code
 from dask_gradcode.objectives import get_objective
 from dask_gradcode.scheduler import CodedGradient
-from tests.conftest import in_process_cluster
 
-
-@pytest.fixture(scope="module", autouse=True)
-def client():
-    """One in-process cluster for the module; fits find it as the default client."""
-    with (
-        in_process_cluster(4) as cluster,
-        Client(cluster) as client,
-    ):
-        yield client
+# Every test runs with the shared `client` of conftest.py (N_WORKERS in-process
+# workers): the estimators' fits find it as the default client.
+N_WORKERS = 4
+pytestmark = pytest.mark.usefixtures("client")
 
 
 @pytest.fixture(scope="module")
