@@ -8,13 +8,12 @@ import scipy.optimize
 
 from dask_gradcode.objectives import ElasticNet, get_objective, make_penalty
 from dask_gradcode.solvers import minimize
+from tests.conftest import binary_problem
 
 
 @pytest.fixture(scope="module")
 def logistic():
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((300, 6))
-    y = (X @ rng.standard_normal(6) + rng.standard_normal(300) > 0).astype(float)
+    X, y, _ = binary_problem(seed=0, n_samples=300, n_features=6)
     objective = get_objective("log_loss")
 
     def fun(w):
