@@ -12,9 +12,11 @@ by full-gradient steps whose gradients are coded rounds on a Dask cluster
 
 from __future__ import annotations
 
+import math
 import numbers
 import time
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import dask
 import numpy as np
@@ -35,7 +37,7 @@ from dask_gradcode.estimators.monitoring import (
     warn_about_accuracy,
     warn_from_caller,
 )
-from dask_gradcode.objectives import make_penalty
+from dask_gradcode.objectives import ElasticNet, make_penalty
 from dask_gradcode.scheduler import (
     POLICIES,
     TRANSPORTS,
@@ -44,12 +46,86 @@ from dask_gradcode.scheduler import (
     client_for_fit,
     n_cluster_workers,
 )
-from dask_gradcode.solvers import LEARNING_RATES, SOLVERS, minimize
+from dask_gradcode.solvers import (
+    LEARNING_RATES,
+    SOLVERS,
+    LossAndGradient,
+    SolverResult,
+    minimize,
+)
 
-__all__ = ["CodedSGD"]
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+__all__ = ["CodedSGD", "LinearModel"]
 
 
-class CodedSGD(BaseEstimator):
+class LinearModel(BaseEstimator):
+    """A fitted linear model: ``coef_``, ``intercept_`` and the scores they give.
+
+    Scores are computed here for NumPy and SciPy input and lazily, block by
+    block, for dask input; the estimators turn them into predictions.
+    """
+
+    def _set_coef(self, coef: np.ndarray) -> None:
+        weights = coef[:-1] if self.fit_intercept else coef
+        intercept = coef[-1] if self.fit_intercept else np.zeros(coef.shape[1])
+        self.coef_ = weights.T.copy()
+        self.intercept_ = intercept.copy()
+
+    def _check_n_features_dask(self, X: Any, reset: bool) -> None:
+        if reset:
+            self.n_features_in_ = int(X.shape[1])
+        elif X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but {type(self).__name__} is "
+                f"expecting {self.n_features_in_} features as input"
+            )
+
+    def _scores(self, X: Any) -> Any:
+        """Linear scores ``X @ coef_.T + intercept_`` (lazy for dask input)."""
+        check_is_fitted(self)
+        if is_dask(X):
+            self._check_n_features_dask(X, reset=False)
+            targets = np.size(self.intercept_)
+            model = self._fitted_copy()
+            return lazy_rows(X, model._dense_scores, None if targets == 1 else targets)
+        X = validate_data(self, X, accept_sparse="csr", reset=False)
+        return self._dense_scores(X)
+
+    def _dense_scores(self, X: Any) -> np.ndarray:
+        coef = self.coef_
+        product = X @ (coef.T.toarray() if _is_sparse(coef) else coef.T)
+        scores = np.asarray(product) + self.intercept_
+        return scores.ravel() if scores.ndim == 2 and scores.shape[1] == 1 else scores
+
+    def _fitted_copy(self) -> Self:
+        """A small copy for the workers: parameters and fitted arrays only."""
+        copy = object.__new__(type(self))
+        copy.__dict__.update(
+            {
+                key: value
+                for key, value in self.__dict__.items()
+                if key not in ("history_", "rounds_", "code_", "_iterate", "_averaged")
+            }
+        )
+        return copy
+
+    def densify(self) -> Self:
+        """Convert ``coef_`` to a dense array (the default)."""
+        check_is_fitted(self)
+        if _is_sparse(self.coef_):
+            self.coef_ = self.coef_.toarray()
+        return self
+
+    def sparsify(self) -> Self:
+        """Convert ``coef_`` to a sparse matrix (cheaper for mostly-zero, l1 models)."""
+        check_is_fitted(self)
+        self.coef_ = scipy.sparse.csr_matrix(self.coef_)
+        return self
+
+
+class CodedSGD(LinearModel):
     """Shared fit machinery; see the public classes for the parameters."""
 
     _losses: tuple[str, ...] = ()
@@ -95,7 +171,7 @@ class CodedSGD(BaseEstimator):
             )
         for name in ("alpha", "eta0", "power_t"):
             value = getattr(self, name)
-            if not (isinstance(value, numbers.Real) and np.isfinite(value)):
+            if not (isinstance(value, numbers.Real) and math.isfinite(value)):
                 raise ValueError(f"{name} must be a finite number, got {value!r}")
         if self.alpha < 0 or self.eta0 < 0:
             raise ValueError("alpha and eta0 must be >= 0")
@@ -204,15 +280,6 @@ class CodedSGD(BaseEstimator):
             y_numeric=not isinstance(self, ClassifierMixin),
         )
 
-    def _check_n_features_dask(self, X: Any, reset: bool) -> None:
-        if reset:
-            self.n_features_in_ = int(X.shape[1])
-        elif X.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {X.shape[1]} features, but {type(self).__name__} is "
-                f"expecting {self.n_features_in_} features as input"
-            )
-
     def _sample_weight(self, sample_weight: Any, X: Any) -> Any:
         """scikit-learn's checked weights; dask weights stay on the cluster."""
         if is_dask(X) or is_dask(sample_weight):
@@ -296,13 +363,10 @@ class CodedSGD(BaseEstimator):
         validation: tuple | None = None,
     ) -> None:
         """Minimise the SGD objective by coded rounds; set the fitted attributes."""
-        n_coef_rows = self.n_features_in_ + int(self.fit_intercept)
-        mask = np.ones((n_coef_rows, n_targets), dtype=bool)
-        if self.fit_intercept:
-            mask[-1] = False
-        penalty = make_penalty(self.penalty, self.alpha, self.l1_ratio, mask.ravel())
+        shape = (self.n_features_in_ + int(self.fit_intercept), n_targets)
+        penalty = self._penalty(*shape)
         n_samples = int(X.shape[0])
-        start = self._initial_coef(n_coef_rows, n_targets)
+        start = self._initial_coef(*shape)
         began = time.perf_counter()
         n_workers = self.n_workers or n_cluster_workers(client)
         code = self._code(n_workers)
@@ -322,20 +386,7 @@ class CodedSGD(BaseEstimator):
         planned = time.perf_counter()
         with coded:
             placed = time.perf_counter()
-            fraction = (
-                None
-                if self.batch_size is None
-                else min(1.0, self.batch_size / n_samples)
-            )
-            seed = _seed(self.random_state)
-            shuffle = bool(self.shuffle)
-
-            def mean_loss(w: np.ndarray) -> tuple[float, np.ndarray]:
-                loss, gradient = coded(
-                    w, batch_fraction=fraction, batch_seed=seed, batch_shuffle=shuffle
-                )
-                return loss / n_samples, gradient / n_samples
-
+            mean_loss = self._mean_loss(coded, n_samples)
             monitor = Monitor(
                 self,
                 coded,
@@ -348,61 +399,103 @@ class CodedSGD(BaseEstimator):
                 else self.average,
                 averaged=getattr(self, "_averaged", None),
             )
-            solver, learning_rate, eta0 = self._steps(partial)
-            try:
-                result = minimize(
-                    mean_loss,
-                    start,
-                    penalty=penalty,
-                    solver=solver,
-                    max_iter=max_iter,
-                    tol=None if partial else self.tol,
-                    n_iter_no_change=self.n_iter_no_change,
-                    learning_rate=learning_rate,
-                    eta0=eta0,
-                    power_t=self.power_t,
-                    t0=t0,
-                    callback=monitor,
-                )
-            except NoWorkersError as error:
-                self._keep_last_iterate(monitor, start, n_coef_rows, n_targets)
-                raise NoWorkersError(
-                    f"{error}. The last iterate (after {len(monitor.history)} "
-                    "iterations) is kept in coef_ and intercept_; fit again with "
-                    "warm_start=True once the cluster has workers to continue"
-                ) from error
-            finally:
-                monitor.close()
+            result = self._solve(
+                mean_loss, start, penalty, monitor, shape, max_iter, t0, partial
+            )
             solved = time.perf_counter()
             warn_about_accuracy(code, coded.history)
         closed = time.perf_counter()
-        rounds = sum(record.wall_seconds for record in coded.history)
-        self.fit_profile_ = {
-            "code_seconds": planned - began,
-            "placement_seconds": placed - planned,
-            "round_seconds": rounds,
-            "decode_seconds": sum(r.decode_seconds for r in coded.history),
-            "solver_seconds": solved - placed - rounds,
-            "close_seconds": closed - solved,
-            "rounds": len(coded.history),
-            "iterations": result.n_iter,
-        }
-        iterate = monitor.best if monitor.best is not None else result.coef
-        self._iterate = iterate.copy()
-        self._averaged = (monitor.mean, monitor.count) if monitor.start else None
-        self._set_coef(monitor.current(iterate).reshape(n_coef_rows, n_targets))
-        self.n_iter_ = result.n_iter
-        self.t_ = result.t
-        self.objective_ = result.objective
-        self.code_ = code
-        self.history_ = monitor.history
-        self.rounds_ = list(coded.history)
+        self.fit_profile_ = _fit_profile(
+            coded.history, result.n_iter, began, planned, placed, solved, closed
+        )
+        self._set_fitted(result, monitor, coded, code, shape)
         if not result.converged and max_iter > 1 and self.tol is not None:
             warn_from_caller(
                 f"{type(self).__name__} did not converge in max_iter={max_iter} "
                 "iterations; increase max_iter or tol",
                 ConvergenceWarning,
             )
+
+    def _penalty(self, n_coef_rows: int, n_targets: int) -> ElasticNet:
+        """The fit's penalty; the intercept row (the last, if any) is not penalised."""
+        mask = np.ones((n_coef_rows, n_targets), dtype=bool)
+        if self.fit_intercept:
+            mask[-1] = False
+        return make_penalty(self.penalty, self.alpha, self.l1_ratio, mask.ravel())
+
+    def _mean_loss(self, coded: CodedGradient, n_samples: int) -> LossAndGradient:
+        """The mean loss and its gradient, by coded rounds (mini-batches if asked)."""
+        fraction = (
+            None if self.batch_size is None else min(1.0, self.batch_size / n_samples)
+        )
+        seed = _seed(self.random_state)
+        shuffle = bool(self.shuffle)
+
+        def mean_loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+            loss, gradient = coded(
+                w, batch_fraction=fraction, batch_seed=seed, batch_shuffle=shuffle
+            )
+            return loss / n_samples, gradient / n_samples
+
+        return mean_loss
+
+    def _solve(
+        self,
+        mean_loss: LossAndGradient,
+        start: np.ndarray,
+        penalty: ElasticNet,
+        monitor: Monitor,
+        shape: tuple[int, int],
+        max_iter: int,
+        t0: int,
+        partial: bool,
+    ) -> SolverResult:
+        """Run the solver; if the cluster is lost, keep the last iterate and say so."""
+        solver, learning_rate, eta0 = self._steps(partial)
+        try:
+            return minimize(
+                mean_loss,
+                start,
+                penalty=penalty,
+                solver=solver,
+                max_iter=max_iter,
+                tol=None if partial else self.tol,
+                n_iter_no_change=self.n_iter_no_change,
+                learning_rate=learning_rate,
+                eta0=eta0,
+                power_t=self.power_t,
+                t0=t0,
+                callback=monitor,
+            )
+        except NoWorkersError as error:
+            self._keep_last_iterate(monitor, start, *shape)
+            raise NoWorkersError(
+                f"{error}. The last iterate (after {len(monitor.history)} "
+                "iterations) is kept in coef_ and intercept_; fit again with "
+                "warm_start=True once the cluster has workers to continue"
+            ) from error
+        finally:
+            monitor.close()
+
+    def _set_fitted(
+        self,
+        result: SolverResult,
+        monitor: Monitor,
+        coded: CodedGradient,
+        code: Any,
+        shape: tuple[int, int],
+    ) -> None:
+        """The fitted attributes of a finished run."""
+        iterate = monitor.best if monitor.best is not None else result.coef
+        self._iterate = iterate.copy()
+        self._averaged = (monitor.mean, monitor.count) if monitor.start else None
+        self._set_coef(monitor.current(iterate).reshape(shape))
+        self.n_iter_ = result.n_iter
+        self.t_ = result.t
+        self.objective_ = result.objective
+        self.code_ = code
+        self.history_ = monitor.history
+        self.rounds_ = list(coded.history)
 
     def _steps(self, partial: bool) -> tuple[str, str, float]:
         """``(solver, learning_rate, eta0)`` of the run.
@@ -468,12 +561,6 @@ class CodedSGD(BaseEstimator):
             return iterate.copy()
         return np.zeros(n_rows * n_targets)
 
-    def _set_coef(self, coef: np.ndarray) -> None:
-        weights = coef[:-1] if self.fit_intercept else coef
-        intercept = coef[-1] if self.fit_intercept else np.zeros(coef.shape[1])
-        self.coef_ = weights.T.copy()
-        self.intercept_ = intercept.copy()
-
     def _client(self):
         """The fit's client (context manager) and dask's scheduler set to it."""
         return client_for_fit(self.n_workers, self.scheduler_address)
@@ -483,53 +570,42 @@ class CodedSGD(BaseEstimator):
         """Dask computations in this block run on ``client``'s cluster."""
         return dask.config.set(scheduler=client)
 
-    # -------------------------------------------------------------- predict
-    def _scores(self, X: Any) -> Any:
-        """Linear scores ``X @ coef_.T + intercept_`` (lazy for dask input)."""
-        check_is_fitted(self)
-        if is_dask(X):
-            self._check_n_features_dask(X, reset=False)
-            targets = np.size(self.intercept_)
-            model = self._fitted_copy()
-            return lazy_rows(X, model._dense_scores, None if targets == 1 else targets)
-        X = validate_data(self, X, accept_sparse="csr", reset=False)
-        return self._dense_scores(X)
-
-    def _dense_scores(self, X: Any) -> np.ndarray:
-        coef = self.coef_
-        product = X @ (coef.T if not scipy.sparse.issparse(coef) else coef.T.toarray())
-        scores = np.asarray(product) + self.intercept_
-        return scores.ravel() if scores.ndim == 2 and scores.shape[1] == 1 else scores
-
-    def _fitted_copy(self) -> CodedSGD:
-        """A small copy for the workers: parameters and fitted arrays only."""
-        copy = object.__new__(type(self))
-        copy.__dict__.update(
-            {
-                key: value
-                for key, value in self.__dict__.items()
-                if key not in ("history_", "rounds_", "code_", "_iterate", "_averaged")
-            }
-        )
-        return copy
-
-    def densify(self) -> CodedSGD:
-        """Convert ``coef_`` to a dense array (the default)."""
-        check_is_fitted(self)
-        if scipy.sparse.issparse(self.coef_):
-            self.coef_ = self.coef_.toarray()
-        return self
-
-    def sparsify(self) -> CodedSGD:
-        """Convert ``coef_`` to a sparse matrix (cheaper for mostly-zero, l1 models)."""
-        check_is_fitted(self)
-        self.coef_ = scipy.sparse.csr_matrix(self.coef_)
-        return self
-
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         return tags
+
+
+def _fit_profile(
+    history: Sequence[Any],
+    n_iter: int,
+    began: float,
+    planned: float,
+    placed: float,
+    solved: float,
+    closed: float,
+) -> dict[str, float]:
+    """Where a fit's time went, from the run's clock readings and its rounds."""
+    rounds = sum(record.wall_seconds for record in history)
+    return {
+        "code_seconds": planned - began,
+        "placement_seconds": placed - planned,
+        "round_seconds": rounds,
+        "decode_seconds": sum(r.decode_seconds for r in history),
+        "solver_seconds": solved - placed - rounds,
+        "close_seconds": closed - solved,
+        "rounds": len(history),
+        "iterations": n_iter,
+    }
+
+
+def _is_sparse(coef: Any) -> bool:
+    """Whether ``coef_`` is a SciPy sparse matrix (after :meth:`CodedSGD.sparsify`).
+
+    ``scipy.sparse.issparse`` as a plain bool: its stubs narrow to an abstract
+    base without ``T`` or ``toarray``.
+    """
+    return scipy.sparse.issparse(coef)
 
 
 def _is_int(value: Any) -> bool:
@@ -558,7 +634,7 @@ def _seed(random_state: Any) -> int:
     )
 
 
-def _init_parameters(cls: type) -> dict:
+def _init_parameters(cls: type[CodedSGD]) -> dict:
     import inspect
 
     return {

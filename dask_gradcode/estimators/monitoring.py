@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import warnings
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,8 @@ def warn_from_caller(message: str, category: type[Warning]) -> None:
     scikit-learn code that called it), not into the library.
     """
     # stacklevel 1 is this function, 2 its caller, and so on.
-    level, frame = 2, sys._getframe(1)
+    level = 2
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
         level += 1
         frame = frame.f_back
