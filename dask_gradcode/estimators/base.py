@@ -261,6 +261,7 @@ class CodedSGD(LinearModel):
             )
 
     def _validate(self, X: Any, y: Any, reset: bool) -> tuple[Any, Any]:
+        """Checked ``X, y``: scikit-learn's checks, or dask rows for dask input."""
         if is_dask(X) or is_dask(y):
             if len(X.shape) != 2:
                 raise ValueError(
@@ -269,7 +270,7 @@ class CodedSGD(LinearModel):
             self._check_n_features_dask(X, reset)
             if reset and hasattr(X, "columns"):
                 self.feature_names_in_ = np.asarray(X.columns, dtype=object)
-            return X, y
+            return as_dask_rows(X, "X"), as_dask_rows(y, "y")
         return validate_data(
             self,
             X,

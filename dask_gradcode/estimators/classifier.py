@@ -338,8 +338,6 @@ class CodedSGDClassifier(ClassifierMixin, CodedSGD):
     ) -> CodedSGDClassifier:
         with self._client() as client, self._on_cluster(client):
             X, y = self._validate(X, y, reset=reset)
-            if is_dask(X) or is_dask(y):
-                X, y = as_dask_rows(X, "X"), as_dask_rows(y, "y")
             present, counts = label_counts(y)
             check_classification_targets(present)
             if classes is not None:

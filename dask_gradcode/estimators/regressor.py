@@ -148,8 +148,6 @@ class CodedSGDRegressor(RegressorMixin, CodedSGD):
     ) -> CodedSGDRegressor:
         with self._client() as client, self._on_cluster(client):
             X, y = self._validate(X, y, reset=reset)
-            if is_dask(X) or is_dask(y):
-                X, y = as_dask_rows(X, "X"), as_dask_rows(y, "y")
             weights = self._sample_weight(sample_weight, X)
             validation = None
             if self.early_stopping and not partial:
