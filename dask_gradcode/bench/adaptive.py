@@ -36,6 +36,7 @@ import numpy as np
 from dask_gradcode.bench import options as opt
 from dask_gradcode.bench.benchmark import Benchmark, Measured, Page, Session
 from dask_gradcode.bench.convergence import (
+    lbfgs_from_zero,
     mean_log_loss,
     optimal_loss,
     standardised_classification,
@@ -46,7 +47,6 @@ from dask_gradcode.codes import make_code
 from dask_gradcode.objectives import LogLoss
 from dask_gradcode.plotting import plot_rounds
 from dask_gradcode.scheduler import CodedGradient, RoundRecord
-from dask_gradcode.solvers import minimize
 from dask_gradcode.stragglers import ComputeTime, MarkovStragglers, SlowWorkers
 
 __all__ = ["BENCHMARK", "METHODS", "all_scenarios", "measure", "page", "run"]
@@ -196,14 +196,7 @@ def time_to_gap(
                 return True
             return len(coded.history) >= max_rounds
 
-        minimize(
-            mean_loss,
-            np.zeros(X.shape[1] + 1),
-            solver="lbfgs",
-            max_iter=max_rounds,
-            tol=None,
-            callback=reached,
-        )
+        lbfgs_from_zero(mean_loss, X.shape[1] + 1, max_rounds, reached)
     return {
         "seconds_to_gap": clock["reached"],
         "rounds_to_gap": len(coded.history)
@@ -212,62 +205,34 @@ def time_to_gap(
     }
 
 
-def measure(
-    session: Session,
-    *,
-    workers: int = 9,
-    stragglers: int = 2,
-    rows: int = 18_000,
-    features: int = 50,
-    compute_ms: float = 25.0,
-    rounds: int = 60,
-    gap: float = 1e-4,
-    max_rounds: int = 80,
-    scenarios: str | None = None,
-) -> Measured:
+def measure(session: Session, o: Any) -> Measured:
     """Run every method in every scenario; round times and time to the optimum.
 
-    Parameters
-    ----------
-    session : Session
-        Where to run; the progress bar.
-    workers : int, default=9
-    stragglers : int, default=2
-        Stragglers the codes tolerate.
-    rows, features : int
-        Size of the ``make_classification`` data (standardised).
-    compute_ms : float, default=25
-        Emulated computation (:class:`~dask_gradcode.stragglers.ComputeTime`)
-        of ``rows / workers`` rows, the uncoded load, in milliseconds: every
-        worker computes as if it had a core of its own (the workers of an
-        embedded cluster share this machine's cores); the slow-worker models
-        apply on top.  0: real computation only.
-    rounds : int, default=60
-        Measured rounds per method and scenario (after 3 warm-up rounds).
-    gap : float, default=1e-4
-        Convergence target: mean log-loss within ``gap`` of the optimum.
-    max_rounds : int, default=80
-        Rounds a convergence run may take.
-    scenarios : str, optional
-        Comma-separated names of the scenarios to run (default: all of
-        ``none,random,rare,persistent,markov``).
-
-    Returns
-    -------
-    Measured
-        The tables ``methods`` and ``targets``; facts: the ``scenarios`` run
-        and the adaptive method's round ``histories`` by scenario.
+    The codes of ``o.workers`` workers tolerate ``o.stragglers``; the data
+    is ``make_classification`` (standardised).  ``o.compute_ms`` emulates
+    (:class:`~dask_gradcode.stragglers.ComputeTime`) the computation of
+    ``rows / workers`` rows, the uncoded load, in milliseconds: every worker
+    computes as if it had a core of its own (the workers of an embedded
+    cluster share this machine's cores); the slow-worker models apply on
+    top, and 0 leaves the real computation only.  ``o.rounds`` rounds per
+    method and scenario are measured after 3 warm-up rounds; a convergence
+    run stops within ``o.gap`` of the optimum or after ``o.max_rounds``
+    rounds.  ``o.scenarios`` is a comma-separated subset of
+    ``none,random,rare,persistent,markov`` (None: all).  Returns the tables
+    ``methods`` and ``targets``; facts: the ``scenarios`` run and the
+    adaptive method's round ``histories`` by scenario.
     """
+    workers, stragglers, rows = o.workers, o.stragglers, o.rows
     check_stragglers(stragglers, workers)
-    chosen = _chosen_scenarios(stragglers, scenarios)
-    X, y = standardised_classification(rows, features)
+    chosen = _chosen_scenarios(stragglers, o.scenarios)
+    X, y = standardised_classification(rows, o.features)
     best = optimal_loss(X, y)
-    w = np.random.default_rng(1).standard_normal(features + 1) * 0.01
+    w = np.random.default_rng(1).standard_normal(o.features + 1) * 0.01
     _, reference = LogLoss().value_and_gradient(
         w, np.hstack([X, np.ones((rows, 1))]), y
     )
     table, histories = [], {}
-    per_row = compute_ms / 1e3 / (rows / workers)
+    per_row = o.compute_ms / 1e3 / (rows / workers)
 
     def model_of(scenario: Scenario) -> Any:
         model = scenario.model(workers)
@@ -288,7 +253,7 @@ def measure(
                 X,
                 y,
                 lambda scenario=scenario: model_of(scenario),
-                rounds,
+                o.rounds,
                 reference,
             )
             bar.update()
@@ -304,8 +269,8 @@ def measure(
                     y,
                     model_of(scenario),
                     best,
-                    gap,
-                    max_rounds,
+                    o.gap,
+                    o.max_rounds,
                 )
                 bar.update()
                 table.append(
@@ -332,6 +297,11 @@ def _chosen_scenarios(stragglers: int, names: str | None) -> list[Scenario]:
             f"{','.join(s.name for s in chosen)}"
         )
     return [s for s in chosen if s.name in picked]
+
+
+def run(**options: Any) -> Report:
+    """Measure and write the page: :meth:`Benchmark.run <dask_gradcode.bench.benchmark.Benchmark.run>`."""
+    return BENCHMARK.run(**options)
 
 
 def page(measured: Measured, session: Session) -> Page:
@@ -466,7 +436,7 @@ TARGET_COLUMNS = {
 def _markdown(measured: Measured, session: Session) -> str:
     table, targets = measured.tables["methods"], measured.tables["targets"]
     o, chosen = measured.options, measured.facts["scenarios"]
-    workers, stragglers = o["workers"], o["stragglers"]
+    workers, stragglers = o.workers, o.stragglers
     described = "\n".join(f"- `{s.name}`: {s.description}" for s in chosen)
     plots = "\n".join(
         f"![adaptive rounds, {s.name}](adaptive_rounds_{s.name}.png)" for s in chosen
@@ -474,20 +444,20 @@ def _markdown(measured: Measured, session: Session) -> str:
     return f"""# Adaptive rounds against static choices
 
 {session.reproduce()}  Cluster: {session.target.describe()}; machine:
-{machine_description()}.  Data: `make_classification`, {o["rows"]} rows x
-{o["features"]} features (standardised), logistic loss with intercept; `n =
+{machine_description()}.  Data: `make_classification`, {o.rows} rows x
+{o.features} features (standardised), logistic loss with intercept; `n =
 {workers}`, codes tolerate `s = {stragglers}` (`gaussian-mds`, `m = 1`: each
 worker holds {stragglers + 1} times the uncoded load).  Every worker's
-computation is emulated as {o["compute_ms"]:g} ms per `1 / n` of the rows
+computation is emulated as {o.compute_ms:g} ms per `1 / n` of the rows
 (`ComputeTime`, on top of the real computation), as if each worker had a
 core of its own: the {workers} workers share this machine's cores, whose
 queueing would otherwise hide what a worker's load costs.  Each method ran
-{o["rounds"]} rounds at fixed weights after {WARMUP} warm-up rounds, the methods
+{o.rounds} rounds at fixed weights after {WARMUP} warm-up rounds, the methods
 taking turns round by round (in an order rotated every round, so a drift of
 the machine's speed weighs on every method alike, with the client's heap
 frozen by `gc.freeze()` so that full garbage collections of the shared
 interpreter scan less), then an L-BFGS fit from zero
-until the mean log-loss was within {o["gap"]:g} of the optimum.  Scenarios (slow
+until the mean log-loss was within {o.gap:g} of the optimum.  Scenarios (slow
 workers are chosen per physical worker and round, the same for every
 method):
 
@@ -527,34 +497,25 @@ BENCHMARK = Benchmark(
     measure=measure,
     page=page,
     options=(
-        opt.workers(3),
-        opt.stragglers(1, "s of the code"),
-        opt.rows(),
-        opt.features(),
+        opt.workers(9, 3),
+        opt.stragglers(2, 1),
+        opt.rows(18_000),
+        opt.features(50),
         opt.option(
             "--compute-ms",
-            type=opt.seconds,
-            help="emulated milliseconds of computation per 1/n of the rows "
-            "(0: real only)",
+            25.0,
+            opt.seconds,
+            "emulated milliseconds of computation per 1/n of the rows (0: real only)",
         ),
-        opt.option(
-            "--rounds",
-            type=opt.positive,
-            help="measured rounds per method and scenario",
-        ),
-        opt.gap(),
-        opt.option(
-            "--max-rounds", type=opt.positive, help="rounds a convergence run may take"
-        ),
+        opt.rounds(60, "measured rounds per method and scenario"),
+        opt.gap(1e-4),
+        opt.rounds(80, "rounds a convergence run may take", "--max-rounds"),
         opt.option(
             "--scenarios",
+            None,
+            None,
+            "comma-separated subset of none,random,rare,persistent,markov",
             metavar="NAMES",
-            help="comma-separated subset of none,random,rare,persistent,markov",
         ),
     ),
 )
-
-
-def run(**options: Any) -> Report:
-    """:func:`measure` and :func:`page` (see :meth:`Benchmark.run <dask_gradcode.bench.benchmark.Benchmark.run>`)."""
-    return BENCHMARK.run(**options)

@@ -1,11 +1,12 @@
 """What every benchmark is made of, and what every run of one shares.
 
-A benchmark module declares one :class:`Benchmark`: its command-line name
-and options, the optional packages it needs, a *measuring* function that
-returns :class:`Measured` tables and a *page* function that turns them into
-figures and a markdown page.  :meth:`Benchmark.run` does what every run
-repeats around the two: check the requirements, bind the options (their
-defaults are the measuring function's), choose the transport, build the
+A benchmark module declares one :class:`Benchmark`: its command-line name,
+its options with their defaults
+(:class:`~dask_gradcode.bench.options.Option`), the optional packages it
+needs, a *measuring* function that returns :class:`Measured` tables and a
+*page* function that turns them into figures and a markdown page.
+:meth:`Benchmark.run` does what every run repeats around the two: check the
+requirements, fill in the defaults, choose the transport, build the
 :class:`~dask_gradcode.bench.report.Report`.  :class:`Session` is what the
 measuring and page functions share: where to run, the command that
 reproduces the run, whether to show progress.
@@ -16,9 +17,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib.util
-import inspect
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 from dask_gradcode.bench.cluster import ClusterTarget
@@ -26,10 +27,6 @@ from dask_gradcode.bench.options import TRANSPORT, Option
 from dask_gradcode.bench.report import Report
 
 __all__ = ["Benchmark", "Measured", "Page", "Session"]
-
-#: After "(from the repository root, " in the line saying how to reproduce.
-AFTER_TEST_OR_BENCH = "after `make test` or\n`pip install -e .[bench]`)."
-AFTER_TEST = "after `make test`)."
 
 
 @dataclass(frozen=True)
@@ -56,37 +53,18 @@ class Session:
 
         return tqdm(iterable, disable=not self.progress, **settings)
 
-    def reproduce(self, after: str = AFTER_TEST_OR_BENCH) -> str:
-        """The page's line saying how to run it again."""
-        return f"Reproduce with `{self.command}` (from the repository root, {after}"
+    def reproduce(self, *, bench_extra: bool = True) -> str:
+        """The page's sentence saying how to run it again.
 
-
-@dataclass
-class Measured:
-    """What a measurement found.
-
-    Attributes
-    ----------
-    tables : dict of str to list of dict
-        The report's tables (see :class:`~dask_gradcode.bench.report.Report`).
-    facts : dict
-        Other results the page quotes (an optimum, objects to plot, ...).
-    options : dict
-        The options it was measured with, defaults included (set by
-        :meth:`Benchmark.run`).
-    """
-
-    tables: dict[str, list[dict[str, Any]]]
-    facts: dict[str, Any] = field(default_factory=dict)
-    options: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class Page:
-    """A benchmark's page: its markdown and its figures by key."""
-
-    markdown: str
-    figures: dict[str, Any] = field(default_factory=dict)
+        ``bench_extra``: say that ``pip install -e .[bench]`` is enough
+        (``make test`` installs more).
+        """
+        after = (
+            "`make test` or\n`pip install -e .[bench]`"
+            if bench_extra
+            else "`make test`"
+        )
+        return f"Reproduce with `{self.command}` (from the repository root, after {after})."
 
 
 @dataclass(frozen=True)
@@ -102,12 +80,12 @@ class Benchmark:
     help : str
         One line for ``--help``.
     measure : callable
-        ``measure(session, **options) -> Measured``; its keyword parameters
-        are the options, their defaults the command line's.
+        ``measure(session, options) -> Measured``; ``options`` holds every
+        option as an attribute (``options.max_rounds`` for ``--max-rounds``).
     page : callable
         ``page(measured, session) -> Page``.
-    options : sequence of Option
-        The command-line options, in the order ``--help`` lists them.
+    options : tuple of Option
+        The command-line options and their defaults, in ``--help``'s order.
     requirements : tuple of str, default=("matplotlib",)
         Optional packages (import names) checked before anything runs.
     transport : bool, default=True
@@ -118,23 +96,19 @@ class Benchmark:
     name: str
     files: str
     help: str
-    measure: Callable[..., Measured]
+    measure: Callable[[Session, Any], Measured]
     page: Callable[[Measured, Session], Page]
     options: tuple[Option, ...] = ()
     requirements: tuple[str, ...] = ("matplotlib",)
     transport: bool = True
 
-    def defaults(self) -> dict[str, Any]:
-        """Each option's default: the measuring function's."""
-        return {
-            name: parameter.default
-            for name, parameter in inspect.signature(self.measure).parameters.items()
-            if parameter.default is not inspect.Parameter.empty
-        }
-
     def declared(self) -> tuple[Option, ...]:
         """Every option, ``--transport`` first where it takes one."""
         return ((TRANSPORT,) if self.transport else ()) + self.options
+
+    def defaults(self) -> dict[str, Any]:
+        """Each option's default (the measuring function's, not ``--transport``)."""
+        return {option.dest: option.default for option in self.options}
 
     def given(self, args: argparse.Namespace) -> dict[str, Any]:
         """The options given on a command line (absent ones are not in ``args``)."""
@@ -144,15 +118,9 @@ class Benchmark:
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """Add the options to ``parser``, each help ending with its default."""
-        defaults = self.defaults()
-        for declared in self.declared():
-            settings = dict(declared.settings)
-            if declared.dest in defaults and not declared.is_flag:
-                default = defaults[declared.dest]
-                if isinstance(default, list | tuple):
-                    default = " ".join(str(value) for value in default)
-                settings["help"] = f"{settings['help']} (default: {default})"
-            parser.add_argument(*declared.flags, **settings)
+        for option in self.declared():
+            settings = {**option.settings, "help": option.help()}
+            parser.add_argument(*option.flags, **settings)
 
     def check_requirements(self) -> None:
         """Raise ImportError naming the extra to install, before any computation."""
@@ -189,25 +157,58 @@ class Benchmark:
             The library's default transport for the run (default: Dask's
             configuration, ``gradcode.transport``).
         **options
-            The measuring function's options.
+            The benchmark's options by their Python names; the others take
+            their defaults.
 
         Returns
         -------
         Report
         """
+        defaults = self.defaults()
+        unknown = sorted(set(options) - set(defaults))
+        if unknown:
+            raise TypeError(
+                f"bench {self.name} has no options {unknown}; it has {sorted(defaults)}"
+            )
         self.check_requirements()
         session = Session(
             ClusterTarget() if target is None else target,
             f"dask-gradcode bench {self.name}" if command is None else command,
             progress,
         )
-        bound = inspect.signature(self.measure).bind(session, **options)
-        bound.apply_defaults()
+        settings = SimpleNamespace(**{**defaults, **options})
         with _default_transport(transport):
-            measured = self.measure(*bound.args, **bound.kwargs)
-        measured.options = dict(list(bound.arguments.items())[1:])  # not the session
+            measured = self.measure(session, settings)
+        measured.options = settings
         page = self.page(measured, session)
         return Report(self.files, measured.tables, page.figures, page.markdown)
+
+
+@dataclass
+class Measured:
+    """What a measurement found, and the options it was measured with.
+
+    Attributes
+    ----------
+    tables : dict of str to list of dict
+        The report's tables (see :class:`~dask_gradcode.bench.report.Report`).
+    facts : dict
+        Other results the page quotes (an optimum, objects to plot, ...).
+    options : SimpleNamespace
+        The options, defaults included (set by :meth:`Benchmark.run`).
+    """
+
+    tables: dict[str, list[dict[str, Any]]]
+    facts: dict[str, Any] = field(default_factory=dict)
+    options: Any = None
+
+
+@dataclass
+class Page:
+    """A benchmark's page: its markdown and its figures by key."""
+
+    markdown: str
+    figures: dict[str, Any] = field(default_factory=dict)
 
 
 @contextlib.contextmanager

@@ -12,6 +12,7 @@ decoded loss of an approximate scheme is itself approximate).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,7 @@ from dask_gradcode.bench.report import Report, machine_description, markdown_tab
 from dask_gradcode.bench.schemes import (
     buildable_codes,
     check_stragglers,
+    compared_schemes,
     skipped_note,
 )
 from dask_gradcode.objectives import LogLoss
@@ -40,14 +42,7 @@ NAME = "convergence"
 
 def convergence_schemes(s: int) -> list[tuple[str, int, int]]:
     """(scheme, s, m) rows of the comparison."""
-    return [
-        ("uncoded", 0, 1),
-        ("ignore-stragglers", s, 1),
-        ("fractional-repetition", s, 1),
-        ("cyclic-repetition", s, 1),
-        ("gaussian-mds", s, 1),
-        ("gaussian-mds", s, 2),
-    ]
+    return compared_schemes(s, leave_out=("cyclic-mds", "ye-abbe"))
 
 
 def mean_log_loss(X: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
@@ -82,6 +77,23 @@ def optimal_loss(X: np.ndarray, y: np.ndarray) -> float:
         options={"maxiter": 10_000, "ftol": 1e-15, "gtol": 1e-10},
     )
     return float(result.fun)
+
+
+def lbfgs_from_zero(
+    mean_loss: Callable[[np.ndarray], tuple[float, np.ndarray]],
+    dim: int,
+    max_rounds: int,
+    reached: Callable[[int, np.ndarray, float], bool],
+) -> None:
+    """L-BFGS from zero for at most ``max_rounds``; ``reached`` may stop it sooner."""
+    minimize(
+        mean_loss,
+        np.zeros(dim),
+        solver="lbfgs",
+        max_iter=max_rounds,
+        tol=None,
+        callback=reached,
+    )
 
 
 def train(client, code, X, y, model, solver, iterations, step) -> dict[str, Any]:
@@ -127,55 +139,26 @@ def seconds_to_reach(curve: dict[str, Any], objective: float) -> float:
     return float(curve["seconds"][reached[0]]) if reached.size else float("nan")
 
 
-def measure(
-    session: Session,
-    *,
-    workers: int = 9,
-    stragglers: int = 2,
-    slow: int | None = None,
-    delay: float = 0.2,
-    iterations: int = 60,
-    rows: int = 40_000,
-    features: int = 50,
-    solver: str = "gd",
-) -> Measured:
+def measure(session: Session, o: Any) -> Measured:
     """Train every scheme and record its loss against wall-clock time.
 
-    Parameters
-    ----------
-    session : Session
-        Where to run; the progress bar.
-    workers : int, default=9
-    stragglers : int, default=2
-        Stragglers the codes tolerate.
-    slow : int, optional
-        Slow workers per round (default: ``stragglers``).
-    delay : float, default=0.2
-        Seconds a slow worker is late.
-    iterations : int, default=60
-        Solver iterations per scheme.
-    rows, features : int
-        Size of the ``make_classification`` data (standardised).
-    solver : {"gd", "nesterov", "lbfgs"}, default="gd"
-        ``"gd"`` takes constant steps ``1 / L`` (``L`` the gradient's
-        Lipschitz constant), one coded round per iteration.
-
-    Returns
-    -------
-    Measured
-        The table ``schemes``; facts: the optimum ``best``, the ``slow``
-        workers per round, the schemes ``skipped`` at this size.
+    ``o.slow`` workers per round (None: as many as ``o.stragglers``), drawn
+    anew, are ``o.delay`` seconds late; solver ``"gd"`` takes constant steps
+    ``1 / L`` (``L`` the gradient's Lipschitz constant), one coded round per
+    iteration.  Returns the table ``schemes``; facts: the optimum ``best``,
+    the ``slow`` workers per round, the schemes ``skipped`` at this size.
     """
+    workers, stragglers, rows = o.workers, o.stragglers, o.rows
     check_stragglers(stragglers, workers)
-    slow = stragglers if slow is None else slow
+    slow = stragglers if o.slow is None else o.slow
     if not 0 <= slow <= workers:
         raise ValueError(f"slow={slow} must be between 0 and workers={workers}")
-    X, y = standardised_classification(rows, features)
+    X, y = standardised_classification(rows, o.features)
     best = optimal_loss(X, y)
     with_ones = np.hstack([X, np.ones((rows, 1))])
     # The mean log-loss's gradient is L-Lipschitz with L = ||[X 1]||^2 / (4 rows).
     step = 4.0 * rows / np.linalg.norm(with_ones, 2) ** 2
-    model = SlowWorkers(slow, delay=delay, random_state=0)
+    model = SlowWorkers(slow, delay=o.delay, random_state=0)
     built, skipped = buildable_codes(convergence_schemes(stragglers), workers)
     curves = []
     with (
@@ -184,7 +167,7 @@ def measure(
     ):
         for code in bar:
             bar.set_postfix_str(f"{code.scheme} m={code.comm_reduction}")
-            curve = train(client, code, X, y, model, solver, iterations, step)
+            curve = train(client, code, X, y, model, o.solver, o.iterations, step)
             curves.append(
                 {
                     "scheme": code.scheme,
@@ -226,13 +209,18 @@ def _scheme_rows(curves: list[dict[str, Any]], best: float) -> list[dict[str, An
     return rows_out
 
 
+def run(**options: Any) -> Report:
+    """Measure and write the page: :meth:`Benchmark.run <dask_gradcode.bench.benchmark.Benchmark.run>`."""
+    return BENCHMARK.run(**options)
+
+
 def page(measured: Measured, session: Session) -> Page:
     """The loss-against-time figure and the markdown page."""
     rows, best = measured.tables["schemes"], measured.facts["best"]
     o, slow = measured.options, measured.facts["slow"]
     title = (
-        f"n={o['workers']}, {slow} slow worker(s) per round (+{o['delay']:g} s), "
-        f"solver={o['solver']}"
+        f"n={o.workers}, {slow} slow worker(s) per round (+{o.delay:g} s), "
+        f"solver={o.solver}"
     )
     return Page(
         _markdown(rows, best, o, slow, session)
@@ -258,7 +246,7 @@ COLUMNS = {
 def _markdown(
     rows: list[dict[str, Any]],
     best: float,
-    o: dict[str, Any],
+    o: Any,
     slow: int,
     session: Session,
 ) -> str:
@@ -266,12 +254,12 @@ def _markdown(
 
 {session.reproduce()}
 
-Measured on {machine_description()}, on {session.target.describe()} with {o["workers"]}
+Measured on {machine_description()}, on {session.target.describe()} with {o.workers}
 single-thread workers. Logistic regression (with intercept, no penalty) on
-`make_classification({o["rows"]:,}, {o["features"]})`, standardised; optimum
+`make_classification({o.rows:,}, {o.features})`, standardised; optimum
 {best:.6f} (scipy's L-BFGS-B run to a gradient norm of 1e-10). Every scheme
-starts from zero with solver `{o["solver"]}`; each round {slow} worker(s), drawn
-anew, are {1e3 * o["delay"]:.0f} ms late. "seconds to uncoded's final loss" is when
+starts from zero with solver `{o.solver}`; each round {slow} worker(s), drawn
+anew, are {1e3 * o.delay:.0f} ms late. "seconds to uncoded's final loss" is when
 the scheme first reaches the loss uncoded gradient descent ends at; NaN means
 never.
 
@@ -313,22 +301,20 @@ BENCHMARK = Benchmark(
     measure=measure,
     page=page,
     options=(
-        opt.workers(2),
-        opt.stragglers(0),
+        opt.workers(9),
+        opt.stragglers(2, 0, "stragglers s tolerated"),
         opt.option(
             "--slow",
-            type=opt.at_least(0),
-            help="slow workers per round (None: as many as --stragglers)",
+            None,
+            opt.at_least(0),
+            "slow workers per round (None: as many as --stragglers)",
         ),
-        opt.DELAY,
-        opt.option("--iterations", type=opt.positive, help="solver iterations"),
-        opt.rows(10),
-        opt.features(),
-        opt.option("--solver", choices=("gd", "nesterov", "lbfgs"), help="the solver"),
+        opt.delay(0.2),
+        opt.rounds(60, "solver iterations", "--iterations"),
+        opt.rows(40_000, 10),
+        opt.features(50),
+        opt.option(
+            "--solver", "gd", None, "the solver", choices=("gd", "nesterov", "lbfgs")
+        ),
     ),
 )
-
-
-def run(**options: Any) -> Report:
-    """:func:`measure` and :func:`page` (see :meth:`Benchmark.run <dask_gradcode.bench.benchmark.Benchmark.run>`)."""
-    return BENCHMARK.run(**options)

@@ -23,13 +23,7 @@ import numpy as np
 from sklearn.datasets import make_classification
 
 from dask_gradcode.bench import options as opt
-from dask_gradcode.bench.benchmark import (
-    AFTER_TEST,
-    Benchmark,
-    Measured,
-    Page,
-    Session,
-)
+from dask_gradcode.bench.benchmark import Benchmark, Measured, Page, Session
 from dask_gradcode.bench.processes import ProcessCluster
 from dask_gradcode.bench.report import Report, machine_description, markdown_table
 from dask_gradcode.codes import make_code
@@ -59,24 +53,26 @@ def _victims(cluster: ProcessCluster, cg: CodedGradient, count: int) -> list[int
     return [pids[a] for a in cg.workers[:count]]
 
 
-def _stop(count: int):
-    def inject(cluster, cg, _s):
+def _signal(
+    count: int, how: Callable[[ProcessCluster, int], None]
+) -> Callable[[ProcessCluster, CodedGradient, int], list[int]]:
+    """A fault: ``how`` (stop, kill) the first ``count`` workers of the code."""
+
+    def inject(cluster: ProcessCluster, cg: CodedGradient, _s: int) -> list[int]:
         pids = _victims(cluster, cg, count)
         for pid in pids:
-            cluster.stop(pid)
+            how(cluster, pid)
         return pids
 
     return inject
 
 
-def _kill(count: int):
-    def inject(cluster, cg, _s):
-        pids = _victims(cluster, cg, count)
-        for pid in pids:
-            cluster.kill(pid)
-        return pids
+def _stop(count: int) -> Callable[[ProcessCluster, CodedGradient, int], list[int]]:
+    return _signal(count, ProcessCluster.stop)
 
-    return inject
+
+def _kill(count: int) -> Callable[[ProcessCluster, CodedGradient, int], list[int]]:
+    return _signal(count, ProcessCluster.kill)
 
 
 def _resume_after(seconds: float):
@@ -166,40 +162,18 @@ def scenarios(s: int, fault_at: int = 10) -> list[Scenario]:
     ]
 
 
-def measure(
-    session: Session,
-    *,
-    workers: int = 5,
-    stragglers: int = 1,
-    rows: int = 20_000,
-    features: int = 20,
-    rounds_before: int = 10,
-    rounds_after: int = 40,
-) -> Measured:
+def measure(session: Session, o: Any) -> Measured:
     """Inject each fault into a running fit and report what the fit did.
 
-    Parameters
-    ----------
-    session : Session
-        Its target must be the embedded default: the benchmark signals its
-        own processes.
-    workers : int, default=5
-        Worker processes (and code workers).
-    stragglers : int, default=1
-        ``s`` of the gaussian-mds code.
-    rows, features : int
-        Size of the logistic-regression data set.
-    rounds_before : int, default=10
-        Rounds before the fault (their median is the baseline round).
-    rounds_after : int, default=40
-        Rounds after it.
-
-    Returns
-    -------
-    Measured
-        The tables ``faults`` (one row per scenario) and ``rounds`` (each
-        scenario's round times).
+    ``o.workers`` worker processes (and code workers), a gaussian-mds code
+    tolerating ``o.stragglers``, ``o.rows`` x ``o.features`` rows of logistic
+    regression; ``o.rounds_before`` rounds before the fault (their median is
+    the baseline round), at least ``o.rounds_after`` after it.  The
+    session's target must be the embedded default: the benchmark signals its
+    own processes.  Returns the tables ``faults`` (one row per scenario) and
+    ``rounds`` (each scenario's round times).
     """
+    workers, stragglers, rounds_before = o.workers, o.stragglers, o.rounds_before
     if not session.target.embedded:
         raise ValueError(
             "bench faults stops and kills worker processes, so it starts its own "
@@ -211,8 +185,8 @@ def measure(
             f"stragglers={stragglers} must be between 1 and workers - 2 = "
             f"{workers - 2} (the s + 1 scenarios need a survivor)"
         )
-    X, y = make_classification(rows, features, random_state=0)
-    w = np.random.default_rng(0).standard_normal(features) * 0.1
+    X, y = make_classification(o.rows, o.features, random_state=0)
+    w = np.random.default_rng(0).standard_normal(o.features) * 0.1
     expected = LogLoss().value_and_gradient(w, X, y)
     chosen = scenarios(stragglers, rounds_before)
     results, series = [], []
@@ -226,13 +200,18 @@ def measure(
             w,
             expected,
             rounds_before,
-            rounds_after,
+            o.rounds_after,
         )
         results.append(row)
         series.append(
             {"scenario": scenario.name, "walls": walls, "fault_at": rounds_before}
         )
     return Measured({"faults": results, "rounds": series})
+
+
+def run(**options: Any) -> Report:
+    """Measure and write the page: :meth:`Benchmark.run <dask_gradcode.bench.benchmark.Benchmark.run>`."""
+    return BENCHMARK.run(**options)
 
 
 def page(measured: Measured, session: Session) -> Page:
@@ -384,17 +363,17 @@ COLUMNS = {
 }
 
 
-def _markdown(rows: list[dict[str, Any]], o: dict[str, Any], session: Session) -> str:
+def _markdown(rows: list[dict[str, Any]], o: Any, session: Session) -> str:
     baseline = statistics.median(r["baseline round (ms)"] for r in rows)
     return f"""# Reliability: hung, failing, dead, restarted and added workers
 
-{session.reproduce(AFTER_TEST)}
+{session.reproduce(bench_extra=False)}
 
 Measured on {machine_description()}.  Each scenario starts its own `dask
-scheduler` and {o["workers"]} `dask worker` processes on localhost (one thread
+scheduler` and {o.workers} `dask worker` processes on localhost (one thread
 each; the nanny scenario starts them under nannies), builds a gaussian-mds
-code tolerating `s = {o["stragglers"]}`, and computes the logistic-regression
-gradient of {o["rows"]:,} x {o["features"]} rows at fixed weights: 10 rounds, the
+code tolerating `s = {o.stragglers}`, and computes the logistic-regression
+gradient of {o.rows:,} x {o.features} rows at fixed weights: 10 rounds, the
 fault, then at least 40 rounds and on until the fault is repaired (the
 stopped workers resumed, the new workers started) and the code is back to
 its planned size and exact.  Each round's gradient is compared with the one
@@ -437,18 +416,11 @@ BENCHMARK = Benchmark(
     measure=measure,
     page=page,
     options=(
-        opt.workers(3, "worker processes"),
-        opt.stragglers(1, "s of the code"),
-        opt.rows(),
-        opt.features(),
-        opt.option(
-            "--rounds-before", type=opt.at_least(2), help="rounds before the fault"
-        ),
-        opt.option("--rounds-after", type=opt.at_least(5), help="rounds after it"),
+        opt.workers(5, 3, "worker processes"),
+        opt.stragglers(1, 1),
+        opt.rows(20_000),
+        opt.features(20),
+        opt.option("--rounds-before", 10, opt.at_least(2), "rounds before the fault"),
+        opt.option("--rounds-after", 40, opt.at_least(5), "rounds after it"),
     ),
 )
-
-
-def run(**options: Any) -> Report:
-    """:func:`measure` and :func:`page` (see :meth:`Benchmark.run <dask_gradcode.bench.benchmark.Benchmark.run>`)."""
-    return BENCHMARK.run(**options)

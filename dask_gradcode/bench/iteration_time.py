@@ -44,6 +44,7 @@ from dask_gradcode.bench.report import Report, machine_description, markdown_tab
 from dask_gradcode.bench.schemes import (
     buildable_codes,
     check_stragglers,
+    compared_schemes,
     skipped_note,
 )
 from dask_gradcode.codes import GradientCode, make_code
@@ -69,17 +70,8 @@ COMMUNICATION_SCHEMES = (
 
 
 def straggler_schemes(s: int) -> list[tuple[str, int, int]]:
-    """(scheme, s, m) rows of the straggler comparison."""
-    return [
-        ("uncoded", 0, 1),
-        ("ignore-stragglers", s, 1),
-        ("fractional-repetition", s, 1),
-        ("cyclic-repetition", s, 1),
-        ("cyclic-mds", s, 1),
-        ("ye-abbe", s, 1),
-        ("gaussian-mds", s, 1),
-        ("gaussian-mds", s, 2),
-    ]
+    """(scheme, s, m) rows of the straggler comparison: every scheme."""
+    return compared_schemes(s)
 
 
 def classification_data(n_rows: int, n_features: int, seed: int = 0):
@@ -240,16 +232,8 @@ def slow_worker_sweep(
 ) -> list[dict]:
     """Speed-up over uncoded with 0 to ``max_slow`` slow workers per round."""
     X, y = classification_data(rows, 100)
-    codes = runner.codes(
-        [
-            ("uncoded", 0, 1),
-            ("ignore-stragglers", s, 1),
-            ("cyclic-repetition", s, 1),
-            ("gaussian-mds", s, 1),
-            ("gaussian-mds", s, 2),
-        ],
-        n,
-    )
+    left_out = ("fractional-repetition", "cyclic-mds", "ye-abbe")
+    codes = runner.codes(compared_schemes(s, left_out), n)
     results = []
     with runner.target.connect(n) as client:
         for n_slow in range(max_slow + 1):
@@ -411,59 +395,27 @@ def communication_comparison(
     return results
 
 
-def measure(
-    session: Session,
-    *,
-    workers: int = 9,
-    stragglers: int = 2,
-    rounds: int = 30,
-    rows: int = 36_000,
-    delay: float = 0.3,
-    comm_workers: int = 12,
-    dim: int = 200_000,
-    bandwidths: Sequence[float] = (25.0, 100.0, 400.0),
-    parts: Sequence[str] = PARTS,
-    quick: bool = False,
-) -> Measured:
+def measure(session: Session, o: Any) -> Measured:
     """Measure iteration time of every scheme; see the module docstring.
 
-    Parameters
-    ----------
-    session : Session
-        Where to run; the progress bar.
-    workers : int, default=9
-        Workers ``n`` of the straggler, slow-worker and overhead parts.
-    stragglers : int, default=2
-        Stragglers ``s`` tolerated, and slow workers in the first scenario.
-    rounds : int, default=30
-        Measured rounds per scheme (after 2 warm-up rounds).
-    rows : int, default=36000
-        Rows of the logistic-regression data (100 features).
-    delay : float, default=0.3
-        Seconds a slow worker is late; the shifted-exponential scale is a
-        tenth of it.
-    comm_workers : int, default=12
-        Workers of the communication part.
-    dim : int, default=200000
-        Coefficients of the communication part's sparse model.
-    bandwidths : sequence of float, default=(25, 100, 400)
-        Link speeds of the communication part, MB/s.
-    parts : sequence of str
-        Which of :data:`PARTS` to run.
-    quick : bool, default=False
-        Fewer schemes and sizes: a smoke run.
-
-    Returns
-    -------
-    Measured
-        One table per part run; facts: ``comm_dim`` (the communication part's
-        coefficients) and the schemes ``skipped`` at these sizes.
+    ``o.workers`` and ``o.stragglers`` are the ``n`` and ``s`` of the
+    straggler, slow-worker and overhead parts (``s`` is also the number of
+    slow workers of the first scenario, each ``o.delay`` seconds late; the
+    shifted-exponential scale is a tenth of it); ``o.rows`` rows of 100
+    features; ``o.rounds`` measured rounds per scheme after 2 warm-up
+    rounds.  The communication part runs on ``o.comm_workers`` workers, a
+    sparse model of ``o.dim`` coefficients, links of ``o.bandwidths`` MB/s.
+    ``o.parts`` are which of :data:`PARTS` run; ``o.quick`` runs fewer
+    schemes and sizes.  Returns one table per part run; facts: ``comm_dim``
+    (the communication part's coefficients) and the schemes ``skipped``.
     """
+    workers, stragglers, rows, quick = o.workers, o.stragglers, o.rows, o.quick
+    parts, bandwidths, delay = o.parts, o.bandwidths, o.delay
     unknown = sorted(set(parts) - set(PARTS))
     if unknown:
         raise ValueError(f"unknown parts {unknown}; choose from {list(PARTS)}")
     check_stragglers(stragglers, workers)
-    comm_dim = min(dim, 50_000) if quick else dim
+    comm_dim = min(o.dim, 50_000) if quick else o.dim
     middle = len(bandwidths) // 2
     speeds = bandwidths[middle : middle + 1] if quick else bandwidths
     max_slow = min(workers - 1, stragglers + (1 if quick else 2))
@@ -477,10 +429,10 @@ def measure(
         "overhead": lambda runner: overhead(runner, workers, stragglers, rows),
         "weights": lambda runner: weights_shipping(runner, quick),
         "communication": lambda runner: communication_comparison(
-            runner, comm_workers, stragglers, comm_dim, [1e6 * b for b in speeds]
+            runner, o.comm_workers, stragglers, comm_dim, [1e6 * b for b in speeds]
         ),
     }
-    runner = _Runner(session, rounds)
+    runner = _Runner(session, o.rounds)
     results: dict[str, list[dict[str, Any]]] = {}
     try:
         for part, measure_part in parts_run.items():
@@ -492,21 +444,26 @@ def measure(
     return Measured(results, facts={"comm_dim": comm_dim, "skipped": skipped})
 
 
+def run(**options: Any) -> Report:
+    """Measure and write the page: :meth:`Benchmark.run <dask_gradcode.bench.benchmark.Benchmark.run>`."""
+    return BENCHMARK.run(**options)
+
+
 def page(measured: Measured, session: Session) -> Page:
     """The figures of the parts run and the markdown page."""
     results, o = measured.tables, measured.options
-    n, s = o["workers"], o["stragglers"]
+    n, s = o.workers, o.stragglers
     figures = {}
     if "stragglers" in results:
         figures[""] = iteration_time_boxes(results["stragglers"], f"n={n}, s={s}")
     if "slow_workers" in results:
         figures["speedup"] = speedup_against_slow_workers(
             results["slow_workers"],
-            f"n={n}, slow workers +{o['delay']:g} s, drawn anew each round",
+            f"n={n}, slow workers +{o.delay:g} s, drawn anew each round",
         )
     if "communication" in results:
         title = (
-            f"n={o['comm_workers']}, s={s}, {measured.facts['comm_dim']:,} coefficients"
+            f"n={o.comm_workers}, s={s}, {measured.facts['comm_dim']:,} coefficients"
         )
         figures["communication"] = communication_bars(
             results["communication"], "cyclic-repetition", title
@@ -530,6 +487,35 @@ STRAGGLER_COLUMNS = {
     "decode_share": "decode share (wall)",
     "decode_cpu_share": "decode share (CPU)",
     "exact": "exact",
+}
+
+
+SLOW_WORKER_COLUMNS = {
+    "n_slow": "slow workers",
+    "scheme": "scheme",
+    "s": "s",
+    "m": "m",
+    "mean_ms": "mean (ms)",
+    "speedup": "speed-up over uncoded",
+    "exact": "exact",
+}
+
+
+OVERHEAD_COLUMNS = {
+    "rows": "rows",
+    "floor_ms": "floor (ms)",
+    "compute_ms": "compute (ms)",
+    "mean_ms": "round (ms)",
+    "ratio": "round / (floor + compute)",
+}
+
+
+WEIGHTS_COLUMNS = {
+    "dim": "dim",
+    "how": "weights",
+    "transport": "transport",
+    "submit_ms": "submit (ms)",
+    "mean_ms": "round (ms)",
 }
 
 
@@ -568,15 +554,6 @@ def _straggler_section(tables: Tables, n: int, s: int, rows: int) -> str:
 
 def _slow_worker_section(tables: Tables, n: int) -> str:
     results = tables["slow_workers"]
-    columns = {
-        "n_slow": "slow workers",
-        "scheme": "scheme",
-        "s": "s",
-        "m": "m",
-        "mean_ms": "mean (ms)",
-        "speedup": "speed-up over uncoded",
-        "exact": "exact",
-    }
     return f"""## Speed-up against the number of slow workers (n = {n})
 
 Each round the given number of workers, drawn anew, is late; every scheme runs
@@ -585,7 +562,7 @@ are slow than it tolerates (and gaussian-mds, whose groups decode
 independently, often not even then); `ignore-stragglers` never waits but its
 gradient is approximate.
 
-{markdown_table(results, columns)}
+{markdown_table(results, SLOW_WORKER_COLUMNS)}
 
 ![speed-up against the number of slow workers](iteration_time_speedup.png)
 """
@@ -593,13 +570,6 @@ gradient is approximate.
 
 def _overhead_section(tables: Tables, n: int, s: int) -> str:
     results = tables["overhead"]
-    columns = {
-        "rows": "rows",
-        "floor_ms": "floor (ms)",
-        "compute_ms": "compute (ms)",
-        "mean_ms": "round (ms)",
-        "ratio": "round / (floor + compute)",
-    }
     return f"""## Overhead without stragglers
 
 gaussian-mds, n = {n}, s = {s}, no injected delay: the coded round against the
@@ -608,18 +578,11 @@ is what the library adds to a bare Dask round trip and a worker's own
 computation; on an embedded cluster the workers share this machine's cores, so
 they do not all compute in parallel.
 
-{markdown_table(results, columns)}
+{markdown_table(results, OVERHEAD_COLUMNS)}
 """
 
 
 def _weights_section(tables: Tables) -> str:
-    columns = {
-        "dim": "dim",
-        "how": "weights",
-        "transport": "transport",
-        "submit_ms": "submit (ms)",
-        "mean_ms": "round (ms)",
-    }
     limit = int(transports.EMBED_WEIGHTS_MAX_BYTES) // 1024
     return f"""## Weights shipping
 
@@ -634,7 +597,7 @@ worker *processes* over TCP (in-process
 workers would pass the weights by reference and hide the cost), gaussian-mds
 with m = 1, tiny sparse data so the shipping dominates:
 
-{markdown_table(tables["weights"], columns)}
+{markdown_table(tables["weights"], WEIGHTS_COLUMNS)}
 """
 
 
@@ -680,10 +643,10 @@ against `m`, with the load each choice of `m` costs:
 
 def _markdown(measured: Measured, session: Session) -> str:
     tables, o = measured.tables, measured.options
-    workers, stragglers = o["workers"], o["stragglers"]
+    workers, stragglers = o.workers, o.stragglers
     sections = []
     if "stragglers" in tables:
-        sections.append(_straggler_section(tables, workers, stragglers, o["rows"]))
+        sections.append(_straggler_section(tables, workers, stragglers, o.rows))
     if "slow_workers" in tables:
         sections.append(_slow_worker_section(tables, workers))
     if "overhead" in tables:
@@ -693,7 +656,7 @@ def _markdown(measured: Measured, session: Session) -> str:
     if "communication" in tables:
         sections.append(
             _communication_section(
-                tables, o["comm_workers"], stragglers, measured.facts["comm_dim"]
+                tables, o.comm_workers, stragglers, measured.facts["comm_dim"]
             )
         )
     body = "\n".join(sections)
@@ -702,7 +665,7 @@ def _markdown(measured: Measured, session: Session) -> str:
 {session.reproduce()}
 
 Measured on {machine_description()}, on {session.target.describe()} with one
-single-thread worker per code worker. Each scheme runs {o["rounds"]} rounds after
+single-thread worker per code worker. Each scheme runs {o.rounds} rounds after
 {WARMUP} warm-up rounds. "ideal" is, per round, the time at which the
 `(n - s)`-th fastest worker finished its computation plus its injected delay;
 "floor" is the bare Dask round trip (`n` pinned no-op tasks collected with
@@ -730,36 +693,26 @@ BENCHMARK = Benchmark(
     measure=measure,
     page=page,
     options=(
-        opt.workers(2),
-        opt.stragglers(0, "stragglers s tolerated, and slow"),
-        opt.option("--rounds", type=opt.positive, help="measured rounds per scheme"),
-        opt.rows(1),
-        opt.DELAY,
+        opt.workers(9),
+        opt.stragglers(2, 0, "stragglers s tolerated, and slow"),
+        opt.rounds(30, "measured rounds per scheme"),
+        opt.rows(36_000, 1),
+        opt.delay(0.3),
         opt.option(
-            "--comm-workers",
-            type=opt.at_least(2),
-            help="workers of the communication part",
+            "--comm-workers", 12, opt.at_least(2), "workers of the communication part"
         ),
         opt.option(
-            "--dim", type=opt.positive, help="coefficients of the communication part"
+            "--dim", 200_000, opt.positive, "coefficients of the communication part"
         ),
         opt.option(
             "--bandwidths",
-            type=opt.positive_float,
+            (25.0, 100.0, 400.0),
+            opt.positive_float,
+            "link speeds of the communication part",
             nargs="+",
             metavar="MB_PER_S",
-            help="link speeds of the communication part",
         ),
-        opt.option(
-            "--parts", nargs="+", type=_part, metavar="PART", help="what to run"
-        ),
-        opt.option(
-            "--quick", action="store_true", help="fewer schemes and sizes: a smoke run"
-        ),
+        opt.option("--parts", PARTS, _part, "what to run", nargs="+", metavar="PART"),
+        opt.switch("--quick", False, "fewer schemes and sizes: a smoke run"),
     ),
 )
-
-
-def run(**options: Any) -> Report:
-    """:func:`measure` and :func:`page` (see :meth:`Benchmark.run <dask_gradcode.bench.benchmark.Benchmark.run>`)."""
-    return BENCHMARK.run(**options)

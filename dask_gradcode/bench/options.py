@@ -19,17 +19,21 @@ if TYPE_CHECKING:
     from dask_gradcode.bench.cluster import ClusterTarget
 
 __all__ = [
+    "TRANSPORT",
     "Option",
     "add_cluster_options",
     "at_least",
+    "delay",
     "features",
     "gap",
     "option",
     "positive",
     "positive_float",
+    "rounds",
     "rows",
     "seconds",
     "stragglers",
+    "switch",
     "target_of",
     "workers",
 ]
@@ -37,31 +41,52 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Option:
-    """One command-line option: ``parser.add_argument(*flags, **settings)``.
+    """One command-line option of a benchmark, and its default.
 
-    Its default is the default of the measuring function's parameter
-    ``dest``, so that it lives in one place; the help says what it is.
+    ``parser.add_argument(*flags, **settings)`` declares it; ``--help`` ends
+    its help with the default, and :meth:`Benchmark.run
+    <dask_gradcode.bench.benchmark.Benchmark.run>` passes the default when
+    the option is not given, so that the default lives in this one place.
     """
 
     flags: tuple[str, ...]
+    default: Any
     settings: dict[str, Any] = field(default_factory=dict)
+    quote_default: bool = True
 
     @property
     def dest(self) -> str:
         """The keyword the option's value is passed as."""
-        return str(
-            self.settings.get("dest", self.flags[0].lstrip("-").replace("-", "_"))
-        )
+        name = self.flags[0].lstrip("-").replace("-", "_")
+        return str(self.settings.get("dest", name))
 
     @property
     def is_flag(self) -> bool:
         """Whether the option takes no value (its default goes without saying)."""
         return self.settings.get("action") in ("store_true", "store_false")
 
+    def help(self) -> str:
+        """The help text, ending with the default where the option takes a value."""
+        if self.is_flag or not self.quote_default:
+            return str(self.settings["help"])
+        default = self.default
+        if isinstance(default, list | tuple):
+            default = " ".join(str(value) for value in default)
+        return f"{self.settings['help']} (default: {default})"
 
-def option(*flags: str, **settings: Any) -> Option:
-    """Declare an option with :meth:`argparse.ArgumentParser.add_argument`'s arguments."""
-    return Option(flags, settings)
+
+def option(
+    flag: str, default: Any, kind: Callable[[str], Any] | None, text: str, **more: Any
+) -> Option:
+    """An option taking a value: its flag, default, argparse type and help."""
+    return Option((flag,), default, {"type": kind, "help": text, **more})
+
+
+def switch(flag: str, default: bool, text: str, dest: str | None = None) -> Option:
+    """An option taking no value: giving it turns ``default`` around."""
+    action = "store_false" if default else "store_true"
+    more = {} if dest is None else {"dest": dest}
+    return Option((flag,), default, {"action": action, "help": text, **more})
 
 
 def at_least(minimum: int) -> Callable[[str], int]:
@@ -101,42 +126,54 @@ def positive_float(text: str) -> float:
     return value
 
 
-def workers(minimum: int = 2, text: str = "workers n", *, many: bool = False) -> Option:
-    """``--workers``: one number of workers, or several with ``many``."""
-    if many:
-        return option("--workers", type=at_least(minimum), nargs="+", help=text)
-    return option("--workers", type=at_least(minimum), help=text)
+def workers(default: Any, minimum: int = 2, text: str = "workers n") -> Option:
+    """``--workers``: a number of workers, or several for a sequence default."""
+    if isinstance(default, tuple):
+        return option("--workers", default, at_least(minimum), text, nargs="+")
+    return option("--workers", default, at_least(minimum), text)
 
 
-def stragglers(minimum: int = 0, text: str = "stragglers s tolerated") -> Option:
+def stragglers(default: int, minimum: int = 0, text: str = "s of the code") -> Option:
     """``--stragglers``: the ``s`` of the codes."""
-    return option("--stragglers", type=at_least(minimum), help=text)
+    return option("--stragglers", default, at_least(minimum), text)
 
 
-def rows(minimum: int = 100, text: str = "rows of the data") -> Option:
+def rows(default: int, minimum: int = 100, text: str = "rows of the data") -> Option:
     """``--rows``: rows of the benchmark's data."""
-    return option("--rows", type=at_least(minimum), help=text)
+    return option("--rows", default, at_least(minimum), text)
 
 
-def features() -> Option:
+def features(default: int) -> Option:
     """``--features``: features of the benchmark's data."""
-    return option("--features", type=at_least(2), help="features of the data")
+    return option("--features", default, at_least(2), "features of the data")
 
 
-def gap(text: str = "convergence target above the optimum") -> Option:
+def delay(default: float) -> Option:
+    """``--delay``: how late a slow worker is."""
+    return option("--delay", default, seconds, "seconds a slow worker is late")
+
+
+def gap(default: float, text: str = "convergence target above the optimum") -> Option:
     """``--gap``: how close to the optimum a fit must come."""
-    return option("--gap", type=positive_float, help=text)
+    return option("--gap", default, positive_float, text)
 
 
-#: ``--delay`` of the benchmarks with slow workers.
-DELAY = option("--delay", type=seconds, help="seconds a slow worker is late")
+def rounds(default: int, text: str, flag: str = "--rounds") -> Option:
+    """``--rounds`` (or ``--max-rounds``, ...): a number of rounds."""
+    return option(flag, default, positive, text)
 
-#: ``--transport`` of the benchmarks that run on the library's default transport.
-TRANSPORT = option(
-    "--transport",
-    choices=("direct", "futures"),
-    help="how rounds reach the workers (default: the library's default, "
-    "gradcode.transport in Dask's configuration, else direct)",
+
+#: ``--transport`` of the benchmarks that run on the library's default
+#: transport; None leaves the choice to Dask's configuration.
+TRANSPORT = Option(
+    ("--transport",),
+    None,
+    {
+        "choices": ("direct", "futures"),
+        "help": "how rounds reach the workers (default: the library's default, "
+        "gradcode.transport in Dask's configuration, else direct)",
+    },
+    quote_default=False,
 )
 
 

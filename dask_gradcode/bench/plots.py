@@ -21,6 +21,7 @@ __all__ = [
 ]
 
 _MARKERS = "osD^v<>ph*"
+_ERROR_TITLE = "Decoding error over random straggler sets"
 
 
 def _figure(width: float, height: float, ncols: int = 1) -> tuple[Any, Any]:
@@ -102,17 +103,11 @@ def error_against_n(reports: Sequence[Any]) -> Any:
         )
         ax_cond.semilogy(ns, [r.worst_condition_number for r in chosen], **style)
     ax_err.axhline(1e-10, color="grey", lw=0.8, ls=":", label="target 1e-10")
-    ax_err.set(
-        xlabel="workers n (s ≈ n/10)",
-        ylabel="worst relative decoding error",
-        title="Decoding error over random straggler sets",
-    )
-    ax_cond.set(
-        xlabel="workers n (s ≈ n/10)",
-        ylabel="worst condition number",
-        title="Conditioning of the decoding solve",
-    )
-    for ax in (ax_err, ax_cond):
+    for ax, ylabel, title in (
+        (ax_err, "worst relative decoding error", _ERROR_TITLE),
+        (ax_cond, "worst condition number", "Conditioning of the decoding solve"),
+    ):
+        ax.set(xlabel="workers n (s ≈ n/10)", ylabel=ylabel, title=title)
         ax.grid(True, which="major", alpha=0.3)
         ax.legend(fontsize=7)
     return figure

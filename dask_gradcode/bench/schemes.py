@@ -6,10 +6,33 @@ from collections.abc import Iterable
 
 from dask_gradcode.codes import GradientCode, make_code
 
-__all__ = ["buildable_codes", "check_stragglers", "skipped_note"]
+__all__ = ["buildable_codes", "check_stragglers", "compared_schemes", "skipped_note"]
 
 
 Row = tuple[str, int, int]
+
+#: Every scheme the comparisons run, in their order: (scheme, tolerates the
+#: comparison's s, m).  uncoded, the reference, tolerates none.
+COMPARED = (
+    ("uncoded", False, 1),
+    ("ignore-stragglers", True, 1),
+    ("fractional-repetition", True, 1),
+    ("cyclic-repetition", True, 1),
+    ("cyclic-mds", True, 1),
+    ("ye-abbe", True, 1),
+    ("gaussian-mds", True, 1),
+    ("gaussian-mds", True, 2),
+)
+
+
+def compared_schemes(s: int, leave_out: Iterable[str] = ()) -> list[Row]:
+    """``(scheme, s, m)`` rows of a comparison at ``s``, but the schemes left out."""
+    left_out = set(leave_out)
+    return [
+        (scheme, s if tolerant else 0, m)
+        for scheme, tolerant, m in COMPARED
+        if scheme not in left_out
+    ]
 
 
 def check_stragglers(stragglers: int, workers: int) -> None:

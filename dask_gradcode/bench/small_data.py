@@ -25,13 +25,7 @@ from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.preprocessing import StandardScaler
 
 from dask_gradcode.bench import options as opt
-from dask_gradcode.bench.benchmark import (
-    AFTER_TEST,
-    Benchmark,
-    Measured,
-    Page,
-    Session,
-)
+from dask_gradcode.bench.benchmark import Benchmark, Measured, Page, Session
 from dask_gradcode.bench.report import Report, machine_description, markdown_table
 
 __all__ = ["BENCHMARK", "measure", "page", "run"]
@@ -72,24 +66,14 @@ def _timed(fit: Callable[[], Any], repeats: int) -> tuple[float, Any]:
     return statistics.median(times), result
 
 
-def measure(session: Session, *, rows: int = 20_000, repeats: int = 3) -> Measured:
+def measure(session: Session, o: Any) -> Measured:
     """Profile default fits on small data against scikit-learn.
 
-    Parameters
-    ----------
-    session : Session
-        Its target must be the embedded default: the benchmark measures the
-        embedded cluster a fit without a client uses.
-    rows : int, default=20000
-        Rows of the synthetic data set.
-    repeats : int, default=3
-        Fits per measurement (the median is reported).
-
-    Returns
-    -------
-    Measured
-        The tables ``fits`` and ``searches``; the fact ``cluster_start``
-        (seconds to start the embedded cluster).
+    The synthetic data set has ``o.rows`` rows; every time is the median of
+    ``o.repeats`` fits.  The session's target must be the embedded default:
+    the benchmark measures the embedded cluster a fit without a client uses.
+    Returns the tables ``fits`` and ``searches``; the fact ``cluster_start``
+    (seconds to start the embedded cluster).
     """
     if not session.target.embedded:
         raise ValueError(
@@ -103,11 +87,11 @@ def measure(session: Session, *, rows: int = 20_000, repeats: int = 3) -> Measur
     started = time.perf_counter()
     embedded_client()
     cluster_start = time.perf_counter() - started
-    chosen = list(datasets(rows).items())
+    chosen = list(datasets(o.rows).items())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence on the defaults, as for SGD
         rows_out = [
-            _fit_row(name, X, y, repeats, CodedSGDClassifier)
+            _fit_row(name, X, y, o.repeats, CodedSGDClassifier)
             for name, (X, y) in session.bar(chosen, desc="small data", unit="data set")
         ]
         X, y = StandardScaler().fit_transform(load_digits().data), load_digits().target
@@ -157,6 +141,11 @@ def _fit_row(
     for stage in STAGES[1:]:
         row[f"{stage} (s)"] = parts[stage]
     return row
+
+
+def run(**options: Any) -> Report:
+    """Measure and write the page: :meth:`Benchmark.run <dask_gradcode.bench.benchmark.Benchmark.run>`."""
+    return BENCHMARK.run(**options)
 
 
 def page(measured: Measured, session: Session) -> Page:
@@ -235,7 +224,7 @@ def _markdown(
     biggest = max(stage_share, key=lambda stage: stage_share[stage])
     return f"""# Small data: where a fit's time goes
 
-{session.reproduce(AFTER_TEST)}
+{session.reproduce(bench_extra=False)}
 
 Measured on {machine_description()}.  Default estimators (`CodedSGDClassifier()`:
 hinge loss, L-BFGS, `scheme="auto"`, one straggler), no Dask client: fits use
@@ -275,12 +264,7 @@ BENCHMARK = Benchmark(
     page=page,
     requirements=(),  # no figures
     options=(
-        opt.rows(100, "rows of the synthetic set"),
-        opt.option("--repeats", type=opt.positive, help="fits per measurement"),
+        opt.rows(20_000, text="rows of the synthetic set"),
+        opt.rounds(3, "fits per measurement", "--repeats"),
     ),
 )
-
-
-def run(**options: Any) -> Report:
-    """:func:`measure` and :func:`page` (see :meth:`Benchmark.run <dask_gradcode.bench.benchmark.Benchmark.run>`)."""
-    return BENCHMARK.run(**options)

@@ -46,57 +46,33 @@ NAME = "decode_stability"
 ALL_S_SCHEMES = ("ye-abbe", "cyclic-mds", "cyclic-repetition", "gaussian-mds")
 
 
-def measure(
-    session: Session,
-    *,
-    workers: Sequence[int] = (10, 20, 30, 50, 100),
-    comm_reductions: Sequence[int] = (1, 2),
-    sets: int = 200,
-    all_s_workers: Sequence[int] = (10, 20, 30, 50, 100),
-    build_workers: Sequence[int] = (10, 30, 100, 300, 1000),
-    load_shapes: Sequence[int] = (2, 2, 3, 1, 5, 3),
-    floor: bool = True,
-) -> Measured:
+def measure(session: Session, o: Any) -> Measured:
     """Measure decoding stability, build time and load as ``n`` grows.
 
-    Parameters
-    ----------
-    session : Session
-        Where the floor is measured; the progress bars.
-    workers : sequence of int
-        Numbers of workers ``n`` of the first part; ``s`` is about ``n / 10``.
-    comm_reductions : sequence of int
-        Values of ``m`` (cyclic-mds only has ``m = 1``).
-    sets : int, default=200
-        Straggler sets per code in the first part.
-    all_s_workers : sequence of int
-        Numbers of workers at which every ``s`` is measured (empty: skip).
-    build_workers : sequence of int
-        Numbers of workers at which gaussian-mds is built (empty: skip).
-    load_shapes : sequence of int
-        ``s, m`` pairs, flattened, whose load is measured for ``n`` from
-        ``s + m`` to ``4 (s + m)`` (empty: skip).
-    floor : bool, default=True
-        Also measure the Dask round-trip floor at each ``n`` to set the decode
-        time against.
-
-    Returns
-    -------
-    Measured
-        The tables; ``facts["reports"]`` the first part's StabilityReports.
+    ``o.workers`` are the numbers of workers of the first part (``s`` is
+    about ``n / 10``; cyclic-mds only has ``m = 1`` of ``o.comm_reductions``);
+    ``o.load_shapes`` are ``s, m`` pairs, flattened; an empty
+    ``o.all_s_workers``, ``o.build_workers`` or ``o.load_shapes`` skips that
+    part.  The Dask round-trip floor (with ``o.floor``) is measured on the
+    session's target.  Returns the tables; ``facts["reports"]`` holds the
+    first part's StabilityReports.
     """
+    load_shapes = o.load_shapes
     if len(load_shapes) % 2:
         raise ValueError(
             f"load_shapes takes s, m pairs; got {len(load_shapes)} numbers"
         )
     reports = stability_grid(
-        tuple(workers), tuple(comm_reductions), n_sets=sets, progress=session.progress
+        tuple(o.workers),
+        tuple(o.comm_reductions),
+        n_sets=o.sets,
+        progress=session.progress,
     )
-    all_s = _all_s(all_s_workers, comm_reductions, session)
-    builds = build_times(tuple(build_workers)) if build_workers else []
+    all_s = _all_s(o.all_s_workers, o.comm_reductions, session)
+    builds = build_times(tuple(o.build_workers)) if o.build_workers else []
     shapes = list(zip(load_shapes[::2], load_shapes[1::2], strict=True))
     loads = load_against_optimum(shapes) if shapes else []
-    floors = _floors(session.target, reports) if floor else {}
+    floors = _floors(session.target, reports) if o.floor else {}
     return Measured(
         {
             "codes": [r.as_dict() for r in reports],
@@ -121,6 +97,11 @@ def _floors(
         with target.connect(n) as client:
             floors[n] = float(np.median(round_trip_floor(client, n)))
     return floors
+
+
+def run(**options: Any) -> Report:
+    """Measure and write the page: :meth:`Benchmark.run <dask_gradcode.bench.benchmark.Benchmark.run>`."""
+    return BENCHMARK.run(**options)
 
 
 def page(measured: Measured, session: Session) -> Page:
@@ -385,6 +366,13 @@ pattern is seen (solve, accuracy check, apply), "cached" a repeated pattern.
 """
 
 
+def _skippable(flag: str, default: tuple[int, ...], text: str) -> opt.Option:
+    """Numbers of workers at which a part runs; none skips it."""
+    return opt.option(
+        flag, default, opt.at_least(2), f"{text} (none: skip)", nargs="*", metavar="N"
+    )
+
+
 BENCHMARK = Benchmark(
     "stability",
     files=NAME,
@@ -394,48 +382,34 @@ BENCHMARK = Benchmark(
     page=page,
     transport=False,
     options=(
-        opt.workers(2, "numbers of workers n (s is about n/10)", many=True),
+        opt.workers((10, 20, 30, 50, 100), 2, "numbers of workers n (s is about n/10)"),
         opt.option(
             "--comm-reductions",
-            type=opt.positive,
+            (1, 2),
+            opt.positive,
+            "communication reductions m",
             nargs="+",
             metavar="M",
-            help="communication reductions m",
         ),
-        opt.option("--sets", type=opt.positive, help="straggler sets per code"),
-        opt.option(
+        opt.option("--sets", 200, opt.positive, "straggler sets per code"),
+        _skippable(
             "--all-s-workers",
-            type=opt.at_least(2),
-            nargs="*",
-            metavar="N",
-            help="numbers of workers at which every s is measured (none: skip)",
+            (10, 20, 30, 50, 100),
+            "numbers of workers at which every s is measured",
         ),
-        opt.option(
+        _skippable(
             "--build-workers",
-            type=opt.at_least(2),
-            nargs="*",
-            metavar="N",
-            help="numbers of workers at which gaussian-mds build time is measured "
-            "(none: skip)",
+            (10, 30, 100, 300, 1000),
+            "numbers of workers at which gaussian-mds build time is measured",
         ),
         opt.option(
             "--load-shapes",
-            type=opt.at_least(0),
+            (2, 2, 3, 1, 5, 3),
+            opt.at_least(0),
+            "s m pairs whose load is measured for n from s+m to 4(s+m) (none: skip)",
             nargs="*",
             metavar="S M",
-            help="s m pairs whose load is measured for n from s+m to 4(s+m) "
-            "(none: skip)",
         ),
-        opt.option(
-            "--no-floor",
-            dest="floor",
-            action="store_false",
-            help="skip the Dask round-trip measurement",
-        ),
+        opt.switch("--no-floor", True, "skip the Dask round-trip measurement", "floor"),
     ),
 )
-
-
-def run(**options: Any) -> Report:
-    """:func:`measure` and :func:`page` (see :meth:`Benchmark.run <dask_gradcode.bench.benchmark.Benchmark.run>`)."""
-    return BENCHMARK.run(**options)

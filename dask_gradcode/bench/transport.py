@@ -23,7 +23,7 @@ import statistics
 import time
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal, cast
 
 import numpy as np
 from sklearn.datasets import load_digits
@@ -32,22 +32,16 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.preprocessing import StandardScaler
 
 from dask_gradcode.bench import options as opt
-from dask_gradcode.bench.benchmark import (
-    AFTER_TEST,
-    Benchmark,
-    Measured,
-    Page,
-    Session,
-)
+from dask_gradcode.bench.benchmark import Benchmark, Measured, Page, Session
 from dask_gradcode.bench.convergence import (
+    lbfgs_from_zero,
     mean_log_loss,
     optimal_loss,
     standardised_classification,
 )
 from dask_gradcode.bench.report import Report, machine_description, markdown_table
-from dask_gradcode.codes import make_code
+from dask_gradcode.codes import GradientCode, make_code
 from dask_gradcode.scheduler import TRANSPORTS, CodedGradient
-from dask_gradcode.solvers import minimize
 
 __all__ = ["BENCHMARK", "measure", "page", "run"]
 
@@ -57,8 +51,20 @@ WARMUP_FITS = 1
 KINDS = {"in-process": False, "processes": True}
 
 
-def _code(n_workers: int):
+def _code(n_workers: int) -> GradientCode:
     return make_code("gaussian-mds", n_workers, 1, 1, random_state=0)
+
+
+def _coded(
+    client: Any, n_workers: int, X: np.ndarray, y: np.ndarray, transport: str
+) -> CodedGradient:
+    """The benchmark's gradient (gaussian-mds, s = 1, intercept) on ``transport``."""
+    # TRANSPORTS holds plain strings; CodedGradient checks the name itself.
+    name = cast(Literal["direct", "futures"], transport)
+    code = _code(n_workers)
+    return CodedGradient(
+        client, code, X, y, "log_loss", fit_intercept=True, transport=name
+    )
 
 
 def interleaved_rounds(
@@ -66,11 +72,8 @@ def interleaved_rounds(
 ) -> dict[str, np.ndarray]:
     """Seconds per round of each transport, rounds alternating between them."""
     w = np.random.default_rng(1).standard_normal(X.shape[1] + 1) * 0.01
-    code = _code(n_workers)
     gradients = {
-        transport: CodedGradient(
-            client, code, X, y, "log_loss", fit_intercept=True, transport=transport
-        )
+        transport: _coded(client, n_workers, X, y, transport)
         for transport in TRANSPORTS
     }
     times: dict[str, list[float]] = {t: [] for t in TRANSPORTS}
@@ -108,15 +111,7 @@ def time_to_gap(
     n_rows = len(y)
     clock = {"checks": 0.0, "reached": float("nan")}
     began = time.perf_counter()
-    coded = CodedGradient(
-        client,
-        _code(n_workers),
-        X,
-        y,
-        "log_loss",
-        fit_intercept=True,
-        transport=transport,
-    )
+    coded = _coded(client, n_workers, X, y, transport)
     with coded:
         placed = time.perf_counter() - began
 
@@ -132,14 +127,7 @@ def time_to_gap(
                 clock["reached"] = time.perf_counter() - began - clock["checks"]
             return done or len(coded.history) >= max_rounds
 
-        minimize(
-            mean_loss,
-            np.zeros(X.shape[1] + 1),
-            solver="lbfgs",
-            max_iter=max_rounds,
-            tol=None,
-            callback=reached,
-        )
+        lbfgs_from_zero(mean_loss, X.shape[1] + 1, max_rounds, reached)
     history = coded.history
     return {
         "seconds_to_gap": clock["reached"],
@@ -203,60 +191,28 @@ def grid_searches(transports: Sequence[str] = TRANSPORTS) -> list[dict[str, Any]
     return rows
 
 
-def measure(
-    session: Session,
-    *,
-    workers: Sequence[int] = (2, 4, 8, 16),
-    rows: int = 200_000,
-    features: int = 100,
-    rounds: int = 30,
-    lbfgs_workers: int = 4,
-    repeats: int = 5,
-    gap: float = 1e-4,
-    max_rounds: int = 300,
-    kinds: str = "in-process,processes",
-    search: bool = True,
-) -> Measured:
+def measure(session: Session, o: Any) -> Measured:
     """Measure both transports: floor, full rounds, L-BFGS, grid search.
 
-    Parameters
-    ----------
-    session : Session
-        Where to run; the progress bar.
-    workers : sequence of int, default=(2, 4, 8, 16)
-        Numbers of workers of the floor and full-round measurements.
-    rows, features : int
-        Size of the logistic-regression data set (synthetic, standardised).
-    rounds : int, default=30
-        Measured rounds per transport and size (after warm-up rounds).
-    lbfgs_workers : int, default=4
-        Workers of the L-BFGS fits.
-    repeats : int, default=5
-        L-BFGS fits per transport and cluster kind (the median is reported),
-        after one warm-up fit each, the transports alternating.
-    gap : float, default=1e-4
-        The fits run until the mean log-loss is within ``gap`` of the optimum.
-    max_rounds : int, default=300
-        Rounds an L-BFGS fit may take.
-    kinds : str, default="in-process,processes"
-        Comma-separated cluster kinds of an embedded run.  On an existing
-        cluster (the session's target) its workers are used and the kind is
-        "cluster"; the grid search (embedded cluster by definition) is skipped.
-    search : bool, default=True
-        Run the grid search on digits.
-
-    Returns
-    -------
-    Measured
-        The tables ``rounds``, ``fits``, ``searches``, ``sklearn`` and
-        ``targets``.
+    Floor and full rounds on each of ``o.workers`` numbers of workers,
+    ``o.rounds`` measured rounds per transport and size after warm-up rounds;
+    ``o.repeats`` L-BFGS fits per transport and cluster kind on
+    ``o.lbfgs_workers`` workers (the median is reported, after one warm-up
+    fit each, the transports alternating), each until the mean log-loss is
+    within ``o.gap`` of the optimum or ``o.max_rounds`` rounds.  ``o.kinds``
+    names the cluster kinds of an embedded run; on an existing cluster (the
+    session's target) its workers are used, the kind is "cluster" and the
+    grid search (``o.search``, an embedded cluster by definition) is
+    skipped.  Returns the tables ``rounds``, ``fits``, ``searches``,
+    ``sklearn`` and ``targets``.
     """
+    workers, rounds, lbfgs_workers = o.workers, o.rounds, o.lbfgs_workers
     target = session.target
-    chosen = _kinds(kinds, target.embedded)
+    chosen = _kinds(o.kinds, target.embedded)
     sizes = sorted({int(n) for n in workers})
     if sizes[0] < 2:
         raise ValueError(f"workers must all be >= 2 (s = 1), got {list(workers)}")
-    X, y = standardised_classification(rows, features)
+    X, y = standardised_classification(o.rows, o.features)
     tiny_rows = 2 * max(sizes)
     best = optimal_loss(X, y)
     rounds_table: list[dict[str, Any]] = []
@@ -284,14 +240,14 @@ def measure(
                     client,
                     kind,
                     bar,
-                    (lbfgs_workers, X, y, best, gap, max_rounds),
-                    repeats,
+                    (lbfgs_workers, X, y, best, o.gap, o.max_rounds),
+                    o.repeats,
                 )
         bar.set_postfix_str("scikit-learn")
         reference = sklearn_fit(X, y, best)
         bar.update()
         searches: list[dict[str, Any]] = []
-        if target.embedded and search:
+        if target.embedded and o.search:
             bar.set_postfix_str("grid search")
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # convergence on the defaults
@@ -343,6 +299,11 @@ def _lbfgs_fits(
         )
         bar.update()
     return fits
+
+
+def run(**options: Any) -> Report:
+    """Measure and write the page: :meth:`Benchmark.run <dask_gradcode.bench.benchmark.Benchmark.run>`."""
+    return BENCHMARK.run(**options)
 
 
 def page(measured: Measured, session: Session) -> Page:
@@ -505,7 +466,7 @@ def _markdown(measured: Measured, session: Session) -> str:
     tables, o = measured.tables, measured.options
     rounds_table, fits, searches = tables["rounds"], tables["fits"], tables["searches"]
     reference, targets = tables["sklearn"][0], tables["targets"]
-    lbfgs_workers = o["lbfgs_workers"]
+    lbfgs_workers = o.lbfgs_workers
     search_part = ""
     if searches:
         search_part = f"""
@@ -520,14 +481,14 @@ shares the embedded in-process cluster, started before the clock), beside
 """
     return f"""# Transports: futures against direct calls to actors
 
-{session.reproduce(AFTER_TEST)}
+{session.reproduce(bench_extra=False)}
 
 Measured on {machine_description()}, on {session.target.describe()}.  Both transports
 run the same rounds (gaussian-mds, s = 1, m = 1, mean log-loss with an
 intercept) on the same cluster at the same time, rounds interleaved;
-{o["rounds"]} measured rounds each after {WARMUP} warm-up rounds.  *floor*: rounds
+{o.rounds} measured rounds each after {WARMUP} warm-up rounds.  *floor*: rounds
 on two rows per partition (the round trip is the whole cost); *full*: rounds
-on the {o["rows"]:,} x {o["features"]} data set.  In-process: a `LocalCluster` of
+on the {o.rows:,} x {o.features} data set.  In-process: a `LocalCluster` of
 single-thread workers in this process; processes: one worker process per
 worker, reached over TCP.
 
@@ -537,10 +498,10 @@ worker, reached over TCP.
 
 ## L-BFGS to the optimum
 
-L-BFGS from zero until the mean log-loss is within {o["gap"]:g} of the optimum
+L-BFGS from zero until the mean log-loss is within {o.gap:g} of the optimum
 (computed on one machine with L-BFGS to 1e-10), on {lbfgs_workers} workers,
 timed end to end: placement, rounds, solver and release; the check against
-the optimum is off the clock.  Median of {o["repeats"]} fits per transport after
+the optimum is off the clock.  Median of {o.repeats} fits per transport after
 one warm-up fit each, the transports alternating.  scikit-learn's single-process
 `LogisticRegression(C=np.inf)` (no penalty) on the same data took
 {reference["seconds"]:.2f} s (ending {reference["gap"]:.1e} above the optimum).
@@ -564,41 +525,23 @@ BENCHMARK = Benchmark(
     page=page,
     transport=False,  # it runs both
     options=(
-        opt.workers(2, "numbers of workers n", many=True),
-        opt.rows(),
-        opt.features(),
-        opt.option(
-            "--rounds",
-            type=opt.positive,
-            help="measured rounds per transport and size",
-        ),
-        opt.option(
-            "--lbfgs-workers",
-            type=opt.at_least(2),
-            help="workers of the L-BFGS fits",
-        ),
-        opt.option(
-            "--repeats", type=opt.positive, help="L-BFGS fits per transport (median)"
-        ),
-        opt.gap(),
-        opt.option(
-            "--max-rounds", type=opt.positive, help="rounds an L-BFGS fit may take"
-        ),
+        opt.workers((2, 4, 8, 16), 2, "numbers of workers n"),
+        opt.rows(200_000),
+        opt.features(100),
+        opt.rounds(30, "measured rounds per transport and size"),
+        opt.option("--lbfgs-workers", 4, opt.at_least(2), "workers of the L-BFGS fits"),
+        opt.rounds(5, "L-BFGS fits per transport (median)", "--repeats"),
+        opt.gap(1e-4),
+        opt.rounds(300, "rounds an L-BFGS fit may take", "--max-rounds"),
         opt.option(
             "--kinds",
+            "in-process,processes",
+            None,
+            "comma-separated subset of in-process,processes (embedded clusters)",
             metavar="NAMES",
-            help="comma-separated subset of in-process,processes (embedded clusters)",
         ),
-        opt.option(
-            "--skip-search",
-            dest="search",
-            action="store_false",
-            help="leave out the GridSearchCV on digits",
+        opt.switch(
+            "--skip-search", True, "leave out the GridSearchCV on digits", "search"
         ),
     ),
 )
-
-
-def run(**options: Any) -> Report:
-    """:func:`measure` and :func:`page` (see :meth:`Benchmark.run <dask_gradcode.bench.benchmark.Benchmark.run>`)."""
-    return BENCHMARK.run(**options)

@@ -156,36 +156,17 @@ PAIRS = {
 }
 
 
-def measure(
-    session: Session,
-    *,
-    rows: int = 200_000,
-    features: int = 100,
-    workers: int = 4,
-    factor: float = 4.0,
-    gap: float = 1e-4,
-) -> Measured:
+def measure(session: Session, o: Any) -> Measured:
     """Time both libraries to ``optimum + gap``, without and with a slow worker.
 
-    Parameters
-    ----------
-    session : Session
-        Where to run; the progress bar.
-    rows, features : int
-        Size of the ``make_classification`` data.
-    workers : int, default=4
-        Worker processes (an embedded cluster), or workers the cluster needs.
-    factor : float, default=4
-        How many times as long every task takes on the slow worker.
-    gap : float, default=1e-4
-        How close to the optimal mean log-loss a fit must come.
-
-    Returns
-    -------
-    Measured
-        The table ``fits``; facts: the optimum ``best`` and dask-ml's
-        ``version``.
+    ``make_classification`` data of ``o.rows`` x ``o.features``, on
+    ``o.workers`` worker processes (an embedded cluster) or workers of the
+    session's cluster; every task on the slow worker takes ``o.factor`` times
+    as long; a fit must come within ``o.gap`` of the optimal mean log-loss.
+    Returns the table ``fits``; facts: the optimum ``best`` and dask-ml's
+    ``version``.
     """
+    rows, features, workers, factor = o.rows, o.features, o.workers, o.factor
     try:
         import dask.array as da
         import dask_ml
@@ -217,7 +198,7 @@ def measure(
                 try:
                     for name, (fit, limit) in contenders.items():
                         bar.set_postfix_str(name)
-                        iterations, seconds = first_reaching(fit, best + gap, limit)
+                        iterations, seconds = first_reaching(fit, best + o.gap, limit)
                         results.append(
                             {
                                 "slow_worker": slow,
@@ -233,6 +214,11 @@ def measure(
     return Measured(
         {"fits": results}, facts={"best": best, "version": dask_ml.__version__}
     )
+
+
+def run(**options: Any) -> Report:
+    """Measure and write the page: :meth:`Benchmark.run <dask_gradcode.bench.benchmark.Benchmark.run>`."""
+    return BENCHMARK.run(**options)
 
 
 def page(measured: Measured, session: Session) -> Page:
@@ -291,10 +277,10 @@ def _markdown(measured: Measured, session: Session) -> str:
 Reproduce with `{session.command}` (needs `pip install -e .[bench]`).
 
 Measured on {machine_description()}, dask-ml {measured.facts["version"]}: {session.target.describe()}
-with {o["workers"]} single-thread worker processes, `make_classification({o["rows"]:,},
-{o["features"]})`, both libraries fed the same persisted dask arrays. Target: the
+with {o.workers} single-thread worker processes, `make_classification({o.rows:,},
+{o.features})`, both libraries fed the same persisted dask arrays. Target: the
 optimal mean log-loss ({measured.facts["best"]:.6f}, scikit-learn's `LogisticRegression` with
-`C = 1`) plus {o["gap"]:g}. The slow worker takes {o["factor"]:g} times as long for every
+`C = 1`) plus {o.gap:g}. The slow worker takes {o.factor:g} times as long for every
 task, for both libraries; `CodedSGDClassifier` uses `gaussian-mds` with one
 straggler tolerated. The seconds include each fit's own set-up
 (dask_gradcode places the partitions on their workers inside `fit`).
@@ -314,19 +300,15 @@ BENCHMARK = Benchmark(
     page=page,
     requirements=("matplotlib", "dask_ml"),
     options=(
-        opt.rows(),
-        opt.features(),
-        opt.workers(2, "worker processes"),
+        opt.rows(200_000),
+        opt.features(100),
+        opt.workers(4, text="worker processes"),
         opt.option(
             "--factor",
-            type=opt.positive_float,
-            help="how many times as long tasks take on the slow worker",
+            4.0,
+            opt.positive_float,
+            "how many times as long tasks take on the slow worker",
         ),
-        opt.gap("how close to the optimal mean log-loss a fit must come"),
+        opt.gap(1e-4, "how close to the optimal mean log-loss a fit must come"),
     ),
 )
-
-
-def run(**options: Any) -> Report:
-    """:func:`measure` and :func:`page` (see :meth:`Benchmark.run <dask_gradcode.bench.benchmark.Benchmark.run>`)."""
-    return BENCHMARK.run(**options)
