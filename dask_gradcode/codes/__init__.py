@@ -71,6 +71,7 @@ from dask_gradcode.codes.repetition import (
     IgnoreStragglersCode,
     UncodedCode,
 )
+from dask_gradcode.codes.replan import replan_code
 from dask_gradcode.codes.ye_abbe import YeAbbeCode
 
 __all__ = [
@@ -95,6 +96,7 @@ __all__ = [
     "UnstableCodeError",
     "YeAbbeCode",
     "make_code",
+    "replan_code",
 ]
 
 #: Every scheme name :func:`make_code` accepts.

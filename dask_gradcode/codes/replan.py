@@ -1,8 +1,13 @@
-"""Re-planning a code: the closest code of the same scheme on fewer or more workers."""
+"""Re-planning a code: the closest code of the same scheme on fewer or more workers.
+
+``make_code`` is looked up on the package at call time: the package imports
+this module while it is being initialised.
+"""
 
 from __future__ import annotations
 
-from dask_gradcode.codes import GradientCode, make_code
+from dask_gradcode import codes
+from dask_gradcode.codes._base import GradientCode
 
 __all__ = ["replan_code"]
 
@@ -23,7 +28,7 @@ def replan_code(
     scheme = "auto" if code.selection_reason else code.scheme
     if scheme == "linear":
         try:
-            return make_code(
+            return codes.make_code(
                 "linear",
                 n_workers,
                 None,
@@ -35,9 +40,9 @@ def replan_code(
     for m in dict.fromkeys((code.comm_reduction, 1)):
         for s in range(min(wanted, n_workers - 1), -1, -1):
             try:
-                return make_code(
+                return codes.make_code(
                     scheme, n_workers, s, m, random_state=0, rtol=code.rtol
                 )
             except ValueError:
                 continue
-    return make_code("uncoded", n_workers, 0)
+    return codes.make_code("uncoded", n_workers, 0)

@@ -39,13 +39,13 @@ from dask_gradcode.estimators.monitoring import (
 )
 from dask_gradcode.objectives import ElasticNet, make_penalty
 from dask_gradcode.scheduler import (
-    POLICIES,
-    TRANSPORTS,
     CodedGradient,
     NoWorkersError,
     client_for_fit,
     n_cluster_workers,
 )
+from dask_gradcode.scheduler.plans import make_policy
+from dask_gradcode.scheduler.transports import check_transport
 from dask_gradcode.solvers import (
     LEARNING_RATES,
     SOLVERS,
@@ -191,14 +191,9 @@ class CodedSGD(LinearModel):
             raise ValueError(
                 f"average must be a bool or an integer >= 1, got {self.average!r}"
             )
-        if self.policy not in POLICIES:
-            raise ValueError(
-                f"policy must be one of {sorted(POLICIES)}, got {self.policy!r}"
-            )
-        if self.transport is not None and self.transport not in TRANSPORTS:
-            raise ValueError(
-                f"transport must be one of {list(TRANSPORTS)}, got {self.transport!r}"
-            )
+        # Checked where the scheduler makes them, with the same messages.
+        make_policy(self.policy)
+        check_transport(self.transport)
         if self.batch_size is not None:
             if not _is_int(self.batch_size) or self.batch_size < 1:
                 raise ValueError(

@@ -24,7 +24,7 @@ workers), :mod:`~.placement` (input checks and shards), :mod:`~.membership`
 round reports).
 """
 
-from dask_gradcode.codes.replan import replan_code
+from dask_gradcode.codes import replan_code
 from dask_gradcode.scheduler.clients import (
     client_for_fit,
     close_embedded_cluster,

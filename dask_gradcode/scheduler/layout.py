@@ -19,7 +19,7 @@ import numpy as np
 from distributed import Client, Future
 
 from dask_gradcode.codes import GradientCode
-from dask_gradcode.codes.replan import replan_code
+from dask_gradcode.codes import replan_code
 from dask_gradcode.scheduler.membership import Membership
 from dask_gradcode.scheduler.placement import PlacementError, place
 from dask_gradcode.scheduler.protocol import RoundContext
