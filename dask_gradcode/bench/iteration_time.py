@@ -586,16 +586,16 @@ def _weights_section(tables: Tables) -> str:
     limit = int(transports.EMBED_WEIGHTS_MAX_BYTES) // 1024
     return f"""## Weights shipping
 
-With the {WEIGHTS_TRANSPORT} transport (the only one that scatters: the direct
-transport never does, large weights travel as a message frame of each call),
-weights up to {limit} KiB travel inside each task (they reach the worker with the task, no extra round trip);
-larger weights are scattered to the round's workers with
+With the {WEIGHTS_TRANSPORT} transport, the only one that scatters (the direct
+transport sends large weights as a message frame of each call), weights up to
+{limit} KiB travel inside each task (they reach the worker with the task, no
+extra round trip); larger weights are scattered to the round's workers with
 `client.scatter(w, workers=..., broadcast=True)` and the tasks reference the
-one key. Both rows force one way by patching the size limit, and the run
-checks that every round shipped the weights as its row says. Measured on 4
-worker *processes* over TCP (in-process
-workers would pass the weights by reference and hide the cost), gaussian-mds
-with m = 1, tiny sparse data so the shipping dominates:
+one key. Each row forces its way by patching that limit, and the run checks
+that every round shipped the weights as the row says. Measured on 4 worker
+*processes* over TCP (in-process workers would pass the weights by reference
+and hide the cost), gaussian-mds with m = 1, tiny sparse data so the shipping
+dominates:
 
 {markdown_table(tables["weights"], WEIGHTS_COLUMNS)}
 """

@@ -582,3 +582,79 @@ def test_the_transport_grid_search_runs_with_the_defaults_and_no_client():
     assert set(rows) == {"CodedSGDClassifier(transport='direct')", "SGDClassifier"}
     ours = rows["CodedSGDClassifier(transport='direct')"]
     assert ours["best score"] > 0.8 and ours["ratio to SGDClassifier"] > 0
+
+
+def test_the_weights_rows_ship_the_weights_the_way_they_name():
+    """The scattered row scatters: the futures transport's own limit is patched."""
+    from dask_gradcode.bench.iteration_time import _check_shipping, _embedding_limit
+    from dask_gradcode.codes import make_code
+    from dask_gradcode.scheduler import CodedGradient
+
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((40, 8)), rng.standard_normal(40)
+    w = np.zeros(8)
+    code = make_code("gaussian-mds", 3, 1, 1, random_state=0)
+    with (
+        ClusterTarget().connect(3) as client,
+        CodedGradient(client, code, X, y, "squared_error", transport="futures") as cg,
+    ):
+        with _embedding_limit(-1) as scattered:
+            cg(w)
+            cg(w)
+        with _embedding_limit(np.inf) as embedded:
+            cg(w)
+    assert scattered == [True, True]
+    assert embedded == [False]
+    _check_shipping("scattered per round", scattered, True)
+    _check_shipping("embedded in each task", embedded, False)
+
+
+@pytest.mark.parametrize(
+    ("scattered", "expected"),
+    [([], True), ([], False), ([True, False], True), ([False], True), ([True], False)],
+)
+def test_a_weights_row_that_did_not_ship_as_named_fails_loudly(scattered, expected):
+    from dask_gradcode.bench.iteration_time import _check_shipping
+
+    with pytest.raises(RuntimeError, match="would not measure what it says"):
+        _check_shipping("a row", scattered, expected)
+
+
+def test_every_option_default_is_declared_once_and_quoted_in_the_help(capsys):
+    from dask_gradcode.bench import load_benchmark
+
+    for name in BENCHMARKS:
+        benchmark = load_benchmark(name)
+        with pytest.raises(SystemExit):
+            main(["bench", name, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        for option in benchmark.options:
+            if not option.is_flag:
+                default = option.default
+                if isinstance(default, tuple):
+                    default = " ".join(map(str, default))
+                assert f"(default: {default})" in text, (name, option.flags)
+
+
+def test_a_benchmark_refuses_an_option_it_does_not_have():
+    from dask_gradcode.bench.convergence import run
+
+    with pytest.raises(TypeError, match=r"no options \['iteration'\]"):
+        run(iteration=3)
+
+
+def test_the_command_line_loads_no_benchmark_until_a_bench_command():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from dask_gradcode.cli import build_parser; "
+        "build_parser().parse_args(['stability']); "
+        "print(sorted(m for m in sys.modules if m.startswith('dask_gradcode.bench.'))"
+        ", 'distributed' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.split("]")[-1].strip() == "False"  # no Dask for `stability`
+    assert "dask_gradcode.bench.convergence" not in out
