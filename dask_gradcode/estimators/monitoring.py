@@ -2,34 +2,14 @@
 
 from __future__ import annotations
 
-import sys
-import warnings
-from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import numpy as np
 
 from dask_gradcode.scheduler import DecodingAccuracyWarning
+from dask_gradcode.warn import warn_from_caller
 
 __all__ = ["Monitor", "warn_about_accuracy", "warn_from_caller"]
-
-_PACKAGE = str(Path(__file__).resolve().parents[1])
-
-
-def warn_from_caller(message: str, category: type[Warning]) -> None:
-    """Warn with the stack level of the first frame outside this package.
-
-    So a ConvergenceWarning points at the user's ``fit`` call (or the
-    scikit-learn code that called it), not into the library.
-    """
-    # stacklevel 1 is this function, 2 its caller, and so on.
-    level = 2
-    frame: FrameType | None = sys._getframe(1)
-    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
-        level += 1
-        frame = frame.f_back
-    warnings.warn(message, category, stacklevel=level)
 
 
 def warn_about_accuracy(code: Any, history: list) -> None:

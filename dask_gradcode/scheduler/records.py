@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
-import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from dask_gradcode.warn import warn_from_caller
 
 __all__ = [
     "DecodingAccuracyWarning",
@@ -24,18 +24,13 @@ _SCHEDULER = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 def warn_caller(message: str, category: type[Warning]) -> None:
-    """Log ``message`` and warn it from the first frame outside this package.
+    """Log ``message`` and warn it from the first frame outside the scheduler.
 
     The warning points at the code that called into the scheduler (a fit, or
     the user's ``cg(w)``), wherever in the scheduler it was raised.
     """
     logger.info(message)
-    frame = sys._getframe(1)
-    level = 2
-    while frame.f_back is not None and frame.f_code.co_filename.startswith(_SCHEDULER):
-        frame = frame.f_back
-        level += 1
-    warnings.warn(message, category, stacklevel=level)
+    warn_from_caller(message, category, inside=_SCHEDULER)
 
 
 class WorkerFailureWarning(RuntimeWarning):
