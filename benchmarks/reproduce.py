@@ -2,8 +2,9 @@
 
 Each benchmark lives in :mod:`dask_gradcode.bench` and runs as
 ``dask-gradcode bench NAME --out docs``; this script runs them one after the
-other (about an hour on 2 cores with dask-ml installed), or one of them
-with its own options.  Run from the repository root::
+other with the options of the published runs (each benchmark declares them:
+``Benchmark.published``; about an hour on 2 cores with dask-ml installed),
+or one of them with its own options.  Run from the repository root::
 
     python benchmarks/reproduce.py                      # every benchmark
     python benchmarks/reproduce.py iteration-time --rounds 60
@@ -14,27 +15,24 @@ from __future__ import annotations
 
 import sys
 
-from dask_gradcode.cli import BENCHMARKS, main
+from dask_gradcode.bench import BENCHMARKS, load_benchmark
+from dask_gradcode.cli import main
 
-#: Options of the published runs: these pages were measured with the futures
-#: transport, the default before the direct one.
-PUBLISHED_OPTIONS = {
-    name: ["--transport", "futures"]
-    for name in ("iteration-time", "convergence", "vs-dask-ml", "adaptive")
-}
+
+def published(name: str) -> list[str]:
+    """The options of the run published in docs/ for benchmark ``name``."""
+    return list(load_benchmark(name).published)
 
 
 def reproduce(argv: list[str]) -> int:
     if argv and argv[0] in BENCHMARKS:
-        options = argv[1:] or PUBLISHED_OPTIONS.get(argv[0], [])
+        options = argv[1:] or published(argv[0])
         return main(["bench", argv[0], "--out", "docs", *options])
     if argv:
         print(f"usage: reproduce.py [{' | '.join(BENCHMARKS)} [OPTIONS]]")
         return 2
     for name in BENCHMARKS:
-        status = main(
-            ["bench", name, "--out", "docs", *PUBLISHED_OPTIONS.get(name, [])]
-        )
+        status = main(["bench", name, "--out", "docs", *published(name)])
         if status:
             return status
     return 0

@@ -518,4 +518,6 @@ BENCHMARK = Benchmark(
             metavar="NAMES",
         ),
     ),
+    # measured with the futures transport, the default before the direct one
+    published=("--transport", "futures"),
 )

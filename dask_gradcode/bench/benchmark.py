@@ -91,6 +91,9 @@ class Benchmark:
     transport : bool, default=True
         Whether it takes ``--transport`` (the library's default transport,
         chosen for the whole run through Dask's configuration).
+    published : tuple of str, default=()
+        The options of the run published in ``docs/`` beyond ``--out docs``
+        (``benchmarks/reproduce.py`` runs it again with them).
     """
 
     name: str
@@ -101,6 +104,7 @@ class Benchmark:
     options: tuple[Option, ...] = ()
     requirements: tuple[str, ...] = ("matplotlib",)
     transport: bool = True
+    published: tuple[str, ...] = ()
 
     def declared(self) -> tuple[Option, ...]:
         """Every option, ``--transport`` first where it takes one."""

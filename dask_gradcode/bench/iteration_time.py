@@ -715,4 +715,6 @@ BENCHMARK = Benchmark(
         opt.option("--parts", PARTS, _part, "what to run", nargs="+", metavar="PART"),
         opt.switch("--quick", False, "fewer schemes and sizes: a smoke run"),
     ),
+    # measured with the futures transport, the default before the direct one
+    published=("--transport", "futures"),
 )
