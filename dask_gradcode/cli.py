@@ -14,7 +14,7 @@ import shlex
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dask_gradcode.bench import BENCHMARKS, load_benchmark
 from dask_gradcode.bench.options import (
@@ -25,6 +25,9 @@ from dask_gradcode.bench.options import (
     target_of,
 )
 from dask_gradcode.bench.schemes import buildable_codes, compared_schemes
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 __all__ = ["BENCHMARKS", "build_parser", "main"]
 
@@ -118,7 +121,7 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _local_link(client) -> str:
+def _local_link(client: Client) -> str:
     """The dashboard link a browser on this machine opens.
 
     An embedded cluster serves on every interface, and Dask names the

@@ -25,6 +25,7 @@ ratios the targets are stated on are printed from the same run.
 
 from __future__ import annotations
 
+import functools
 import gc
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from distributed import Client
 
 from dask_gradcode.bench import options as opt
 from dask_gradcode.bench.benchmark import Benchmark, Measured, Page, Session
@@ -102,13 +104,60 @@ def all_scenarios(stragglers: int) -> list[Scenario]:
     ]
 
 
-def _code(method: str, workers: int, stragglers: int):
-    scheme, tolerant, _ = METHODS[method]
-    return make_code(scheme, workers, stragglers if tolerant else 0, 1, random_state=0)
+def fixed_weights(dim: int) -> np.ndarray:
+    """The weights round times are measured at, the same for every method."""
+    return np.random.default_rng(1).standard_normal(dim) * 0.01
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What every method and scenario of a run computes.
+
+    Attributes
+    ----------
+    X, y : ndarray
+        The standardised data (the models fit an intercept).
+    workers : int
+        The codes' ``n``.
+    stragglers : int
+        The ``s`` of the methods that tolerate stragglers.
+    best : float
+        The optimal mean log-loss.
+    reference : ndarray
+        The gradient at :meth:`weights`, computed on the client.
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    workers: int
+    stragglers: int
+    best: float
+    reference: np.ndarray
+
+    def weights(self) -> np.ndarray:
+        """The fixed weights the round times are measured at."""
+        return fixed_weights(self.X.shape[1] + 1)
+
+    def coded(self, client: Client, method: str, model: Any) -> CodedGradient:
+        """``method``'s coded gradient under the straggler ``model``."""
+        scheme, tolerant, policy = METHODS[method]
+        code = make_code(
+            scheme, self.workers, self.stragglers if tolerant else 0, 1, random_state=0
+        )
+        return CodedGradient(
+            client,
+            code,
+            self.X,
+            self.y,
+            "log_loss",
+            straggler_model=model,
+            fit_intercept=True,
+            policy=policy,
+        )
 
 
 def round_times(
-    client, workers, stragglers, X, y, model_of, rounds, reference
+    client: Client, problem: Problem, model_of: Callable[[], Any], rounds: int
 ) -> tuple[dict[str, dict[str, Any]], dict[str, list[RoundRecord]]]:
     """Rounds at fixed weights for every method, interleaved round by round.
 
@@ -119,22 +168,11 @@ def round_times(
     garbage collections of an in-process cluster's shared interpreter
     otherwise stop every worker at once for a few hundred milliseconds.
     """
-    w = np.random.default_rng(1).standard_normal(X.shape[1] + 1) * 0.01
+    w, reference = problem.weights(), problem.reference
     errors: dict[str, list[float]] = {method: [] for method in METHODS}
     with ExitStack() as stack:
         coded = {
-            method: stack.enter_context(
-                CodedGradient(
-                    client,
-                    _code(method, workers, stragglers),
-                    X,
-                    y,
-                    "log_loss",
-                    straggler_model=model_of(),
-                    fit_intercept=True,
-                    policy=METHODS[method][2],
-                )
-            )
+            method: stack.enter_context(problem.coded(client, method, model_of()))
             for method in METHODS
         }
         gc.collect()
@@ -166,22 +204,16 @@ def round_times(
 
 
 def time_to_gap(
-    client, method, workers, stragglers, X, y, model, best, gap, max_rounds
+    client: Client, problem: Problem, method: str, model: Any, gap: float, limit: int
 ) -> dict[str, Any]:
-    """L-BFGS from zero until the mean log-loss is within ``gap`` of ``best``."""
-    code = _code(method, workers, stragglers)
+    """L-BFGS from zero until the mean log-loss is within ``gap`` of the optimum.
+
+    At most ``limit`` rounds; only the rounds' own time counts.
+    """
+    X, y = problem.X, problem.y
     n_rows = len(y)
     clock = {"rounds": 0.0, "reached": float("nan"), "iterations": 0}
-    with CodedGradient(
-        client,
-        code,
-        X,
-        y,
-        "log_loss",
-        straggler_model=model,
-        fit_intercept=True,
-        policy=METHODS[method][2],
-    ) as coded:
+    with problem.coded(client, method, model) as coded:
 
         def mean_loss(w: np.ndarray) -> tuple[float, np.ndarray]:
             loss, gradient = coded(w)
@@ -191,12 +223,12 @@ def time_to_gap(
         def reached(iteration: int, w: np.ndarray, objective: float) -> bool:
             # The true loss, on the client, off the clock (rounds only count).
             clock["iterations"] = iteration
-            if mean_log_loss(X, y, w) <= best + gap:
+            if mean_log_loss(X, y, w) <= problem.best + gap:
                 clock["reached"] = clock["rounds"]
                 return True
-            return len(coded.history) >= max_rounds
+            return len(coded.history) >= limit
 
-        lbfgs_from_zero(mean_loss, X.shape[1] + 1, max_rounds, reached)
+        lbfgs_from_zero(mean_loss, X.shape[1] + 1, limit, reached)
     return {
         "seconds_to_gap": clock["reached"],
         "rounds_to_gap": len(coded.history)
@@ -226,11 +258,10 @@ def measure(session: Session, o: Any) -> Measured:
     check_stragglers(stragglers, workers)
     chosen = _chosen_scenarios(stragglers, o.scenarios)
     X, y = standardised_classification(rows, o.features)
-    best = optimal_loss(X, y)
-    w = np.random.default_rng(1).standard_normal(o.features + 1) * 0.01
-    _, reference = LogLoss().value_and_gradient(
-        w, np.hstack([X, np.ones((rows, 1))]), y
-    )
+    with_ones = np.hstack([X, np.ones((rows, 1))])
+    w = fixed_weights(o.features + 1)
+    _, reference = LogLoss().value_and_gradient(w, with_ones, y)
+    problem = Problem(X, y, workers, stragglers, optimal_loss(X, y), reference)
     table, histories = [], {}
     per_row = o.compute_ms / 1e3 / (rows / workers)
 
@@ -247,30 +278,14 @@ def measure(session: Session, o: Any) -> Measured:
         for scenario in chosen:
             bar.set_postfix_str(f"{scenario.name} round times")
             timed, history = round_times(
-                client,
-                workers,
-                stragglers,
-                X,
-                y,
-                lambda scenario=scenario: model_of(scenario),
-                o.rounds,
-                reference,
+                client, problem, functools.partial(model_of, scenario), o.rounds
             )
             bar.update()
             histories[scenario.name] = history["adaptive"]
             for method in METHODS:
                 bar.set_postfix_str(f"{scenario.name} {method} to the optimum")
                 converged = time_to_gap(
-                    client,
-                    method,
-                    workers,
-                    stragglers,
-                    X,
-                    y,
-                    model_of(scenario),
-                    best,
-                    o.gap,
-                    o.max_rounds,
+                    client, problem, method, model_of(scenario), o.gap, o.max_rounds
                 )
                 bar.update()
                 table.append(
@@ -317,7 +332,7 @@ def page(measured: Measured, session: Session) -> Page:
     return Page(_markdown(measured, session), figures)
 
 
-def _mean(table, scenario: str, method: str) -> float:
+def _mean(table: list[dict[str, Any]], scenario: str, method: str) -> float:
     for row in table:
         if row["scenario"] == scenario and row["method"] == method:
             return row["mean_ms"]

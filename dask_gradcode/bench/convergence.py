@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import scipy.optimize
+from distributed import Client
 from sklearn.datasets import make_classification
 from sklearn.preprocessing import StandardScaler
 
@@ -30,6 +31,7 @@ from dask_gradcode.bench.schemes import (
     compared_schemes,
     skipped_note,
 )
+from dask_gradcode.codes import GradientCode
 from dask_gradcode.objectives import LogLoss
 from dask_gradcode.scheduler import CodedGradient
 from dask_gradcode.solvers import minimize
@@ -96,8 +98,20 @@ def lbfgs_from_zero(
     )
 
 
-def train(client, code, X, y, model, solver, iterations, step) -> dict[str, Any]:
-    """Iterates and their wall-clock times (from the first round) for one scheme."""
+def train(
+    client: Client,
+    code: GradientCode,
+    data: tuple[np.ndarray, np.ndarray],
+    model: SlowWorkers,
+    solver: str,
+    iterations: int,
+    step: float,
+) -> dict[str, Any]:
+    """Iterates and their wall-clock times (from the first round) for one scheme.
+
+    ``step`` is the constant step of ``solver="gd"``.
+    """
+    X, y = data
     n_rows = len(y)
     stamps: list[float] = [0.0]
     iterates: list[np.ndarray] = [np.zeros(X.shape[1] + 1)]
@@ -167,7 +181,7 @@ def measure(session: Session, o: Any) -> Measured:
     ):
         for code in bar:
             bar.set_postfix_str(f"{code.scheme} m={code.comm_reduction}")
-            curve = train(client, code, X, y, model, o.solver, o.iterations, step)
+            curve = train(client, code, (X, y), model, o.solver, o.iterations, step)
             curves.append(
                 {
                     "scheme": code.scheme,

@@ -75,8 +75,8 @@ def _kill(count: int) -> Callable[[ProcessCluster, CodedGradient, int], list[int
     return _signal(count, ProcessCluster.kill)
 
 
-def _resume_after(seconds: float):
-    def repair(cluster, pids):
+def _resume_after(seconds: float) -> Callable[[ProcessCluster, list[int]], None]:
+    def repair(cluster: ProcessCluster, pids: list[int]) -> None:
         time.sleep(seconds)
         for pid in pids:
             cluster.resume(pid)

@@ -24,12 +24,13 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 from unittest import mock
 
 import numpy as np
 import scipy.sparse
-from distributed import Future
+from distributed import Client, Future
 
 from dask_gradcode.bench import options as opt
 from dask_gradcode.bench.benchmark import Benchmark, Measured, Page, Session
@@ -42,6 +43,7 @@ from dask_gradcode.bench.plots import (
 )
 from dask_gradcode.bench.report import Report, machine_description, markdown_table
 from dask_gradcode.bench.schemes import (
+    Row,
     buildable_codes,
     check_stragglers,
     compared_schemes,
@@ -74,7 +76,9 @@ def straggler_schemes(s: int) -> list[tuple[str, int, int]]:
     return compared_schemes(s)
 
 
-def classification_data(n_rows: int, n_features: int, seed: int = 0):
+def classification_data(
+    n_rows: int, n_features: int, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Dense Gaussian features, labels from a random hyperplane."""
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n_rows, n_features))
@@ -82,7 +86,7 @@ def classification_data(n_rows: int, n_features: int, seed: int = 0):
     return X, y
 
 
-def sparse_rows(n_rows: int, dim: int, per_row: int, seed: int = 0):
+def sparse_rows(n_rows: int, dim: int, per_row: int, seed: int = 0) -> Any:
     """A CSR matrix with ``per_row`` random non-zeros in every row."""
     rng = np.random.default_rng(seed)
     indices = np.sort(rng.integers(0, dim, (n_rows, per_row)), axis=1).ravel()
@@ -91,22 +95,48 @@ def sparse_rows(n_rows: int, dim: int, per_row: int, seed: int = 0):
     return scipy.sparse.csr_matrix((values, indices, indptr), shape=(n_rows, dim))
 
 
+@dataclass(frozen=True)
+class Workload:
+    """What a measurement's rounds compute, and the delays injected into them.
+
+    Attributes
+    ----------
+    X : array or sparse matrix
+    y : ndarray
+    loss : str
+        The objective's name (``"log_loss"``, ``"squared_error"``).
+    model : straggler model, optional
+    bandwidth : Bandwidth, optional
+        The workers' links.
+    """
+
+    X: Any
+    y: np.ndarray
+    loss: str
+    model: Any = None
+    bandwidth: Bandwidth | None = None
+
+
 def run_rounds(
-    client, code, X, y, loss, model, bandwidth, n_rounds, transport=None
+    client: Client,
+    code: GradientCode,
+    work: Workload,
+    n_rounds: int,
+    transport: Literal["direct", "futures"] | None = None,
 ) -> list[RoundRecord]:
     """``WARMUP + n_rounds`` coded rounds at fixed weights; the last ``n_rounds``.
 
     ``transport`` None is the library's default (``--transport``).
     """
-    w = np.random.default_rng(1).standard_normal(X.shape[1]) * 0.01
+    w = np.random.default_rng(1).standard_normal(work.X.shape[1]) * 0.01
     with CodedGradient(
         client,
         code,
-        X,
-        y,
-        loss,
-        straggler_model=model,
-        bandwidth=bandwidth,
+        work.X,
+        work.y,
+        work.loss,
+        straggler_model=work.model,
+        bandwidth=work.bandwidth,
         transport=transport,
     ) as cg:
         for _ in range(WARMUP + n_rounds):
@@ -115,7 +145,7 @@ def run_rounds(
 
 
 def ideal_seconds(
-    record: RoundRecord, code: GradientCode, model, bandwidth, message_bytes: int
+    record: RoundRecord, code: GradientCode, work: Workload, message_bytes: int
 ) -> float:
     """When the (n - s)-th fastest worker finished computing plus its delay."""
     n = record.n_workers
@@ -129,31 +159,38 @@ def ideal_seconds(
             continue
         delay = (
             0.0
-            if model is None
-            else model.delay(record.iteration, worker, n, compute_estimate)
+            if work.model is None
+            else work.model.delay(record.iteration, worker, n, compute_estimate)
         )
-        if bandwidth is not None:
-            delay += bandwidth.transfer_seconds(message_bytes)
+        if work.bandwidth is not None:
+            delay += work.bandwidth.transfer_seconds(message_bytes)
         finish.append(compute_estimate + delay)
     return sorted(finish)[n - code.n_stragglers - 1]
 
 
-def floor_and_rounds(client, code, X, y, loss, model, bandwidth, n_rounds):
+def floor_and_rounds(
+    client: Client, code: GradientCode, work: Workload, n_rounds: int
+) -> tuple[float, list[RoundRecord]]:
     """Floor rounds, then the scheme's rounds, back to back on the same cluster.
 
     The floor drifts by tens of percent over a run, so each scheme gets its own.
     """
     floor = float(np.mean(round_trip_floor(client, code.n_workers, n_rounds)))
-    return floor, run_rounds(client, code, X, y, loss, model, bandwidth, n_rounds)
+    return floor, run_rounds(client, code, work, n_rounds)
 
 
-def summarise(scenario, code, records, model, bandwidth, floor, dim) -> dict:
+def summarise(
+    scenario: str,
+    code: GradientCode,
+    records: list[RoundRecord],
+    work: Workload,
+    floor: float,
+    dim: int,
+) -> dict[str, Any]:
     """One result row: times, ratios to the ideal and the floor, bytes."""
     walls = np.array([r.wall_seconds for r in records])
     message_bytes = 8 * code.message_length(dim + 1)
-    ideals = np.array(
-        [ideal_seconds(r, code, model, bandwidth, message_bytes) for r in records]
-    )
+    ideals = np.array([ideal_seconds(r, code, work, message_bytes) for r in records])
     return {
         "scenario": scenario,
         "scheme": code.scheme,
@@ -189,7 +226,7 @@ class _Runner:
         self.bar = session.bar(desc="iteration-time", unit="scheme")
         self.skipped: list[str] = []
 
-    def codes(self, rows, n_workers: int) -> list[GradientCode]:
+    def codes(self, rows: list[Row], n_workers: int) -> list[GradientCode]:
         built, skipped = buildable_codes(rows, n_workers)
         self.skipped += [f"n={n_workers}, {line}" for line in skipped]
         return [code for _, code in built]
@@ -219,10 +256,9 @@ def straggler_comparison(
     with runner.target.connect(n) as client:
         for name, model in scenarios.items():
             for code in codes:
-                floor, records = floor_and_rounds(
-                    client, code, X, y, "log_loss", model, None, runner.rounds
-                )
-                results.append(summarise(name, code, records, model, None, floor, 100))
+                work = Workload(X, y, "log_loss", model)
+                floor, records = floor_and_rounds(client, code, work, runner.rounds)
+                results.append(summarise(name, code, records, work, floor, 100))
                 runner.step(f"{code.scheme} m={code.comm_reduction}")
     return results
 
@@ -241,9 +277,8 @@ def slow_worker_sweep(
             means = {}
             for code in codes:
                 scheme, m = code.scheme, code.comm_reduction
-                records = run_rounds(
-                    client, code, X, y, "log_loss", model, None, runner.rounds
-                )
+                work = Workload(X, y, "log_loss", model)
+                records = run_rounds(client, code, work, runner.rounds)
                 means[scheme, m] = np.mean([r.wall_seconds for r in records])
                 results.append(
                     {
@@ -268,9 +303,8 @@ def overhead(runner: _Runner, n: int, s: int, rows: int) -> list[dict]:
         for n_rows in (rows, 4 * rows):
             X, y = classification_data(n_rows, 100)
             code = make_code("gaussian-mds", n, s, 1, random_state=0)
-            floor, records = floor_and_rounds(
-                client, code, X, y, "log_loss", None, None, runner.rounds
-            )
+            work = Workload(X, y, "log_loss")
+            floor, records = floor_and_rounds(client, code, work, runner.rounds)
             compute = np.median(
                 [np.median(list(r.compute_seconds.values())) for r in records]
             )
@@ -290,7 +324,7 @@ def overhead(runner: _Runner, n: int, s: int, rows: int) -> list[dict]:
 
 #: The transport of the weights-shipping part: the only one that scatters
 #: (the direct transport sends large weights as their own message frame).
-WEIGHTS_TRANSPORT = "futures"
+WEIGHTS_TRANSPORT: Literal["futures"] = "futures"
 
 
 def weights_shipping(runner: _Runner, quick: bool) -> list[dict]:
@@ -316,16 +350,9 @@ def weights_shipping(runner: _Runner, quick: bool) -> list[dict]:
                 ("scattered per round", -1),
             ):
                 with _embedding_limit(limit) as scattered:
+                    work = Workload(X, y, "squared_error")
                     records = run_rounds(
-                        client,
-                        code,
-                        X,
-                        y,
-                        "squared_error",
-                        None,
-                        None,
-                        runner.rounds,
-                        transport=WEIGHTS_TRANSPORT,
+                        client, code, work, runner.rounds, WEIGHTS_TRANSPORT
                     )
                 _check_shipping(how, scattered, limit < 0)
                 results.append(
@@ -386,11 +413,10 @@ def communication_comparison(
         for speed in bandwidths:
             link = Bandwidth(speed)
             for code in codes:
-                floor, records = floor_and_rounds(
-                    client, code, X, y, "log_loss", model, link, runner.rounds
-                )
+                work = Workload(X, y, "log_loss", model, link)
+                floor, records = floor_and_rounds(client, code, work, runner.rounds)
                 name = f"{speed / 1e6:g} MB/s"
-                results.append(summarise(name, code, records, model, link, floor, dim))
+                results.append(summarise(name, code, records, work, floor, dim))
                 runner.step(f"{name} {code.scheme} m={code.comm_reduction}")
     return results
 

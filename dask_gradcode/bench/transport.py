@@ -23,6 +23,7 @@ import statistics
 import time
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 import numpy as np
@@ -93,25 +94,41 @@ def interleaved_rounds(
     return {t: np.array(v) for t, v in times.items()}
 
 
-def time_to_gap(
-    client: Any,
-    transport: str,
-    n_workers: int,
-    X: np.ndarray,
-    y: np.ndarray,
-    best: float,
-    gap: float,
-    max_rounds: int,
-) -> dict[str, Any]:
-    """L-BFGS from zero until the mean log-loss is within ``gap`` of ``best``.
+@dataclass(frozen=True)
+class Fit:
+    """An L-BFGS fit of the benchmark: its data and when it stops.
+
+    Attributes
+    ----------
+    n_workers : int
+    X, y : ndarray
+    best : float
+        The optimal mean log-loss.
+    gap : float
+        The fit stops within ``gap`` of ``best`` ...
+    max_rounds : int
+        ... or after this many rounds.
+    """
+
+    n_workers: int
+    X: np.ndarray
+    y: np.ndarray
+    best: float
+    gap: float
+    max_rounds: int
+
+
+def time_to_gap(client: Any, transport: str, fit: Fit) -> dict[str, Any]:
+    """L-BFGS from zero on ``transport`` until the mean log-loss is within the gap.
 
     Timed end to end (placement, rounds, solver, release); the check of the
-    true loss against ``best`` runs on the client off the clock.
+    true loss against the optimum runs on the client off the clock.
     """
+    X, y = fit.X, fit.y
     n_rows = len(y)
     clock = {"checks": 0.0, "reached": float("nan")}
     began = time.perf_counter()
-    coded = _coded(client, n_workers, X, y, transport)
+    coded = _coded(client, fit.n_workers, X, y, transport)
     with coded:
         placed = time.perf_counter() - began
 
@@ -121,13 +138,13 @@ def time_to_gap(
 
         def reached(iteration: int, w: np.ndarray, objective: float) -> bool:
             checking = time.perf_counter()
-            done = mean_log_loss(X, y, w) <= best + gap
+            done = mean_log_loss(X, y, w) <= fit.best + fit.gap
             clock["checks"] += time.perf_counter() - checking
             if done:
                 clock["reached"] = time.perf_counter() - began - clock["checks"]
-            return done or len(coded.history) >= max_rounds
+            return done or len(coded.history) >= fit.max_rounds
 
-        lbfgs_from_zero(mean_loss, X.shape[1] + 1, max_rounds, reached)
+        lbfgs_from_zero(mean_loss, X.shape[1] + 1, fit.max_rounds, reached)
     history = coded.history
     return {
         "seconds_to_gap": clock["reached"],
@@ -236,13 +253,8 @@ def measure(session: Session, o: Any) -> Measured:
                         )
                         bar.update()
             with target.connect(lbfgs_workers, processes=processes) as client:
-                fits += _lbfgs_fits(
-                    client,
-                    kind,
-                    bar,
-                    (lbfgs_workers, X, y, best, o.gap, o.max_rounds),
-                    o.repeats,
-                )
+                fit = Fit(lbfgs_workers, X, y, best, o.gap, o.max_rounds)
+                fits += _lbfgs_fits(client, kind, bar, fit, o.repeats)
         bar.set_postfix_str("scikit-learn")
         reference = sklearn_fit(X, y, best)
         bar.update()
@@ -276,20 +288,16 @@ def _kinds(kinds: str, embedded: bool) -> list[str]:
 
 
 def _lbfgs_fits(
-    client: Any, kind: str, bar: Any, problem: tuple, repeats: int
+    client: Any, kind: str, bar: Any, fit: Fit, repeats: int
 ) -> list[dict[str, Any]]:
-    """The median L-BFGS fit of each transport on one cluster.
-
-    ``problem`` is :func:`time_to_gap`'s ``(n_workers, X, y, best, gap,
-    max_rounds)``.
-    """
+    """The median L-BFGS fit of each transport on one cluster."""
     runs: dict[str, list[dict[str, Any]]] = {t: [] for t in TRANSPORTS}
     for repeat in range(WARMUP_FITS + repeats):
         # Alternating order: neither transport always runs first.
         order = TRANSPORTS if repeat % 2 == 0 else TRANSPORTS[::-1]
         for transport in order:
             bar.set_postfix_str(f"{kind} L-BFGS {transport} #{repeat}")
-            result = time_to_gap(client, transport, *problem)
+            result = time_to_gap(client, transport, fit)
             if repeat >= WARMUP_FITS:
                 runs[transport].append(result)
     fits = []
@@ -431,7 +439,9 @@ FIT_COLUMNS = {
 }
 
 
-def _reading(rounds_table, fits, lbfgs_workers) -> str:
+def _reading(
+    rounds_table: list[dict[str, Any]], fits: list[dict[str, Any]], lbfgs_workers: int
+) -> str:
     """Why the fits gain less than the floor: computation and placement."""
     lines = []
     for kind in sorted({f["cluster"] for f in fits}):

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
+import numpy as np
 from distributed.diagnostics.plugin import WorkerPlugin
 from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
@@ -51,11 +52,11 @@ class SlowWorker(WorkerPlugin):
         self.factor = factor
         self.started: dict = {}
 
-    def setup(self, worker) -> None:
+    def setup(self, worker: Any) -> None:
         """Remember which worker this plugin runs on."""
         self.worker = worker
 
-    def transition(self, key, start, finish, **kwargs) -> None:
+    def transition(self, key: Any, start: str, finish: str, **kwargs: Any) -> None:
         """Sleep after each task for ``factor - 1`` times its duration."""
         if self.worker.address != self.address:
             return
@@ -66,7 +67,9 @@ class SlowWorker(WorkerPlugin):
             time.sleep((self.factor - 1.0) * elapsed)
 
 
-def mean_log_loss(X, y, coef, intercept) -> float:
+def mean_log_loss(
+    X: np.ndarray, y: np.ndarray, coef: np.ndarray, intercept: float
+) -> float:
     """Mean log-loss of a linear model with labels in {0, 1}."""
     losses, _ = LogLoss().pointwise(X @ coef + intercept, y)
     return float(losses.mean())
@@ -99,11 +102,20 @@ def first_reaching(
     return high, timings[high][0]
 
 
-def _contenders(X, y, X_dask, y_dask, n_rows) -> dict[str, tuple[Callable, int]]:
+Fit = Callable[[int], tuple[float, float]]
+
+
+def _contenders(
+    data: tuple[np.ndarray, np.ndarray], X_dask: Any, y_dask: Any
+) -> dict[str, tuple[Fit, int]]:
+    """Each solver's timed fit (``max_iter`` -> seconds, mean log-loss), its limit."""
     from dask_ml.linear_model import LogisticRegression as DaskLogisticRegression
 
-    def coded(solver):
-        def fit(max_iter):
+    X, y = data
+    n_rows = len(y)
+
+    def coded(solver: Literal["gd", "lbfgs"]) -> Fit:
+        def fit(max_iter: int) -> tuple[float, float]:
             start = time.perf_counter()
             model = CodedSGDClassifier(
                 loss="log_loss",
@@ -121,8 +133,8 @@ def _contenders(X, y, X_dask, y_dask, n_rows) -> dict[str, tuple[Callable, int]]
 
         return fit
 
-    def dask_ml(solver):
-        def fit(max_iter):
+    def dask_ml(solver: str) -> Fit:
+        def fit(max_iter: int) -> tuple[float, float]:
             start = time.perf_counter()
             model = DaskLogisticRegression(
                 C=C, solver=solver, max_iter=max_iter, tol=0.0
@@ -187,7 +199,7 @@ def measure(session: Session, o: Any) -> Measured:
         chunk = max(1, rows // (2 * workers))
         X_dask = client.persist(da.from_array(X, chunks=(chunk, features)))
         y_dask = client.persist(da.from_array(y, chunks=chunk))
-        contenders = _contenders(X, y, X_dask, y_dask, rows)
+        contenders = _contenders((X, y), X_dask, y_dask)
         slow_address = worker_addresses(client)[-1]
         with session.bar(
             total=2 * len(contenders), desc="vs-dask-ml", unit="fit"
