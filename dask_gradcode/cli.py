@@ -13,12 +13,12 @@ import argparse
 import shlex
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dask_gradcode.bench import BENCHMARKS, load_benchmark
 from dask_gradcode.bench.options import (
     add_cluster_options,
+    add_output_options,
     at_least,
     positive,
     seconds,
@@ -205,14 +205,7 @@ class _LazyParser(argparse.ArgumentParser):
 def _add_bench_commands(bench: argparse.ArgumentParser) -> None:
     """One sub-command per benchmark, from its declaration."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--out",
-        type=Path,
-        default=Path("gradcode-results"),
-        help="folder for the CSV, JSON, PNG and markdown files "
-        "(default: gradcode-results; docs/ holds the published ones)",
-    )
-    common.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_output_options(common)
     add_cluster_options(common)
     names = bench.add_subparsers(dest="name", required=True, metavar="NAME")
     for name in BENCHMARKS:

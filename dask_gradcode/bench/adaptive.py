@@ -315,7 +315,7 @@ def _chosen_scenarios(stragglers: int, names: str | None) -> list[Scenario]:
 
 
 def run(**options: Any) -> Report:
-    """Measure and write the page: :meth:`Benchmark.run <dask_gradcode.bench.benchmark.Benchmark.run>`."""
+    """Measure, then write the page: ``BENCHMARK.run(**options)``."""
     return BENCHMARK.run(**options)
 
 

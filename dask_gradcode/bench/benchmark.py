@@ -56,15 +56,16 @@ class Session:
     def reproduce(self, *, bench_extra: bool = True) -> str:
         """The page's sentence saying how to run it again.
 
-        ``bench_extra``: say that ``pip install -e .[bench]`` is enough
-        (``make test`` installs more).
+        With ``bench_extra`` it names ``pip install -e .[bench]`` beside
+        ``make test``: enough for the benchmarks that need no test extras.
         """
         after = (
             "`make test` or\n`pip install -e .[bench]`"
             if bench_extra
             else "`make test`"
         )
-        return f"Reproduce with `{self.command}` (from the repository root, after {after})."
+        where = "from the repository root"
+        return f"Reproduce with `{self.command}` ({where}, after {after})."
 
 
 @dataclass(frozen=True)

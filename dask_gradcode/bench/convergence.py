@@ -224,7 +224,7 @@ def _scheme_rows(curves: list[dict[str, Any]], best: float) -> list[dict[str, An
 
 
 def run(**options: Any) -> Report:
-    """Measure and write the page: :meth:`Benchmark.run <dask_gradcode.bench.benchmark.Benchmark.run>`."""
+    """Measure, then write the page: ``BENCHMARK.run(**options)``."""
     return BENCHMARK.run(**options)
 
 

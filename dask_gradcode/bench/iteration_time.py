@@ -471,7 +471,7 @@ def measure(session: Session, o: Any) -> Measured:
 
 
 def run(**options: Any) -> Report:
-    """Measure and write the page: :meth:`Benchmark.run <dask_gradcode.bench.benchmark.Benchmark.run>`."""
+    """Measure, then write the page: ``BENCHMARK.run(**options)``."""
     return BENCHMARK.run(**options)
 
 

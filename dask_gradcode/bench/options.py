@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -22,6 +23,7 @@ __all__ = [
     "TRANSPORT",
     "Option",
     "add_cluster_options",
+    "add_output_options",
     "at_least",
     "delay",
     "features",
@@ -175,6 +177,18 @@ TRANSPORT = Option(
     },
     quote_default=False,
 )
+
+
+def add_output_options(parser: argparse.ArgumentParser) -> None:
+    """``--out`` and ``--no-progress``: where to write, whether to show progress."""
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("gradcode-results"),
+        help="folder for the CSV, JSON, PNG and markdown files "
+        "(default: gradcode-results; docs/ holds the published ones)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def add_cluster_options(parser: argparse.ArgumentParser) -> None:

@@ -144,7 +144,7 @@ def _fit_row(
 
 
 def run(**options: Any) -> Report:
-    """Measure and write the page: :meth:`Benchmark.run <dask_gradcode.bench.benchmark.Benchmark.run>`."""
+    """Measure, then write the page: ``BENCHMARK.run(**options)``."""
     return BENCHMARK.run(**options)
 
 

@@ -310,7 +310,7 @@ def _lbfgs_fits(
 
 
 def run(**options: Any) -> Report:
-    """Measure and write the page: :meth:`Benchmark.run <dask_gradcode.bench.benchmark.Benchmark.run>`."""
+    """Measure, then write the page: ``BENCHMARK.run(**options)``."""
     return BENCHMARK.run(**options)
 
 
