@@ -36,7 +36,7 @@ import numpy as np
 from distributed import Client
 
 from dask_gradcode.bench import options as opt
-from dask_gradcode.bench.benchmark import Benchmark, Measured, Page, Session
+from dask_gradcode.bench.benchmark import Benchmark, Measured, Options, Page, Session
 from dask_gradcode.bench.convergence import (
     lbfgs_from_zero,
     mean_log_loss,
@@ -237,7 +237,7 @@ def time_to_gap(
     }
 
 
-def measure(session: Session, o: Any) -> Measured:
+def measure(session: Session, o: Options) -> Measured:
     """Run every method in every scenario; round times and time to the optimum.
 
     The codes of ``o.workers`` workers tolerate ``o.stragglers``; the data

@@ -26,7 +26,10 @@ from dask_gradcode.bench.cluster import ClusterTarget
 from dask_gradcode.bench.options import TRANSPORT, Option
 from dask_gradcode.bench.report import Report
 
-__all__ = ["Benchmark", "Measured", "Page", "Session"]
+__all__ = ["Benchmark", "Measured", "Options", "Page", "Session"]
+
+#: A benchmark's options as attributes (``o.max_rounds`` for ``--max-rounds``).
+Options = SimpleNamespace
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,7 @@ class Benchmark:
     name: str
     files: str
     help: str
-    measure: Callable[[Session, Any], Measured]
+    measure: Callable[[Session, Options], Measured]
     page: Callable[[Measured, Session], Page]
     options: tuple[Option, ...] = ()
     requirements: tuple[str, ...] = ("matplotlib",)
@@ -181,7 +184,7 @@ class Benchmark:
             f"dask-gradcode bench {self.name}" if command is None else command,
             progress,
         )
-        settings = SimpleNamespace(**{**defaults, **options})
+        settings = Options(**{**defaults, **options})
         with _default_transport(transport):
             measured = self.measure(session, settings)
         measured.options = settings
@@ -199,13 +202,13 @@ class Measured:
         The report's tables (see :class:`~dask_gradcode.bench.report.Report`).
     facts : dict
         Other results the page quotes (an optimum, objects to plot, ...).
-    options : SimpleNamespace
+    options : Options
         The options, defaults included (set by :meth:`Benchmark.run`).
     """
 
     tables: dict[str, list[dict[str, Any]]]
     facts: dict[str, Any] = field(default_factory=dict)
-    options: Any = None
+    options: Options = field(default_factory=Options)
 
 
 @dataclass

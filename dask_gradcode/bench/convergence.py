@@ -22,7 +22,7 @@ from sklearn.datasets import make_classification
 from sklearn.preprocessing import StandardScaler
 
 from dask_gradcode.bench import options as opt
-from dask_gradcode.bench.benchmark import Benchmark, Measured, Page, Session
+from dask_gradcode.bench.benchmark import Benchmark, Measured, Options, Page, Session
 from dask_gradcode.bench.plots import loss_against_time
 from dask_gradcode.bench.report import Report, machine_description, markdown_table
 from dask_gradcode.bench.schemes import (
@@ -153,7 +153,7 @@ def seconds_to_reach(curve: dict[str, Any], objective: float) -> float:
     return float(curve["seconds"][reached[0]]) if reached.size else float("nan")
 
 
-def measure(session: Session, o: Any) -> Measured:
+def measure(session: Session, o: Options) -> Measured:
     """Train every scheme and record its loss against wall-clock time.
 
     ``o.slow`` workers per round (None: as many as ``o.stragglers``), drawn
@@ -260,7 +260,7 @@ COLUMNS = {
 def _markdown(
     rows: list[dict[str, Any]],
     best: float,
-    o: Any,
+    o: Options,
     slow: int,
     session: Session,
 ) -> str:

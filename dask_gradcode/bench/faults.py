@@ -23,7 +23,7 @@ import numpy as np
 from sklearn.datasets import make_classification
 
 from dask_gradcode.bench import options as opt
-from dask_gradcode.bench.benchmark import Benchmark, Measured, Page, Session
+from dask_gradcode.bench.benchmark import Benchmark, Measured, Options, Page, Session
 from dask_gradcode.bench.processes import ProcessCluster
 from dask_gradcode.bench.report import Report, machine_description, markdown_table
 from dask_gradcode.codes import make_code
@@ -162,7 +162,7 @@ def scenarios(s: int, fault_at: int = 10) -> list[Scenario]:
     ]
 
 
-def measure(session: Session, o: Any) -> Measured:
+def measure(session: Session, o: Options) -> Measured:
     """Inject each fault into a running fit and report what the fit did.
 
     ``o.workers`` worker processes (and code workers), a gaussian-mds code
@@ -363,7 +363,7 @@ COLUMNS = {
 }
 
 
-def _markdown(rows: list[dict[str, Any]], o: Any, session: Session) -> str:
+def _markdown(rows: list[dict[str, Any]], o: Options, session: Session) -> str:
     baseline = statistics.median(r["baseline round (ms)"] for r in rows)
     return f"""# Reliability: hung, failing, dead, restarted and added workers
 

@@ -33,7 +33,7 @@ import scipy.sparse
 from distributed import Client, Future
 
 from dask_gradcode.bench import options as opt
-from dask_gradcode.bench.benchmark import Benchmark, Measured, Page, Session
+from dask_gradcode.bench.benchmark import Benchmark, Measured, Options, Page, Session
 from dask_gradcode.bench.cluster import round_trip_floor
 from dask_gradcode.bench.plots import (
     bytes_against_m,
@@ -421,7 +421,7 @@ def communication_comparison(
     return results
 
 
-def measure(session: Session, o: Any) -> Measured:
+def measure(session: Session, o: Options) -> Measured:
     """Measure iteration time of every scheme; see the module docstring.
 
     ``o.workers`` and ``o.stragglers`` are the ``n`` and ``s`` of the

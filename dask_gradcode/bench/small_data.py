@@ -25,7 +25,7 @@ from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.preprocessing import StandardScaler
 
 from dask_gradcode.bench import options as opt
-from dask_gradcode.bench.benchmark import Benchmark, Measured, Page, Session
+from dask_gradcode.bench.benchmark import Benchmark, Measured, Options, Page, Session
 from dask_gradcode.bench.report import Report, machine_description, markdown_table
 
 __all__ = ["BENCHMARK", "measure", "page", "run"]
@@ -66,7 +66,7 @@ def _timed(fit: Callable[[], Any], repeats: int) -> tuple[float, Any]:
     return statistics.median(times), result
 
 
-def measure(session: Session, o: Any) -> Measured:
+def measure(session: Session, o: Options) -> Measured:
     """Profile default fits on small data against scikit-learn.
 
     The synthetic data set has ``o.rows`` rows; every time is the median of

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from dask_gradcode.bench import options as opt
-from dask_gradcode.bench.benchmark import Benchmark, Measured, Page, Session
+from dask_gradcode.bench.benchmark import Benchmark, Measured, Options, Page, Session
 from dask_gradcode.bench.cluster import ClusterTarget, round_trip_floor
 from dask_gradcode.bench.plots import (
     build_time_against_n,
@@ -46,7 +46,7 @@ NAME = "decode_stability"
 ALL_S_SCHEMES = ("ye-abbe", "cyclic-mds", "cyclic-repetition", "gaussian-mds")
 
 
-def measure(session: Session, o: Any) -> Measured:
+def measure(session: Session, o: Options) -> Measured:
     """Measure decoding stability, build time and load as ``n`` grows.
 
     ``o.workers`` are the numbers of workers of the first part (``s`` is

@@ -33,7 +33,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.preprocessing import StandardScaler
 
 from dask_gradcode.bench import options as opt
-from dask_gradcode.bench.benchmark import Benchmark, Measured, Page, Session
+from dask_gradcode.bench.benchmark import Benchmark, Measured, Options, Page, Session
 from dask_gradcode.bench.convergence import (
     lbfgs_from_zero,
     mean_log_loss,
@@ -208,7 +208,7 @@ def grid_searches(transports: Sequence[str] = TRANSPORTS) -> list[dict[str, Any]
     return rows
 
 
-def measure(session: Session, o: Any) -> Measured:
+def measure(session: Session, o: Options) -> Measured:
     """Measure both transports: floor, full rounds, L-BFGS, grid search.
 
     Floor and full rounds on each of ``o.workers`` numbers of workers,

@@ -22,7 +22,7 @@ from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 
 from dask_gradcode.bench import options as opt
-from dask_gradcode.bench.benchmark import Benchmark, Measured, Page, Session
+from dask_gradcode.bench.benchmark import Benchmark, Measured, Options, Page, Session
 from dask_gradcode.bench.report import Report, machine_description, markdown_table
 from dask_gradcode.estimators import CodedSGDClassifier
 from dask_gradcode.objectives import LogLoss
@@ -168,7 +168,7 @@ PAIRS = {
 }
 
 
-def measure(session: Session, o: Any) -> Measured:
+def measure(session: Session, o: Options) -> Measured:
     """Time both libraries to ``optimum + gap``, without and with a slow worker.
 
     ``make_classification`` data of ``o.rows`` x ``o.features``, on
