@@ -18,8 +18,7 @@ from typing import Any
 import numpy as np
 from distributed import Client, Future
 
-from dask_gradcode.codes import GradientCode
-from dask_gradcode.codes import replan_code
+from dask_gradcode.codes import GradientCode, replan_code
 from dask_gradcode.scheduler.membership import Membership
 from dask_gradcode.scheduler.placement import PlacementError, place
 from dask_gradcode.scheduler.protocol import RoundContext
