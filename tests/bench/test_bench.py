@@ -155,6 +155,7 @@ def test_bench_convergence_exact_schemes_follow_uncoded(tmp_path):
     assert "| gaussian-mds | 1 | 1 |" in (out / "convergence.md").read_text()
 
 
+@pytest.mark.worker_processes  # the weights part runs on worker processes
 def test_bench_iteration_time_every_part_small(tmp_path):
     out = tmp_path / "iteration"
     status = main(
@@ -243,6 +244,7 @@ def test_bench_iteration_time_runs_only_the_parts_asked(tmp_path):
     assert "## Stragglers" not in (out / "iteration_time.md").read_text()
 
 
+@pytest.mark.worker_processes  # both fits run on worker processes
 def test_bench_vs_dask_ml_small(tmp_path):
     pytest.importorskip("dask_ml")
     out = tmp_path / "versus"
