@@ -241,12 +241,13 @@ class FuturesTransport:
     def submit(self, worker: int, request: RoundRequest, weights: Any) -> Future:
         """``request`` as a task pinned to ``worker`` (beside its shard)."""
         context = self._contexts[worker]
+        prefix = "round" if request.slices is None else "split"
         key = (
-            f"gradcode-round-{request.iteration}-w{worker}-{context.token}-"
+            f"gradcode-{prefix}-{request.iteration}-w{worker}-{context.token}-"
             f"{request.submission}"
         )
         if request.slices is not None:  # a share may have several copies
-            key = key.replace("-round-", "-split-") + f"-{next(self._copies)}"
+            key += f"-{next(self._copies)}"
         return self.client.submit(
             run_round,
             self._shards[worker],
