@@ -9,16 +9,19 @@ once the iteration has been decoded without that worker.
 Any object with a ``delay(iteration, worker, n_workers, compute_seconds)``
 method returning seconds can serve as a straggler model; one whose
 ``takes_rows`` attribute is true also gets ``rows=`` (the rows the task
-computed), as :class:`ComputeTime` does.
+computed), as :class:`ComputeTime` and :class:`TraceDelays` do.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable
 from typing import Any, cast
 
 import numpy as np
+
+from dask_gradcode.traces import TraceProfile
 
 __all__ = [
     "Bandwidth",
@@ -29,6 +32,7 @@ __all__ = [
     "ShiftedExponential",
     "SlowWorkers",
     "StragglerModel",
+    "TraceDelays",
     "model_delay",
 ]
 
@@ -354,6 +358,129 @@ class ComputeTime:
 
     def __repr__(self) -> str:
         return f"ComputeTime({self.seconds_per_row!r}, then={self.then!r})"
+
+
+class TraceDelays:
+    """Replays measured round times: a :class:`~dask_gradcode.traces.TraceProfile`.
+
+    Worker ``worker`` (the physical worker id; it wraps modulo the trace's
+    workers) in iteration ``iteration`` (wrapping modulo the trace's rounds)
+    computed ``rows`` rows, a load of ``rows / n_samples`` of the data set;
+    the trace says such a round takes ``d = profile.duration(iteration,
+    worker, rows / n_samples)`` seconds (interpolated in the load, see
+    :mod:`dask_gradcode.traces`).  The measured times already include the
+    computation of that load, so by default the injected delay is what is
+    left of ``time_scale * d`` once the real computation is done::
+
+        delay = max(0, time_scale * d - compute_seconds)
+
+    and a worker's round takes the trace's (scaled) time, or its real
+    computation when that is longer.  ``subtract_compute=False`` injects
+    ``time_scale * d`` on top of the computation instead.  ``rows`` are the
+    rows the worker reports having computed (a coded round: its whole shard,
+    every partition it holds; a split round: its share), so a code's extra copies
+    show as a higher load.
+
+    Parameters
+    ----------
+    profile : TraceProfile or path-like
+        The profile, or the folder to read it from
+        (:meth:`TraceProfile.from_folder`).
+    time_scale : float, default=1.0
+        Every trace time is multiplied by it (>= 0): below 1 to replay a
+        cloud's seconds as this machine's milliseconds.
+    n_samples : int, optional
+        Rows of the data set the fit computes on (``X.shape[0]``), so that
+        the ``rows`` a worker reports become its load.  Required before the
+        first round; a fit on other data (a cross-validation fold) needs its
+        own (:meth:`with_n_samples`).
+    subtract_compute : bool, default=True
+        Whether the real computation counts towards the trace's time.
+
+    Examples
+    --------
+    >>> from dask_gradcode.traces import TraceProfile
+    >>> profile = TraceProfile("toy", [0.0, 1.0], [[[1.0, 2.0]], [[3.0, 6.0]]])
+    >>> model = TraceDelays(profile, time_scale=0.1, n_samples=1000)
+    >>> round(model.delay(0, 1, 2, compute_seconds=0.05, rows=500), 6)
+    0.35
+    """
+
+    takes_rows = True
+
+    def __init__(
+        self,
+        profile: TraceProfile | str | os.PathLike,
+        *,
+        time_scale: float = 1.0,
+        n_samples: int | None = None,
+        subtract_compute: bool = True,
+    ) -> None:
+        if isinstance(profile, (str, os.PathLike)):
+            profile = TraceProfile.from_folder(profile)
+        if not isinstance(profile, TraceProfile):
+            raise TypeError(
+                f"profile must be a TraceProfile or a folder, got {profile!r}"
+            )
+        self.profile = profile
+        self.time_scale = _check_non_negative(time_scale, "time_scale")
+        if n_samples is not None and (
+            isinstance(n_samples, bool)
+            or not isinstance(n_samples, (int, np.integer))
+            or n_samples < 1
+        ):
+            raise ValueError(
+                f"n_samples must be the data set's number of rows (an int >= 1), "
+                f"got {n_samples!r}"
+            )
+        self.n_samples = None if n_samples is None else int(n_samples)
+        self.subtract_compute = bool(subtract_compute)
+
+    def with_n_samples(self, n_samples: int) -> TraceDelays:
+        """The same model for a data set of ``n_samples`` rows."""
+        return TraceDelays(
+            self.profile,
+            time_scale=self.time_scale,
+            n_samples=n_samples,
+            subtract_compute=self.subtract_compute,
+        )
+
+    def load(self, rows: int) -> float:
+        """The fraction of the data set that ``rows`` rows are: ``rows / n_samples``."""
+        if self.n_samples is None:
+            raise ValueError(
+                "TraceDelays needs n_samples, the data set's number of rows, to "
+                "turn the rows a worker computed into its load: "
+                "TraceDelays(profile, n_samples=X.shape[0])"
+            )
+        if rows < 0:
+            raise ValueError(f"rows must be >= 0, got {rows}")
+        return rows / self.n_samples
+
+    def trace_seconds(self, iteration: int, worker: int, rows: int) -> float:
+        """``time_scale * d(iteration, worker, rows / n_samples)``: the round's time."""
+        load = self.load(rows)
+        return self.time_scale * self.profile.duration(iteration, worker, load)
+
+    def delay(
+        self,
+        iteration: int,
+        worker: int,
+        n_workers: int,
+        compute_seconds: float = 0.0,
+        rows: int = 0,
+    ) -> float:
+        """The trace's time for this round, less the real computation (>= 0)."""
+        seconds = self.trace_seconds(iteration, worker, rows)
+        if self.subtract_compute:
+            return max(0.0, seconds - compute_seconds)
+        return seconds
+
+    def __repr__(self) -> str:
+        return (
+            f"TraceDelays({self.profile.name!r}, time_scale={self.time_scale!r}, "
+            f"n_samples={self.n_samples!r}, subtract_compute={self.subtract_compute!r})"
+        )
 
 
 def model_delay(
