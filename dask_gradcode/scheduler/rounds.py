@@ -57,6 +57,7 @@ def collect(
     approximate: bool,
     gone: Callable[[set[int]], set[int]],
     started: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Collected:
     """Take replies as they come until the round can be decoded, or the deadline.
 
@@ -69,7 +70,7 @@ def collect(
         The transport's (:mod:`~dask_gradcode.scheduler.transports`), with
         every handle added: ``wait(timeout)`` returns the calls finished.
     deadline : float
-        ``time.monotonic()`` after which unanswered workers time out.
+        ``clock()`` after which unanswered workers time out.
     check_interval : float
         Seconds between checks of ``gone`` while waiting.
     approximate : bool
@@ -80,8 +81,12 @@ def collect(
         Given the pending code indices, returns those whose workers the
         cluster lost.
     started : float, optional
-        ``time.monotonic()`` of the submission; replies' ``arrived`` times
-        count from it (default: now).
+        ``clock()`` of the submission; replies' ``arrived`` times count from
+        it (default: now).
+    clock : callable, default=time.monotonic
+        Every time reading of the loop (the deadline, arrivals).  A
+        simulation passes its virtual clock, which its ``arrivals.wait``
+        advances (:mod:`dask_gradcode.simulation`).
 
     Returns
     -------
@@ -89,10 +94,10 @@ def collect(
         The caller releases ``pending`` once it has decoded.
     """
     result = Collected(pending=dict(handles))
-    started = time.monotonic() if started is None else started
+    started = clock() if started is None else started
     submitted = len(handles)
     while result.pending:
-        remaining = deadline - time.monotonic()
+        remaining = deadline - clock()
         if remaining <= 0:
             result.timed_out |= set(result.pending.values())
             break
@@ -102,7 +107,7 @@ def collect(
                 continue  # released earlier
             _take(kind, value, worker, result)
             if worker in result.replies:
-                result.arrived[worker] = time.monotonic() - started
+                result.arrived[worker] = clock() - started
             if _enough(result, code, approximate, submitted):
                 return result
         lost = gone(set(result.pending.values()))
@@ -190,6 +195,7 @@ def collect_split(
     deadline: float,
     check_interval: float,
     gone: Callable[[set[int]], set[int]],
+    clock: Callable[[], float] = time.monotonic,
 ) -> CollectedSplit:
     """Run a split round: every share once, late or failed ones backed up.
 
@@ -207,7 +213,7 @@ def collect_split(
         ``worker``; it starts when added to ``arrivals``.
     code : GradientCode
         Which workers hold which partitions (for choosing backups).
-    arrivals, deadline, check_interval, gone
+    arrivals, deadline, check_interval, gone, clock
         As :func:`collect` (``arrivals`` fed the backups as they start).
 
     Returns
@@ -217,7 +223,7 @@ def collect_split(
         not.  The caller releases ``pending``.
     """
     result = CollectedSplit()
-    start = time.monotonic()
+    start = clock()
 
     def start_share(worker: int, share: Share) -> None:
         handle = submit(worker, share)
@@ -227,26 +233,28 @@ def collect_split(
     for worker, share in shares.items():
         start_share(worker, share)
     while len(result.covered) < len(shares):
-        now = time.monotonic()
+        now = clock()
         if now >= deadline:
             result.timed_out |= {
                 w for w, o in result.pending.values() if o not in result.covered
             }
             break
         wait = min(
-            check_interval, deadline - now, _until_speculation(result, shares, start)
+            check_interval,
+            deadline - now,
+            _until_speculation(result, shares, start, clock()),
         )
         for handle, kind, value in arrivals.wait(max(wait, 0.0)):
             entry = result.pending.pop(handle, None)
             if entry is None:
                 continue
-            _take_share(kind, value, entry, result, time.monotonic() - start)
+            _take_share(kind, value, entry, result, clock() - start)
             if len(result.covered) == len(shares):
                 return result
         lost = gone({w for w, _ in result.pending.values()})
         result.lost |= lost
         result.pending = {f: e for f, e in result.pending.items() if e[0] not in lost}
-        _speculate(result, shares, start_share, code, start)
+        _speculate(result, shares, start_share, code, start, clock())
         if not result.pending:
             break  # nothing left that could cover the rest
     return result
@@ -283,13 +291,14 @@ def _take_share(
 
 
 def _until_speculation(
-    result: CollectedSplit, shares: dict[int, Share], start: float
+    result: CollectedSplit, shares: dict[int, Share], start: float, now: float
 ) -> float:
     """Seconds until a late share may be backed up (inf: none to, or too few in).
 
     The trigger is ``SPECULATION_MULTIPLIER`` times the arrival of the share
     at the ``SPECULATION_QUANTILE`` (the median share's arrival, by default),
-    and at least ``SPECULATION_MARGIN`` after it.
+    and at least ``SPECULATION_MARGIN`` after it; ``start`` and ``now`` are
+    readings of the round's clock.
     """
     waiting = [o for o in shares if o not in result.covered and o not in result.backups]
     rank = max(1, math.ceil(SPECULATION_QUANTILE * len(shares)))
@@ -297,7 +306,7 @@ def _until_speculation(
         return math.inf
     typical = sorted(result.own_arrival.values())[rank - 1]
     trigger = max(SPECULATION_MULTIPLIER * typical, typical + SPECULATION_MARGIN)
-    return max(0.0, start + trigger - time.monotonic())
+    return max(0.0, start + trigger - now)
 
 
 def _speculate(
@@ -306,10 +315,11 @@ def _speculate(
     start_share: Callable[[int, Share], None],
     code: GradientCode,
     start: float,
+    now: float,
 ) -> None:
     """Back up the shares whose worker failed, or is late past the trigger."""
     failed = result.failed
-    due = _until_speculation(result, shares, start) <= 0
+    due = _until_speculation(result, shares, start, now) <= 0
     busy = {w for w, _ in result.pending.values()}
     # Idle workers, fastest first; a failed worker's rows may also queue
     # behind a busy worker's task (nobody may be idle yet).
