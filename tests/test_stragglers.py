@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -123,3 +124,145 @@ def test_compute_time_rejects_bad_arguments():
         ComputeTime(-1.0)
     with pytest.raises(TypeError, match="straggler model"):
         ComputeTime(0.001, then=3)
+
+
+# ---------------------------------------------------------------- TraceDelays
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "lambda-traces"
+
+
+@pytest.fixture(scope="module")
+def toy_profile():
+    from dask_gradcode.traces import TraceProfile
+
+    # 2 rounds x 2 workers at loads 0 and 1.
+    return TraceProfile(
+        "toy", [0.0, 1.0], [[[1.0, 2.0], [3.0, 4.0]], [[3.0, 6.0], [5.0, 4.0]]]
+    )
+
+
+def test_trace_delays_inject_the_scaled_trace_time_less_the_computation(toy_profile):
+    from dask_gradcode.stragglers import TraceDelays
+
+    model = TraceDelays(toy_profile, time_scale=0.1, n_samples=1000)
+    # Worker 1, round 0, 500 rows: load 0.5, d = (2 + 6) / 2 = 4 s, scaled 0.4 s.
+    assert model.load(500) == 0.5
+    assert model.trace_seconds(0, 1, 500) == pytest.approx(0.4)
+    assert model.delay(0, 1, 2, 0.05, rows=500) == pytest.approx(0.35)
+    assert model.delay(0, 1, 2, 0.5, rows=500) == 0.0  # computation took longer
+    # Rounds and physical workers wrap around the trace.
+    assert model.delay(2, 3, 8, 0.0, rows=500) == model.delay(0, 1, 8, 0.0, rows=500)
+    assert model.delay(1, 0, 2, 0.0, rows=250) == pytest.approx(0.1 * 3.5)
+    # Loads below the smallest and above the largest measured one.
+    assert model.delay(0, 0, 2, rows=0) == pytest.approx(0.1)
+    assert model.delay(0, 0, 2, rows=2000) == pytest.approx(0.1 * 5.0)
+    on_top = TraceDelays(
+        toy_profile, time_scale=0.1, n_samples=1000, subtract_compute=False
+    )
+    assert on_top.delay(0, 1, 2, 0.05, rows=500) == pytest.approx(0.4)
+
+
+def test_trace_delays_get_the_rows_through_model_delay(toy_profile):
+    from dask_gradcode.stragglers import TraceDelays, model_delay
+
+    model = TraceDelays(toy_profile, n_samples=10)
+    assert model.takes_rows
+    assert model_delay(model, 1, 1, 2, 0.0, 10) == 4.0
+    assert model_delay(model, 1, 1, 2, 0.0, 0) == 4.0
+    assert model_delay(model, 0, 0, 2, 0.0, 5) == 2.0
+
+
+def test_trace_delays_read_a_folder_and_pickle_small():
+    from dask_gradcode.stragglers import TraceDelays
+    from dask_gradcode.traces import TraceProfile
+
+    assert SHARED.is_dir(), f"the shared traces are missing: {SHARED}"
+    folder = SHARED / "cnn-long"
+    model = TraceDelays(folder, time_scale=0.01, n_samples=600)
+    same = TraceDelays(str(folder), time_scale=0.01, n_samples=600)
+    profile = TraceProfile.from_folder(folder)
+    assert model.profile.name == "cnn-long"
+    assert np.array_equal(same.profile.durations, profile.durations)
+    # Worker 300 is the trace's worker 44; 150 rows of 600 is load 0.25.
+    assert model.delay(31, 300, 1024, 0.001, rows=150) == pytest.approx(
+        0.01 * profile.durations[1, 1, 44] - 0.001
+    )
+    data = pickle.dumps(model)
+    assert len(data) < profile.durations.nbytes + 10_000
+    clone = pickle.loads(data)
+    delays = [
+        model.delay(it, w, 16, 0.0, rows=100) for it in range(3) for w in range(16)
+    ]
+    assert delays == [
+        clone.delay(it, w, 16, 0.0, rows=100) for it in range(3) for w in range(16)
+    ]
+    assert "cnn-long" in repr(model) and "n_samples=600" in repr(model)
+
+
+def test_trace_delays_need_n_samples_to_know_the_load(toy_profile):
+    from dask_gradcode.stragglers import TraceDelays
+
+    model = TraceDelays(toy_profile, time_scale=0.5)
+    with pytest.raises(ValueError, match=r"needs n_samples.*n_samples=X\.shape\[0\]"):
+        model.delay(0, 0, 2, 0.0, rows=10)
+    bound = model.with_n_samples(20)
+    assert bound.n_samples == 20 and model.n_samples is None
+    assert bound.delay(0, 0, 2, 0.0, rows=10) == pytest.approx(0.5 * 2.0)
+    assert bound.time_scale == 0.5 and bound.profile is toy_profile
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"profile": 3}, TypeError, "TraceProfile or a folder"),
+        ({"time_scale": -1.0}, ValueError, "time_scale"),
+        ({"n_samples": 0}, ValueError, "n_samples"),
+        ({"n_samples": 10.0}, ValueError, "n_samples"),
+        ({"n_samples": True}, ValueError, "n_samples"),
+    ],
+)
+def test_trace_delays_reject_bad_arguments(toy_profile, kwargs, error, match):
+    from dask_gradcode.stragglers import TraceDelays
+
+    kwargs = {"profile": toy_profile, **kwargs}
+    with pytest.raises(error, match=match):
+        TraceDelays(kwargs.pop("profile"), **kwargs)
+
+
+def test_trace_delays_reject_a_folder_without_loads(tmp_path):
+    from dask_gradcode.stragglers import TraceDelays
+
+    with pytest.raises(ValueError, match="holds no load files"):
+        TraceDelays(tmp_path, n_samples=10)
+
+
+@pytest.mark.parametrize("subtract_compute", [True, False])
+def test_a_live_round_injects_the_trace_time_of_each_workers_load(
+    client, subtract_compute
+):
+    from dask_gradcode.codes import make_code
+    from dask_gradcode.scheduler import CodedGradient
+    from dask_gradcode.stragglers import TraceDelays
+    from tests.conftest import binary_problem
+
+    X, y, w = binary_problem(0, 400, 5)
+    code = make_code("cyclic-repetition", 4, 1, random_state=0)
+    model = TraceDelays(
+        SHARED / "cnn",
+        time_scale=0.02,
+        n_samples=X.shape[0],
+        subtract_compute=subtract_compute,
+    )
+    with CodedGradient(client, code, X, y, "log_loss", straggler_model=model) as cg:
+        for _ in range(3):
+            cg(w)
+    for record in cg.history:
+        assert record.injected_delay
+        for worker, injected in record.injected_delay.items():
+            # Each worker holds 2 of the 4 partitions of 100 rows: load 0.5.
+            rows = 100 * len(code.partitions(worker))
+            assert model.load(rows) == 0.5
+            expected = model.trace_seconds(record.iteration, worker, rows)
+            if subtract_compute:
+                expected = max(0.0, expected - record.compute_seconds[worker])
+            assert injected == expected
+            assert injected > 0
