@@ -217,3 +217,39 @@ def test_the_simulation_does_not_import_dask():
         "assert not hasattr(scheduler, 'no_such_name')\n"
     )
     subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
+
+
+def heavy_tailed(n_workers: int, seed: int = 0):
+    """Seconds per round and worker: proportional to the load, Pareto slowdowns."""
+
+    def latency(round_: int, loads: np.ndarray) -> np.ndarray:
+        slowdown = 1 + np.random.default_rng([seed, round_]).pareto(1.5, n_workers)
+        return 0.01 + loads * n_workers * slowdown
+
+    return latency
+
+
+@pytest.mark.parametrize(
+    ("scheme", "n_stragglers"),
+    [("cyclic-repetition", 2), ("fractional-repetition", 3), ("gaussian-mds", 3)],
+)
+@pytest.mark.parametrize("policy", ["speculative", "adaptive"])
+def test_the_split_loops_memos_do_not_change_its_decisions(
+    monkeypatch, scheme, n_stragglers, policy
+):
+    from dask_gradcode.scheduler import rounds
+
+    code = make_code(scheme, n_workers=24, n_stragglers=n_stragglers)
+    latency = heavy_tailed(24)
+    memoised = simulate(code, latency, rounds=12, policy=policy)
+    speculate, until = rounds._speculate, rounds._until_speculation
+    # The loop without its memos: every question asked afresh.
+    monkeypatch.setattr(rounds, "_speculate", lambda *args: speculate(*args[:6]))
+    monkeypatch.setattr(rounds, "_until_speculation", lambda *args: until(*args[:4]))
+    fresh = simulate(code, latency, rounds=12, policy=policy)
+
+    def decisions(result):
+        return [(r.plan, r.wall_s, r.backups, r.responders) for r in result.rounds]
+
+    assert decisions(memoised) == decisions(fresh)
+    assert sum(r.backups for r in fresh.rounds) > 0  # backups were decided

@@ -96,6 +96,10 @@ def collect(
     result = Collected(pending=dict(handles))
     started = clock() if started is None else started
     submitted = len(handles)
+    # Whether the workers still answering could decode changes only when one
+    # is erased; asking the code once per erasure instead of once per wait
+    # keeps the loop linear in the workers (see _hopeless).
+    hopeless: tuple[int, bool] | None = None
     while result.pending:
         remaining = deadline - clock()
         if remaining <= 0:
@@ -117,12 +121,10 @@ def collect(
         # More erasures than the code can lose.  If no worker succeeded yet,
         # wait for the rest: an error every worker raises is a bug to surface,
         # not a failure to re-plan around.
-        if (
-            not approximate
-            and _hopeless(result, code)
-            and (result.replies or not result.errors)
-        ):
-            break
+        if not approximate:
+            hopeless = _hopeless(result, code, hopeless)
+            if hopeless[1] and (result.replies or not result.errors):
+                break
     return result
 
 
@@ -139,9 +141,11 @@ def _take(kind: str, value: Any, worker: int, result: Collected) -> None:
 def _enough(
     result: Collected, code: GradientCode, approximate: bool, submitted: int
 ) -> bool:
-    if code.is_decodable(result.replies) if result.replies else False:
-        return True
+    # The structural question first: it is all most replies need asked (the
+    # accuracy question repeats it), so one call per reply, not two.
     if result.replies and code.is_decodable(result.replies, check_accuracy=False):
+        if code.is_decodable(result.replies):
+            return True
         result.waited_for_accuracy = True  # decodable, but not to rtol
     if approximate:
         answered = len(result.replies) + len(result.failed)
@@ -151,9 +155,21 @@ def _enough(
     return False
 
 
-def _hopeless(result: Collected, code: GradientCode) -> bool:
+def _hopeless(
+    result: Collected, code: GradientCode, last: tuple[int, bool] | None
+) -> tuple[int, bool]:
+    """Whether the replies and pending workers cannot decode: ``(key, answer)``.
+
+    The workers that could still answer only ever lose members (a pending
+    worker is erased); one that replies moves from ``pending`` to
+    ``replies``, which leaves ``len(replies) + len(pending)`` as it was.  So
+    while that count is unchanged, so is the set, and ``last`` answers.
+    """
+    key = len(result.replies) + len(result.pending)
+    if last is not None and last[0] == key:
+        return last
     possible = set(result.replies) | set(result.pending.values())
-    return not possible or not code.is_decodable(possible)
+    return key, not possible or not code.is_decodable(possible)
 
 
 @dataclass
@@ -232,6 +248,7 @@ def collect_split(
 
     for worker, share in shares.items():
         start_share(worker, share)
+    memo = _Speculation(shares)
     while len(result.covered) < len(shares):
         now = clock()
         if now >= deadline:
@@ -242,7 +259,7 @@ def collect_split(
         wait = min(
             check_interval,
             deadline - now,
-            _until_speculation(result, shares, start, clock()),
+            _until_speculation(result, shares, start, clock(), memo),
         )
         for handle, kind, value in arrivals.wait(max(wait, 0.0)):
             entry = result.pending.pop(handle, None)
@@ -252,9 +269,12 @@ def collect_split(
             if len(result.covered) == len(shares):
                 return result
         lost = gone({w for w, _ in result.pending.values()})
-        result.lost |= lost
-        result.pending = {f: e for f, e in result.pending.items() if e[0] not in lost}
-        _speculate(result, shares, start_share, code, start, clock())
+        if lost:
+            result.lost |= lost
+            result.pending = {
+                f: e for f, e in result.pending.items() if e[0] not in lost
+            }
+        _speculate(result, shares, start_share, code, start, clock(), memo)
         if not result.pending:
             break  # nothing left that could cover the rest
     return result
@@ -290,8 +310,51 @@ def _take_share(
             result.computed_by[owner] = tuple(parts)
 
 
+class _Speculation:
+    """What the split loop remembers between its waits, to ask less each time.
+
+    Each memo is exact: the loop would compute the same answer again.
+
+    - ``typical``: the arrival at the quantile rank, for the number of own
+      shares in (``own_arrival`` only grows: each worker's own share is
+      submitted once, and a late share is never backed up onto its owner).
+    - ``tried``: what the last pass of :func:`_speculate` saw when it
+      started no backup (``due``, the candidates in order, the failed
+      workers).  With the same again, every share it would try is one that
+      pass tried with the same pool and :func:`backup_shares` (a pure
+      function) found no backup for.
+    - ``owners_are_keys``: every share is keyed by its owner (as
+      :func:`split_shares` makes them), so the shares still waiting can be
+      counted from ``covered`` and ``backups`` instead of scanned.
+    """
+
+    __slots__ = ("owners_are_keys", "rank", "tried", "typical", "typical_at")
+
+    def __init__(self, shares: dict[int, Share]) -> None:
+        self.rank = max(1, math.ceil(SPECULATION_QUANTILE * len(shares)))
+        self.typical_at = -1
+        self.typical = math.nan
+        self.tried: tuple[bool, tuple[int, ...], frozenset[int]] | None = None
+        self.owners_are_keys = all(s.owner == o for o, s in shares.items())
+
+
+def _waiting(
+    result: CollectedSplit, shares: dict[int, Share], memo: _Speculation | None
+) -> bool:
+    """Whether some share is neither covered nor backed up."""
+    if memo is not None and memo.owners_are_keys:
+        # covered and backups are keyed by owners, all of them keys of shares.
+        both = sum(1 for o in result.backups if o in result.covered)
+        return len(result.covered) + len(result.backups) - both < len(shares)
+    return any(o not in result.covered and o not in result.backups for o in shares)
+
+
 def _until_speculation(
-    result: CollectedSplit, shares: dict[int, Share], start: float, now: float
+    result: CollectedSplit,
+    shares: dict[int, Share],
+    start: float,
+    now: float,
+    memo: _Speculation | None = None,
 ) -> float:
     """Seconds until a late share may be backed up (inf: none to, or too few in).
 
@@ -300,11 +363,15 @@ def _until_speculation(
     and at least ``SPECULATION_MARGIN`` after it; ``start`` and ``now`` are
     readings of the round's clock.
     """
-    waiting = [o for o in shares if o not in result.covered and o not in result.backups]
     rank = max(1, math.ceil(SPECULATION_QUANTILE * len(shares)))
-    if not waiting or len(result.own_arrival) < rank:
+    if len(result.own_arrival) < rank or not _waiting(result, shares, memo):
         return math.inf
-    typical = sorted(result.own_arrival.values())[rank - 1]
+    if memo is not None and memo.typical_at == len(result.own_arrival):
+        typical = memo.typical
+    else:
+        typical = sorted(result.own_arrival.values())[rank - 1]
+        if memo is not None:
+            memo.typical_at, memo.typical = len(result.own_arrival), typical
     trigger = max(SPECULATION_MULTIPLIER * typical, typical + SPECULATION_MARGIN)
     return max(0.0, start + trigger - now)
 
@@ -316,10 +383,16 @@ def _speculate(
     code: GradientCode,
     start: float,
     now: float,
+    memo: _Speculation | None = None,
 ) -> None:
     """Back up the shares whose worker failed, or is late past the trigger."""
     failed = result.failed
-    due = _until_speculation(result, shares, start, now) <= 0
+    due = _until_speculation(result, shares, start, now, memo) <= 0
+    if not due and not any(
+        o in shares and o not in result.covered and o not in result.backups
+        for o in failed
+    ):
+        return  # nothing to back up: no share is late, none failed
     busy = {w for w, _ in result.pending.values()}
     # Idle workers, fastest first; a failed worker's rows may also queue
     # behind a busy worker's task (nobody may be idle yet).
@@ -327,6 +400,10 @@ def _speculate(
         (w for w in result.arrived if w not in failed and w not in busy),
         key=lambda w: result.arrived[w],
     )
+    seen = (due, tuple(candidates), frozenset(failed))
+    if memo is not None and memo.tried == seen:
+        return  # the same pass as the last, which found no backup
+    started = False
     for owner, late in shares.items():
         if owner in result.covered or owner in result.backups:
             continue
@@ -340,8 +417,11 @@ def _speculate(
         backups = backup_shares(code, late, pool)
         if not backups:
             continue
+        started = True
         result.backups[owner] = list(backups)
         for backup_worker, share in backups.items():
             start_share(backup_worker, share)
         # Spread the next backups over the other candidates first.
         candidates = [w for w in candidates if w not in backups] + list(backups)
+    if memo is not None:
+        memo.tried = None if started else seen
