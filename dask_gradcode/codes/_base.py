@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypedDict
 
@@ -311,19 +311,23 @@ class GradientCode:
         self._cache_size = check_positive_int(cache_size, "cache_size")
         self._cache: OrderedDict[frozenset[int], Decoder] = OrderedDict()
         self._cache_lock = threading.Lock()
+        self._worker_ids = frozenset(range(self.n_workers))
         if verify:
             self._verify()
 
     def __getstate__(self) -> dict[str, object]:
-        # Codes travel to workers: ship the construction, not the lock or cache.
+        # Codes travel to workers: ship the construction, not the lock, the
+        # cache or the id set (rebuilt on arrival).
         state = self.__dict__.copy()
         del state["_cache_lock"]
+        state.pop("_worker_ids", None)
         state["_cache"] = OrderedDict()
         return state
 
     def __setstate__(self, state: dict[str, object]) -> None:
         self.__dict__.update(state)
         self._cache_lock = threading.Lock()
+        self._worker_ids = frozenset(range(self.n_workers))
 
     # ------------------------------------------------------- shape (abstract)
     @property
@@ -640,6 +644,19 @@ class GradientCode:
         """Structural decodability (exact arithmetic)."""
         return len(responders) >= self.n_workers - self.n_stragglers
 
+    def _decodable_count(self) -> int | None:
+        """``c`` when :meth:`_is_decodable` is exactly ``len(responders) >= c``.
+
+        ``None`` when the rule looks at which workers answered, not only how
+        many.  A grouped code counts each group's responders against it
+        instead of asking each group.  The default rule is a count; a scheme
+        that overrides :meth:`_is_decodable` is ``None`` unless it overrides
+        this too.
+        """
+        if type(self)._is_decodable is GradientCode._is_decodable:
+            return self.n_workers - self.n_stragglers
+        return None
+
     def _why_not_decodable(self, responders: frozenset[int]) -> str:
         needed = self.n_workers - self.n_stragglers
         return f"{len(responders)} answered but any {needed} are needed"
@@ -707,7 +724,27 @@ class GradientCode:
         return int(worker)
 
     def _check_responders(self, responders: Iterable[int]) -> frozenset[int]:
-        responder_set = frozenset(self._check_worker(w) for w in responders)
+        # A scheduler asks after every arrival with all the replies so far, so
+        # this runs n times a round on up to n ids.  Distinct Python ints in
+        # range (the scheduler's case) are checked by C-level passes over the
+        # set; anything else (numpy integers, bools, bad ids) takes the per-id
+        # path, which converts what it accepts and names the first bad id.
+        items = responders if isinstance(responders, Collection) else tuple(responders)
+        try:
+            fast: frozenset[int] | None = frozenset(items)
+        except TypeError:  # an unhashable id: the per-id path says which
+            fast = None
+        if (
+            fast is not None
+            # A repeat may hide a bad id behind an equal good one (0, False).
+            and len(fast) == len(items)
+            and fast <= self._worker_ids
+            # Equal to ids in range is not enough: True == 1 and 1.0 == 1.
+            and list(map(type, fast)).count(int) == len(fast)
+        ):
+            responder_set = fast
+        else:
+            responder_set = frozenset(self._check_worker(w) for w in items)
         if not responder_set:
             raise NotDecodableError("no worker has answered: nothing to decode")
         return responder_set

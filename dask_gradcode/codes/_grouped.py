@@ -90,6 +90,14 @@ class GroupedCode(GradientCode):
             [g.share * g.code.partition_fractions for g in groups]
         )
         self._fractions.setflags(write=False)
+        # Responders each group needs, when every group's rule is a count
+        # (at least one: a group nobody answered never decodes): then
+        # decodability is a count per group, not a question to each group.
+        counts = [g.code._decodable_count() for g in groups]
+        self._needed: np.ndarray | None = None
+        if all(count is not None for count in counts):
+            self._needed = np.maximum([int(c) for c in counts if c is not None], 1)
+        self._needed_total = 0 if self._needed is None else int(self._needed.sum())
         tolerance = min(g.code.n_stragglers for g in groups)
         self._init_contract(n_stragglers=tolerance, **options)
 
@@ -173,6 +181,14 @@ class GroupedCode(GradientCode):
         return local
 
     def _is_decodable(self, responders: frozenset[int]) -> bool:
+        if self._needed is not None:
+            # Asked after every arrival: too few responders in all is a no
+            # without looking; otherwise one bincount over the group ids.
+            if len(responders) < self._needed_total:
+                return False
+            ids = np.fromiter(responders, dtype=np.intp, count=len(responders))
+            answered = np.bincount(self._group_of[ids], minlength=len(self._groups))
+            return bool((answered >= self._needed).all())
         return all(
             bool(local) and group.code._is_decodable(frozenset(local))
             for group, local in zip(self._groups, self._split(responders), strict=True)

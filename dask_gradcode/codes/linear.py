@@ -187,6 +187,10 @@ class GeneratorGroup(DenseCode):
         block = self._generator[:, sorted(responders)]
         return int(np.linalg.matrix_rank(block, tol=self._rank_tol)) == m
 
+    def _decodable_count(self) -> int | None:
+        """``m`` when any ``m`` columns have full rank; otherwise a rank test."""
+        return self.comm_reduction if self._mds else None
+
     def _why_not_decodable(self, responders: frozenset[int]) -> str:
         return (
             f"the responders' columns of the generator must have rank "

@@ -14,7 +14,10 @@ from hypothesis import strategies as st
 
 from dask_gradcode.codes import (
     SCHEMES,
+    FractionalRepetitionCode,
+    GeneratorGroup,
     GradientCode,
+    GroupedCode,
     InaccurateDecodeError,
     NotDecodableError,
     SampledCertificationWarning,
@@ -752,3 +755,131 @@ def test_the_codes_import_no_dask():
         [sys.executable, "-c", probe], capture_output=True, text=True, check=False
     )
     assert out.stdout.strip() == "False", out.stderr
+
+
+# ------------------------------------------------- decodability: fast == plain
+def _plain_responders(code, responders):
+    """The per-id check every code ran before its fast path."""
+    ids = frozenset(code._check_worker(w) for w in responders)
+    if not ids:
+        raise NotDecodableError("no worker has answered: nothing to decode")
+    return ids
+
+
+def _plain_structural(code, ids):
+    """Structural decodability, the way each scheme asked it one id at a time."""
+    if isinstance(code, FractionalRepetitionCode):
+        size = code.n_stragglers + 1
+        return {w // size for w in ids} == set(range(code.n_workers // size))
+    if isinstance(code, GroupedCode):
+        local = [[] for _ in code.groups]
+        for w in sorted(ids):
+            group = code._group_of[w]
+            local[group].append(w - code.groups[group][0])
+        return all(
+            bool(members) and group.code._is_decodable(frozenset(members))
+            for group, members in zip(code._groups, local, strict=True)
+        )
+    if isinstance(code, GeneratorGroup):
+        return code._is_decodable(ids)
+    return len(ids) >= code.n_workers - code.n_stragglers
+
+
+def _plain_is_decodable(code, responders, check_accuracy=True):
+    ids = _plain_responders(code, responders)
+    if not _plain_structural(code, ids):
+        return False
+    if not check_accuracy or code.approximate_scheme:
+        return True
+    return code._cached_decoder(ids).exact
+
+
+def _outcome(call):
+    try:
+        return ("value", call())
+    except (TypeError, ValueError) as error:
+        return (type(error), str(error))
+
+
+_FAST_CODES = {}
+
+
+def _fast_code(scheme, n, s, m):
+    key = (scheme, n, s, m)
+    if key not in _FAST_CODES:
+        if scheme == "linear":
+            # A non-MDS generator: its groups keep the rank test.
+            generator = np.array([[1.0, 1.0, 0.0, 1.0], [0.0, 0.0, 1.0, 1.0]])
+            _FAST_CODES[key] = make_code("linear", n, None, generator=generator)
+        else:
+            _FAST_CODES[key] = make_code(scheme, n, s, m, random_state=0)
+    return _FAST_CODES[key]
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    scheme=st.sampled_from(
+        [
+            "uncoded",
+            "ignore-stragglers",
+            "fractional-repetition",
+            "cyclic-repetition",
+            "gaussian-mds",
+            "linear",
+        ]
+    ),
+    n=st.integers(4, 40),
+    s=st.integers(0, 8),
+    m=st.integers(1, 3),
+    data=st.data(),
+)
+def test_fast_decodability_answers_as_the_plain_checks(scheme, n, s, m, data):
+    """The counting checks and the fast id check give the plain answers."""
+    if scheme == "uncoded":
+        s, m = 0, 1
+    elif scheme in ("ignore-stragglers", "cyclic-repetition"):
+        s, m = min(s, n - 1), 1
+    elif scheme == "fractional-repetition":
+        m, s = 1, min(s, n - 1)
+        while n % (s + 1):
+            s -= 1
+    elif scheme == "gaussian-mds":
+        m = min(m, n - 1)
+        s = min(s, n - m)
+    code = _fast_code(scheme, n, s, m)
+    order = data.draw(st.permutations(range(n)))
+    replies = {}
+    for worker in order[: data.draw(st.integers(1, n))]:
+        replies[worker] = None  # as a scheduler's reply dict grows
+        for accuracy in (True, False):
+            fast = _outcome(
+                lambda a=accuracy: code.is_decodable(replies, check_accuracy=a)
+            )
+            plain = _outcome(lambda a=accuracy: _plain_is_decodable(code, replies, a))
+            assert fast == plain
+    odd = data.draw(
+        st.lists(
+            st.one_of(
+                st.integers(-2, n + 1),
+                st.sampled_from([True, False, 1.0, np.int64(1), np.int32(0), "0"]),
+            ),
+            max_size=6,
+        )
+    )
+    for responders in (odd, [*replies, *odd], iter(odd), tuple(odd)):
+        items = list(responders) if not isinstance(responders, list) else responders
+        fast = _outcome(lambda r=items: code.is_decodable(iter(r)))
+        plain = _outcome(lambda r=items: _plain_is_decodable(code, r))
+        assert fast == plain
+    assert _outcome(lambda: code.is_decodable([[0]])) == _outcome(
+        lambda: _plain_is_decodable(code, [[0]])
+    )
+
+
+def test_the_worker_id_set_is_rebuilt_after_pickling():
+    code = make_code("gaussian-mds", 12, 2, 2, random_state=0)
+    clone = pickle.loads(pickle.dumps(code))
+    assert "_worker_ids" not in code.__getstate__()
+    assert clone.is_decodable(range(12))
+    with pytest.raises(ValueError, match="does not exist"):
+        clone.is_decodable([12])
