@@ -15,6 +15,7 @@ from dask_gradcode.scheduler.plans import (
     RoundTiming,
     StaticPolicy,
     TaskTiming,
+    worker_rows,
 )
 from dask_gradcode.scheduler.protocol import Reply
 from dask_gradcode.scheduler.rounds import Collected, CollectedSplit
@@ -40,9 +41,14 @@ def coded_timing(
     if isinstance(policy, StaticPolicy):
         return RoundTiming("coded", wall, {})  # nothing to learn
     tasks = {}
+    # From the code's cached placement: summing each worker's partitions
+    # here would be n * d lookups a round.
+    rows = worker_rows(code, partition_rows)
     for worker in usable:
+        if not (type(worker) is int and 0 <= worker < code.n_workers):
+            code.partitions(worker)  # the code's own check of the id
         tasks[physical[worker]] = TaskTiming(
-            rows=int(sum(partition_rows[j] for j in code.partitions(worker))),
+            rows=int(rows[worker]),
             work_seconds=work_seconds(collected.replies.get(worker)),
             arrival=collected.arrived.get(worker),
         )

@@ -31,10 +31,14 @@ from __future__ import annotations
 
 import math
 import statistics
+import threading
+import weakref
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
+
+import numpy as np
 
 from dask_gradcode.codes import GradientCode
 from dask_gradcode.scheduler.protocol import Slice
@@ -52,6 +56,7 @@ __all__ = [
     "backup_shares",
     "make_policy",
     "split_shares",
+    "worker_rows",
 ]
 
 #: A share is backed up once it is this many times later than the arrival of
@@ -144,9 +149,158 @@ class Policy(Protocol):
         ...
 
 
+class _CodeIndex:
+    """Who holds what in one code, looked up once per code instead of per round.
+
+    A round at ``n`` workers asks for every worker's partitions (``n * d``
+    ids); a code never changes its placement, so the answers are kept here,
+    with each usable set's holders of every partition, as numpy arrays.
+    """
+
+    def __init__(self, code: GradientCode) -> None:
+        n, k = code.n_workers, code.n_partitions
+        self.n_workers, self.n_partitions = n, k
+        self.parts = [list(code.partitions(w)) for w in range(n)]
+        self.lengths = np.array([len(p) for p in self.parts], dtype=np.intp)
+        flat = [j for parts in self.parts for j in parts]
+        self.flat = np.array(flat, dtype=np.intp)
+        self.flat_worker = np.repeat(np.arange(n, dtype=np.intp), self.lengths)
+        # Index of each partition in its worker's list: the last one for a
+        # split share, the first one for a backup (as ``list.index``), which
+        # differ only for a worker listing a partition twice.
+        last: list[dict[int, int]] = []
+        first: list[dict[int, int]] = []
+        for parts in self.parts:
+            last.append({j: b for b, j in enumerate(parts)})
+            seen: dict[int, int] = {}
+            for b, j in enumerate(parts):
+                seen.setdefault(j, b)
+            first.append(seen)
+        self.first_block = first
+        self.flat_last_block = np.array(
+            [last[w][j] for w, parts in enumerate(self.parts) for j in parts],
+            dtype=np.intp,
+        )
+        # Every worker's partitions padded with ``k`` (a partition of no
+        # rows), so a worker's rows are one gather and one row sum.
+        width = int(self.lengths.max(initial=0))
+        self.padded = np.full((n, max(width, 1)), k, dtype=np.intp)
+        columns = np.arange(len(flat)) - np.repeat(
+            np.cumsum(self.lengths) - self.lengths, self.lengths
+        )
+        self.padded[self.flat_worker, columns] = self.flat
+        self.all_holders = self._holding(tuple(range(n)))
+        self._holdings: dict[tuple[int, ...], _Holding] = {}
+        self._rows: tuple[tuple[int, ...], np.ndarray] | None = None
+
+    def holding(self, usable: tuple[int, ...]) -> _Holding:
+        """The holders of every partition among ``usable`` (cached per set)."""
+        holding = self._holdings.get(usable)
+        if holding is None:
+            holding = self._holding(usable)
+            if len(self._holdings) >= _HOLDINGS_KEPT:
+                self._holdings.pop(next(iter(self._holdings)))
+            self._holdings[usable] = holding
+        return holding
+
+    def _holding(self, usable: tuple[int, ...]) -> _Holding:
+        workers = np.array(usable, dtype=np.intp)
+        starts = np.cumsum(self.lengths) - self.lengths
+        take = (
+            np.concatenate(
+                [np.arange(starts[w], starts[w] + self.lengths[w]) for w in workers]
+            )
+            if len(workers)
+            else np.zeros(0, dtype=np.intp)
+        ).astype(np.intp)
+        partition = self.flat[take]
+        # Stable: within a partition, holders stay in the order of ``usable``
+        # (and of each worker's list), the order a Python loop appends them.
+        order = np.argsort(partition, kind="stable")
+        partition = partition[order]
+        owner = self.flat_worker[take][order]
+        block = self.flat_last_block[take][order]
+        size = max(self.n_partitions, int(partition.max(initial=-1)) + 1)
+        counts = np.bincount(partition, minlength=size)
+        position = np.arange(len(partition)) - np.repeat(
+            np.cumsum(counts) - counts, counts
+        )
+        width = max(1, int(counts.max(initial=0)))
+        owners = np.full((size, width), -1, dtype=np.intp)
+        blocks = np.zeros((size, width), dtype=np.intp)
+        owners[partition, position] = owner
+        blocks[partition, position] = block
+        return _Holding(usable, owners, blocks, counts)
+
+    def worker_rows(self, partition_rows: Sequence[int]) -> np.ndarray | None:
+        """Rows of every worker's partitions; ``None`` unless the rows are ints."""
+        rows = np.asarray(partition_rows)
+        if rows.dtype.kind not in "iu" or rows.shape != (self.n_partitions,):
+            return None
+        key = tuple(rows.tolist())
+        if self._rows is None or self._rows[0] != key:
+            extended = np.append(rows.astype(np.int64), 0)
+            self._rows = (key, extended[self.padded].sum(axis=1))
+        return self._rows[1]
+
+
+@dataclass(frozen=True, eq=False)
+class _Holding:
+    """The usable holders of every partition: row ``j`` lists partition ``j``'s.
+
+    ``owners[j, :counts[j]]`` are code workers in the order of ``usable``
+    (``-1`` pads), ``blocks`` the partition's index in each one's shard.
+    """
+
+    usable: tuple[int, ...]
+    owners: np.ndarray
+    blocks: np.ndarray
+    counts: np.ndarray
+    last: dict[tuple[object, ...], dict[int, Share]] = field(default_factory=dict)
+
+
+#: Usable sets whose holders are kept per code (a run sees few: the usable
+#: set changes only when a worker is lost or joins).
+_HOLDINGS_KEPT = 8
+
+_INDEXES: weakref.WeakKeyDictionary[GradientCode, _CodeIndex] = (
+    weakref.WeakKeyDictionary()
+)
+_INDEXES_LOCK = threading.Lock()
+
+
+def _index(code: GradientCode) -> _CodeIndex:
+    """The code's :class:`_CodeIndex`, built on first use."""
+    with _INDEXES_LOCK:
+        index = _INDEXES.get(code)
+        if index is None:
+            index = _INDEXES[code] = _CodeIndex(code)
+        return index
+
+
+def _usable_tuple(code: GradientCode, usable: Sequence[int]) -> tuple[int, ...]:
+    """``usable`` without repeats, in order, as Python ints.
+
+    An id that is not a Python int in range goes through the code's own check
+    (:meth:`~dask_gradcode.codes.GradientCode.partitions`), which raises for
+    one the code refuses, as the per-worker lookups always did.
+    """
+    n = code.n_workers
+    workers = []
+    for worker in dict.fromkeys(usable):
+        if not (type(worker) is int and 0 <= worker < n):
+            code.partitions(worker)
+            worker = int(worker)
+        workers.append(worker)
+    return tuple(dict.fromkeys(workers))
+
+
 def holders(code: GradientCode, usable: Sequence[int]) -> dict[int, list[int]]:
     """Usable code workers holding each partition (in worker order)."""
-    return _held_by({worker: code.partitions(worker) for worker in usable})
+    index = _index(code)
+    return _held_by(
+        {worker: list(index.parts[worker]) for worker in _usable_tuple(code, usable)}
+    )
 
 
 def _held_by(placement: dict[int, list[int]]) -> dict[int, list[int]]:
@@ -160,8 +314,24 @@ def _held_by(placement: dict[int, list[int]]) -> dict[int, list[int]]:
 
 def splittable(code: GradientCode, usable: Sequence[int]) -> bool:
     """Whether a split round could cover every partition and back any of it up."""
-    held = holders(code, usable)
-    return len(held) == code.n_partitions and all(len(h) > 1 for h in held.values())
+    counts = _index(code).holding(_usable_tuple(code, usable)).counts
+    present = counts[counts > 0]
+    return len(present) == code.n_partitions and bool((present > 1).all())
+
+
+def worker_rows(code: GradientCode, partition_rows: Sequence[int]) -> list[int]:
+    """Rows each code worker computes in a coded round (all its partitions).
+
+    ``sum(partition_rows[j] for j in code.partitions(w))`` for every worker,
+    gathered from the code's cached placement.
+    """
+    rows = _index(code).worker_rows(partition_rows)
+    if rows is None:  # not integers: the sums as Python adds them
+        return [
+            sum(partition_rows[j] for j in code.partitions(w))
+            for w in range(code.n_workers)
+        ]
+    return rows.tolist()
 
 
 def split_shares(
@@ -194,19 +364,43 @@ def split_shares(
     ValueError
         If a partition has no usable holder.
     """
-    placement = {worker: code.partitions(worker) for worker in usable}
-    held = _held_by(placement)
-    missing = [j for j in range(code.n_partitions) if j not in held]
+    workers = _usable_tuple(code, usable)
+    index = _index(code)
+    holding = index.holding(workers)
+    missing = np.flatnonzero(holding.counts[: code.n_partitions] == 0).tolist()
     if missing:
         raise ValueError(f"partitions {missing} have no usable holder")
-    # Block index of each partition in each worker's shard, looked up once.
+    speeds = speeds or {}
+    weights = [max(speeds.get(w, 1.0), 0.0) for w in workers]
+    if not all(type(x) is float and math.isfinite(x) for x in weights):
+        # Infinite, NaN or non-float speeds: the plain loop's own arithmetic.
+        return _split_loop(index, workers, partition_rows, speeds)
+    rows = [int(partition_rows[j]) for j in range(len(holding.counts))]
+    # The same plan is asked for round after round (equal shares, or speeds
+    # that have not changed): the last answer is kept per usable set.
+    key = (tuple(rows), tuple(weights))
+    cached = holding.last.get(key)
+    if cached is None:
+        cached = _split(holding, rows, weights)
+        holding.last.clear()
+        holding.last[key] = cached
+    return dict(cached)
+
+
+def _split_loop(
+    index: _CodeIndex,
+    workers: tuple[int, ...],
+    partition_rows: Sequence[int],
+    speeds: dict[int, float],
+) -> dict[int, Share]:
+    """:func:`split_shares` one partition and holder at a time, in Python numbers."""
+    placement = {worker: index.parts[worker] for worker in workers}
+    held = _held_by(placement)
     block_of = {
         worker: {partition: block for block, partition in enumerate(partitions)}
         for worker, partitions in placement.items()
     }
-    speeds = speeds or {}
-    slices: dict[int, list[Slice]] = {w: [] for w in usable}
-    # Plain Python: this loop runs n * d times, on lists of d numbers.
+    slices: dict[int, list[Slice]] = {w: [] for w in workers}
     for partition in sorted(held):
         owners = held[partition]
         weights = [max(speeds.get(w, 1.0), 0.0) for w in owners]
@@ -229,6 +423,83 @@ def split_shares(
     }
 
 
+def _split(
+    holding: _Holding, rows: list[int], weights: list[float]
+) -> dict[int, Share]:
+    """:func:`split_shares` for checked inputs, vectorised over the partitions.
+
+    Does in numpy what a loop over partitions and their holders does in
+    Python floats, step by step: each holder's weight, their sum (Python's
+    ``sum``, whose rounding numpy's pairwise sums do not reproduce), the
+    running sum along the holders (``cumsum`` adds in order, as the loop
+    does), and the boundaries ``min(rows, round(cumulative / total * rows))``
+    (``rint`` rounds half to even, as ``round`` does).
+    """
+    owners, counts = holding.owners, holding.counts
+    held = owners >= 0
+    position_of = {w: i for i, w in enumerate(holding.usable)}
+    weight_of = np.array(weights, dtype=np.float64)
+    local = np.zeros(owners.shape, dtype=np.intp)
+    if held.any():
+        lookup = np.full(int(owners.max()) + 1, 0, dtype=np.intp)
+        for worker, i in position_of.items():
+            lookup[worker] = i
+        local[held] = lookup[owners[held]]
+    matrix = np.where(held, weight_of[local], 0.0)
+    totals = np.array(
+        [sum(row[:c]) for row, c in zip(matrix.tolist(), counts.tolist(), strict=True)]
+    )
+    equal = ~(totals > 0)  # no speed known: equal shares
+    if equal.any():
+        matrix[equal] = held[equal].astype(np.float64)
+        totals[equal] = counts[equal]
+    cumulative = np.cumsum(matrix, axis=1)
+    n_rows = np.array(rows, dtype=np.int64)[:, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        hi = np.minimum(n_rows, np.rint(cumulative / totals[:, None] * n_rows))
+    hi = np.where(held, hi, 0).astype(np.int64)
+    last = np.maximum(counts - 1, 0)
+    hi[np.arange(len(counts)), last] = n_rows[:, 0]
+    lo = np.zeros_like(hi)
+    lo[:, 1:] = hi[:, :-1]
+    keep = held & (hi > lo)
+    if not keep.any():
+        return {}  # no rows at all
+    # Partition-major order, then grouped by worker (stable): each worker's
+    # slices come in increasing partition order, as the loop appends them.
+    owner = owners[keep]
+    order = np.argsort(owner, kind="stable")
+    owner = owner[order]
+    los, his = lo[keep][order], hi[keep][order]
+    slices = list(
+        zip(
+            holding.blocks[keep][order].tolist(),
+            los.tolist(),
+            his.tolist(),
+            strict=True,
+        )
+    )
+    starts = np.concatenate([[0], np.flatnonzero(np.diff(owner)) + 1])
+    ends = [*starts[1:].tolist(), len(owner)]
+    segments = {
+        worker: (a, b, total)
+        for worker, a, b, total in zip(
+            owner[starts].tolist(),
+            starts.tolist(),
+            ends,
+            np.add.reduceat(his - los, starts).tolist(),
+            strict=True,
+        )
+    }
+    shares = {}
+    for worker in holding.usable:
+        segment = segments.get(worker)
+        if segment is not None:
+            a, b, total = segment
+            shares[worker] = Share(worker, tuple(slices[a:b]), total)
+    return shares
+
+
 def backup_shares(
     code: GradientCode,
     late: Share,
@@ -239,6 +510,46 @@ def backup_shares(
     Candidates are tried in order (fastest first); a slice goes to the first
     one that holds its partition.  Empty when some slice has no candidate.
     """
+    n = code.n_workers
+    valid = type(late.owner) is int and 0 <= late.owner < n
+    if not (valid and all(type(c) is int and 0 <= c < n for c in candidates)):
+        return _backup_shares_checked(code, late, candidates)
+    index = _index(code)
+    owner_partitions = index.parts[late.owner]
+    partitions = [owner_partitions[block] for block, _, _ in late.slices]
+    if not partitions:
+        return {}
+    # The first candidate (in order) holding each slice's partition: the
+    # holder of least rank, ranks being positions in ``candidates``.
+    rank = np.full(n + 1, len(candidates), dtype=np.intp)
+    for position, candidate in reversed(list(enumerate(candidates))):
+        rank[candidate] = position
+    all_holders = index.all_holders
+    wanted = np.array(partitions, dtype=np.intp)
+    if wanted.max() >= all_holders.owners.shape[0] or wanted.min() < 0:
+        return _backup_shares_checked(code, late, candidates)
+    holder_rows = all_holders.owners[wanted]  # -1 pads rank n: never first
+    ranks = rank[holder_rows]
+    best = ranks.min(axis=1)
+    if (best >= len(candidates)).any():
+        return {}  # nobody else holds it: no backup possible
+    chosen = [candidates[r] for r in best.tolist()]
+    assigned: dict[int, list[Slice]] = {}
+    for (_, lo, hi), partition, candidate in zip(
+        late.slices, partitions, chosen, strict=True
+    ):
+        block = index.first_block[candidate][partition]
+        assigned.setdefault(candidate, []).append((block, lo, hi))
+    return {
+        worker: Share(late.owner, tuple(parts), sum(hi - lo for _, lo, hi in parts))
+        for worker, parts in assigned.items()
+    }
+
+
+def _backup_shares_checked(
+    code: GradientCode, late: Share, candidates: Sequence[int]
+) -> dict[int, Share]:
+    """:func:`backup_shares` through the code's own lookups (they check the ids)."""
     owner_partitions = code.partitions(late.owner)
     assigned: dict[int, list[Slice]] = {}
     for block, lo, hi in late.slices:
@@ -392,8 +703,7 @@ class AdaptivePolicy:
 
     def speeds(self, physical: Sequence[int]) -> dict[int, float]:
         """Rows per second of each code worker (the median worker's when unknown)."""
-        per_row = self._per_row(physical)
-        return {w: 1.0 / s if s > 0 else 1.0 for w, s in enumerate(per_row)}
+        return _speeds_of(self._per_row(physical))
 
     def _per_row(self, physical: Sequence[int]) -> list[float]:
         measured = {
@@ -413,12 +723,25 @@ class AdaptivePolicy:
         shares: dict[int, Share],
     ) -> dict[str, float]:
         """Round time of each plan predicted from the speeds (no stragglers)."""
-        per_row = self._per_row(physical)
-        overhead = statistics.median(self.overheads) if self.overheads else 0.0
-        coded = sorted(
-            overhead + per_row[w] * sum(partition_rows[j] for j in code.partitions(w))
-            for w in usable
+        return self._predict(
+            code, usable, partition_rows, self._per_row(physical), shares
         )
+
+    def _predict(
+        self,
+        code: GradientCode,
+        usable: Sequence[int],
+        partition_rows: Sequence[int],
+        per_row: list[float],
+        shares: dict[int, Share],
+    ) -> dict[str, float]:
+        """:meth:`predict` from the seconds per row of each code worker."""
+        overhead = statistics.median(self.overheads) if self.overheads else 0.0
+        _usable_tuple(code, usable)  # the code's checks of the ids
+        # Each worker's rows come from the code's cached placement: summing
+        # them worker by worker is n * d lookups a round.
+        rows = worker_rows(code, partition_rows)
+        coded = sorted(overhead + per_row[w] * rows[w] for w in usable)
         needed = code.n_workers - code.n_stragglers
         split = max(
             (overhead + per_row[w] * share.rows for w, share in shares.items()),
@@ -440,8 +763,11 @@ class AdaptivePolicy:
         self.rounds += 1
         if not splittable(code, usable):
             return Plan("coded")
-        shares = split_shares(code, partition_rows, usable, self.speeds(physical))
-        predicted = self.predict(code, usable, partition_rows, physical, shares)
+        # The medians of every worker's samples, once for the shares and the
+        # prediction alike.
+        per_row = self._per_row(physical)
+        shares = split_shares(code, partition_rows, usable, _speeds_of(per_row))
+        predicted = self._predict(code, usable, partition_rows, per_row, shares)
         informed = bool(self.overheads) and all(
             self.seconds_per_row.get(physical[w]) for w in usable
         )
@@ -468,6 +794,11 @@ class AdaptivePolicy:
         if best == "coded":
             return Plan("coded")
         return Plan("split", shares)
+
+
+def _speeds_of(per_row: list[float]) -> dict[int, float]:
+    """Rows per second from seconds per row (1.0 where none is measured)."""
+    return {w: 1.0 / s if s > 0 else 1.0 for w, s in enumerate(per_row)}
 
 
 #: Policy names accepted by ``CodedGradient(policy=...)``.

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import math
+import statistics
+from collections import deque
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -11,13 +15,16 @@ from dask_gradcode.codes import make_code
 from dask_gradcode.scheduler.plans import (
     AdaptivePolicy,
     RoundTiming,
+    Share,
     SpeculativePolicy,
     StaticPolicy,
     TaskTiming,
     backup_shares,
+    holders,
     make_policy,
     split_shares,
     splittable,
+    worker_rows,
 )
 
 SCHEMES = ("gaussian-mds", "cyclic-repetition", "fractional-repetition")
@@ -286,3 +293,203 @@ def test_an_unbalanced_first_split_does_not_count_against_the_balanced_one():
     assert walls[0] > 0.11  # the equal split waited for the slow workers
     assert plans.count("coded") == 0
     assert max(walls[1:]) < 0.07  # balanced: 27000 rows over 7.5 fast workers
+
+
+# ------------------------------------- vectorised plans == the plain loops
+def plain_held_by(code, usable):
+    held = {}
+    for worker in dict.fromkeys(usable):
+        for partition in code.partitions(worker):
+            held.setdefault(partition, []).append(worker)
+    return held
+
+
+def plain_split_shares(code, partition_rows, usable, speeds=None):
+    """``split_shares`` as one Python loop over partitions and holders."""
+    placement = {worker: code.partitions(worker) for worker in usable}
+    held = plain_held_by(code, usable)
+    missing = [j for j in range(code.n_partitions) if j not in held]
+    if missing:
+        raise ValueError(f"partitions {missing} have no usable holder")
+    block_of = {
+        worker: {partition: block for block, partition in enumerate(partitions)}
+        for worker, partitions in placement.items()
+    }
+    speeds = speeds or {}
+    slices = {w: [] for w in usable}
+    for partition in sorted(held):
+        owners = held[partition]
+        weights = [max(speeds.get(w, 1.0), 0.0) for w in owners]
+        total = sum(weights)
+        if not total > 0:
+            weights, total = [1.0] * len(owners), float(len(owners))
+        n_rows = int(partition_rows[partition])
+        lo, cumulative = 0, 0.0
+        for position, (worker, weight) in enumerate(zip(owners, weights, strict=True)):
+            cumulative += weight
+            last = position == len(owners) - 1
+            hi = n_rows if last else min(n_rows, round(cumulative / total * n_rows))
+            if hi > lo:
+                slices[worker].append((block_of[worker][partition], lo, hi))
+                lo = hi
+    return {
+        worker: Share(worker, tuple(parts), sum(hi - lo for _, lo, hi in parts))
+        for worker, parts in slices.items()
+        if parts
+    }
+
+
+def plain_backup_shares(code, late, candidates):
+    owner_partitions = code.partitions(late.owner)
+    assigned = {}
+    for block, lo, hi in late.slices:
+        partition = owner_partitions[block]
+        for candidate in candidates:
+            held = code.partitions(candidate)
+            if partition in held:
+                assigned.setdefault(candidate, []).append(
+                    (held.index(partition), lo, hi)
+                )
+                break
+        else:
+            return {}
+    return {
+        worker: Share(late.owner, tuple(parts), sum(hi - lo for _, lo, hi in parts))
+        for worker, parts in assigned.items()
+    }
+
+
+def plain_predicted_coded(policy, code, usable, partition_rows, physical):
+    per_row = policy._per_row(physical)
+    overhead = statistics.median(policy.overheads) if policy.overheads else 0.0
+    coded = sorted(
+        overhead + per_row[w] * sum(partition_rows[j] for j in code.partitions(w))
+        for w in usable
+    )
+    needed = code.n_workers - code.n_stragglers
+    return coded[needed - 1] if needed <= len(coded) else math.inf
+
+
+def outcome(call):
+    try:
+        return ("value", call())
+    except (TypeError, ValueError) as error:
+        return (type(error), str(error))
+
+
+PLAIN_CODES = {}
+
+
+def plain_code(scheme, n, s, m):
+    if (scheme, n, s, m) not in PLAIN_CODES:
+        PLAIN_CODES[scheme, n, s, m] = make_code(scheme, n, s, m, random_state=0)
+    return PLAIN_CODES[scheme, n, s, m]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    scheme=st.sampled_from((*SCHEMES, "uncoded")),
+    n=st.integers(2, 30),
+    s=st.integers(0, 8),
+    m=st.integers(1, 3),
+    data=st.data(),
+)
+def test_vectorised_plans_answer_as_the_plain_loops(scheme, n, s, m, data):
+    """Shares, backups, holders and predictions equal the loops', exactly."""
+    if scheme == "uncoded":
+        s, m = 0, 1
+    elif scheme == "gaussian-mds":
+        m = min(m, n - 1)
+        s = min(s, n - m)
+    else:
+        m, s = 1, min(s, n - 1)
+        while scheme == "fractional-repetition" and n % (s + 1):
+            s -= 1
+    code = plain_code(scheme, n, s, m)
+    # Usable sets in any order, with repeats, as a caller may pass them.
+    usable = data.draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=n + 3))
+    rows = data.draw(
+        st.lists(
+            st.integers(0, 700), min_size=code.n_partitions, max_size=code.n_partitions
+        )
+    )
+    speeds = data.draw(
+        st.one_of(
+            st.none(),
+            st.dictionaries(
+                st.integers(0, n - 1),
+                st.one_of(
+                    st.floats(0.0, 50.0),
+                    st.floats(-1.0, 0.0),
+                    st.sampled_from([1.0, 2.0, 0.1, 1e-300]),
+                ),
+            ),
+        )
+    )
+    assert holders(code, usable) == plain_held_by(code, usable)
+    assert list(holders(code, usable)) == list(plain_held_by(code, usable))
+    held = plain_held_by(code, usable)
+    plain_splittable = len(held) == code.n_partitions and all(
+        len(h) > 1 for h in held.values()
+    )
+    assert splittable(code, usable) == plain_splittable
+    for _ in range(2):  # the second answer comes from the cache
+        fast = outcome(lambda: split_shares(code, rows, usable, speeds))
+        plain = outcome(lambda: plain_split_shares(code, rows, usable, speeds))
+        assert fast == plain
+        if fast[0] == "value":
+            assert list(fast[1]) == list(plain[1])
+    assert worker_rows(code, rows) == [
+        sum(rows[j] for j in code.partitions(w)) for w in range(n)
+    ]
+    if fast[0] != "value" or not fast[1]:
+        return
+    late = fast[1][data.draw(st.sampled_from(sorted(fast[1])))]
+    candidates = data.draw(st.lists(st.integers(0, n - 1), max_size=n + 2))
+    backups = backup_shares(code, late, candidates)
+    assert backups == plain_backup_shares(code, late, candidates)
+    assert list(backups) == list(plain_backup_shares(code, late, candidates))
+    policy = AdaptivePolicy()
+    for worker in range(n):
+        if data.draw(st.booleans()):
+            policy.seconds_per_row[worker] = deque(
+                data.draw(st.lists(st.floats(1e-6, 1e-2), min_size=1, max_size=5))
+            )
+    policy.overheads.extend(data.draw(st.lists(st.floats(0.0, 0.1), max_size=4)))
+    physical = list(range(n))
+    predicted = policy.predict(code, usable, rows, physical, fast[1])
+    assert predicted["coded"] == plain_predicted_coded(
+        policy, code, usable, rows, physical
+    )
+
+
+def test_bad_worker_ids_are_refused_as_before():
+    code = make_code("cyclic-repetition", 6, 2, random_state=0)
+    rows = [10] * 6
+    for bad in (6, -1, True, 1.5):
+        for call in (
+            lambda b=bad: split_shares(code, rows, [0, 1, b]),
+            lambda b=bad: holders(code, [b, 0]),
+            lambda b=bad: splittable(code, [b]),
+        ):
+            fast = outcome(call)
+            assert fast[0] in (TypeError, ValueError)
+    late = split_shares(code, rows, range(6))[0]
+    for bad in (6, -1, True, 1.5):
+        assert outcome(lambda b=bad: backup_shares(code, late, [b])) == outcome(
+            lambda b=bad: plain_backup_shares(code, late, [b])
+        )
+    # numpy integers are worker ids, as the codes accept them.
+    assert split_shares(code, rows, np.arange(6)) == split_shares(code, rows, range(6))
+
+
+def test_infinite_or_nan_speeds_take_the_plain_arithmetic():
+    code = make_code("gaussian-mds", 9, 2, 1, random_state=0)
+    rows = [900] * code.n_partitions
+    for speeds in ({0: math.nan}, {1: 0.0, 2: 0.0}, {3: np.float32(2.0)}):
+        assert split_shares(code, rows, range(9), speeds) == plain_split_shares(
+            code, rows, range(9), speeds
+        )
+    assert outcome(lambda: split_shares(code, rows, range(9), {0: math.inf})) == (
+        outcome(lambda: plain_split_shares(code, rows, range(9), {0: math.inf}))
+    )
