@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,6 +94,7 @@ def collect(
         The caller releases ``pending`` once it has decoded.
     """
     result = Collected(pending=dict(handles))
+    waiting = _Workers(result.pending.values())
     started = clock() if started is None else started
     submitted = len(handles)
     # Whether the workers still answering could decode changes only when one
@@ -109,15 +110,17 @@ def collect(
             worker = result.pending.pop(handle, None)
             if worker is None:
                 continue  # released earlier
+            waiting.remove(worker)
             _take(kind, value, worker, result)
             if worker in result.replies:
                 result.arrived[worker] = clock() - started
             if _enough(result, code, approximate, submitted):
                 return result
-        lost = gone(set(result.pending.values()))
+        lost = gone(waiting.set())
         if lost:
             result.lost |= lost
             result.pending = {f: w for f, w in result.pending.items() if w not in lost}
+            waiting = _Workers(result.pending.values())
         # More erasures than the code can lose.  If no worker succeeded yet,
         # wait for the rest: an error every worker raises is a bug to surface,
         # not a failure to re-plan around.
@@ -126,6 +129,38 @@ def collect(
             if hopeless[1] and (result.replies or not result.errors):
                 break
     return result
+
+
+class _Workers:
+    """The workers with a call pending, kept up to date as calls finish.
+
+    The loops hand ``gone`` these workers after every wait; counting calls
+    per worker as they start and finish spares a pass over every pending
+    call each time (``n`` passes of ``n`` a round).
+    """
+
+    __slots__ = ("calls",)
+
+    def __init__(self, workers: Iterable[int] = ()) -> None:
+        self.calls: dict[int, int] = {}
+        for worker in workers:
+            self.add(worker)
+
+    def add(self, worker: int) -> None:
+        """One more call pending on ``worker``."""
+        self.calls[worker] = self.calls.get(worker, 0) + 1
+
+    def remove(self, worker: int) -> None:
+        """One call of ``worker`` finished."""
+        left = self.calls[worker] - 1
+        if left:
+            self.calls[worker] = left
+        else:
+            del self.calls[worker]
+
+    def set(self) -> set[int]:
+        """The workers with a pending call (a new set: the caller's to keep)."""
+        return set(self.calls)
 
 
 def _take(kind: str, value: Any, worker: int, result: Collected) -> None:
@@ -240,10 +275,12 @@ def collect_split(
     """
     result = CollectedSplit()
     start = clock()
+    busy = _Workers()
 
     def start_share(worker: int, share: Share) -> None:
         handle = submit(worker, share)
         result.pending[handle] = (worker, share.owner)
+        busy.add(worker)
         arrivals.add(handle)
 
     for worker, share in shares.items():
@@ -265,16 +302,18 @@ def collect_split(
             entry = result.pending.pop(handle, None)
             if entry is None:
                 continue
+            busy.remove(entry[0])
             _take_share(kind, value, entry, result, clock() - start)
             if len(result.covered) == len(shares):
                 return result
-        lost = gone({w for w, _ in result.pending.values()})
+        lost = gone(busy.set())
         if lost:
             result.lost |= lost
             result.pending = {
                 f: e for f, e in result.pending.items() if e[0] not in lost
             }
-        _speculate(result, shares, start_share, code, start, clock(), memo)
+            busy.calls = {w: c for w, c in busy.calls.items() if w not in lost}
+        _speculate(result, shares, start_share, code, start, clock(), memo, busy)
         if not result.pending:
             break  # nothing left that could cover the rest
     return result
@@ -384,8 +423,13 @@ def _speculate(
     start: float,
     now: float,
     memo: _Speculation | None = None,
+    pending: _Workers | None = None,
 ) -> None:
-    """Back up the shares whose worker failed, or is late past the trigger."""
+    """Back up the shares whose worker failed, or is late past the trigger.
+
+    ``pending``: the workers with a call pending, when the loop keeps them
+    (else read from ``result.pending``).
+    """
     failed = result.failed
     due = _until_speculation(result, shares, start, now, memo) <= 0
     if not due and not any(
@@ -393,7 +437,9 @@ def _speculate(
         for o in failed
     ):
         return  # nothing to back up: no share is late, none failed
-    busy = {w for w, _ in result.pending.values()}
+    busy: Container[int] = (
+        {w for w, _ in result.pending.values()} if pending is None else pending.calls
+    )
     # Idle workers, fastest first; a failed worker's rows may also queue
     # behind a busy worker's task (nobody may be idle yet).
     candidates = sorted(
@@ -421,7 +467,12 @@ def _speculate(
         result.backups[owner] = list(backups)
         for backup_worker, share in backups.items():
             start_share(backup_worker, share)
-        # Spread the next backups over the other candidates first.
-        candidates = [w for w in candidates if w not in backups] + list(backups)
+        # Spread the next backups over the other candidates first: this
+        # backup's workers move to the end (in place: a few removals from a
+        # list of every idle worker, not a rebuild of it per backup).
+        for backup_worker in backups:
+            if backup_worker in candidates:
+                candidates.remove(backup_worker)
+        candidates.extend(backups)
     if memo is not None:
         memo.tried = None if started else seen
