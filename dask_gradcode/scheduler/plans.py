@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import sys
 import threading
 import weakref
 from collections import deque
@@ -437,23 +438,29 @@ def _split(
     """
     owners, counts = holding.owners, holding.counts
     held = owners >= 0
-    position_of = {w: i for i, w in enumerate(holding.usable)}
-    weight_of = np.array(weights, dtype=np.float64)
-    local = np.zeros(owners.shape, dtype=np.intp)
-    if held.any():
-        lookup = np.full(int(owners.max()) + 1, 0, dtype=np.intp)
-        for worker, i in position_of.items():
-            lookup[worker] = i
-        local[held] = lookup[owners[held]]
-    matrix = np.where(held, weight_of[local], 0.0)
-    totals = np.array(
-        [sum(row[:c]) for row, c in zip(matrix.tolist(), counts.tolist(), strict=True)]
-    )
+    workers = np.array(holding.usable, dtype=np.intp)
+    # Each worker's weight, by worker id (``-1`` pads read the extra zero).
+    weight_of = np.zeros(int(workers.max(initial=0)) + 2)
+    weight_of[workers] = weights
+    matrix = weight_of[owners]
+    cumulative = np.cumsum(matrix, axis=1)
+    if sys.version_info < (3, 12):
+        # Python's sum of floats adds in order, as the running sum does
+        # (the zeros padding a row add nothing).
+        totals = cumulative[:, -1].copy()
+    else:
+        # Python's sum of floats is compensated (Neumaier) since 3.12.
+        totals = np.array(
+            [
+                sum(row[:c])
+                for row, c in zip(matrix.tolist(), counts.tolist(), strict=True)
+            ]
+        )
     equal = ~(totals > 0)  # no speed known: equal shares
     if equal.any():
         matrix[equal] = held[equal].astype(np.float64)
         totals[equal] = counts[equal]
-    cumulative = np.cumsum(matrix, axis=1)
+        cumulative[equal] = np.cumsum(matrix[equal], axis=1)
     n_rows = np.array(rows, dtype=np.int64)[:, None]
     with np.errstate(invalid="ignore", divide="ignore"):
         hi = np.minimum(n_rows, np.rint(cumulative / totals[:, None] * n_rows))

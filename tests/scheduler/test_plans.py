@@ -493,3 +493,26 @@ def test_infinite_or_nan_speeds_take_the_plain_arithmetic():
     assert outcome(lambda: split_shares(code, rows, range(9), {0: math.inf})) == (
         outcome(lambda: plain_split_shares(code, rows, range(9), {0: math.inf}))
     )
+
+
+@pytest.mark.parametrize(
+    ("scheme", "n", "s", "m"),
+    [("gaussian-mds", 300, 40, 4), ("cyclic-repetition", 120, 30, 1)],
+)
+def test_vectorised_split_matches_the_loop_on_many_holders(scheme, n, s, m):
+    """Long rows of holders: the running sums and totals round as the loop's."""
+    rng = np.random.default_rng(n)
+    code = make_code(scheme, n, s, m, random_state=0)
+    for trial in range(4):
+        usable = sorted(rng.choice(n, n - s // 2, replace=False).tolist())
+        if trial % 2:
+            usable = list(range(n))
+        rows = rng.integers(0, 5000, code.n_partitions).tolist()
+        speeds = {w: float(rng.lognormal(0, 2)) for w in usable}
+        shares = split_shares(code, rows, usable, speeds)
+        assert shares == plain_split_shares(code, rows, usable, speeds)
+        late = shares[usable[trial]]
+        candidates = rng.permutation(usable).tolist()
+        assert backup_shares(code, late, candidates) == plain_backup_shares(
+            code, late, candidates
+        )
