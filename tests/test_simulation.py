@@ -253,3 +253,42 @@ def test_the_split_loops_memos_do_not_change_its_decisions(
 
     assert decisions(memoised) == decisions(fresh)
     assert sum(r.backups for r in fresh.rounds) > 0  # backups were decided
+
+
+def test_collect_reads_its_deadline_on_the_clock_it_is_given():
+    from dask_gradcode.scheduler.rounds import collect
+
+    code = make_code("cyclic-repetition", n_workers=4, n_stragglers=1)
+    clock = VirtualClock(100.0)
+    arrivals = SimulatedArrivals(clock)
+    handles = {}
+    for worker, seconds in enumerate([1.0, 2.0, 5.0, 6.0]):
+        call = SimulatedCall(worker, None, 1, seconds, np.zeros(1))
+        arrivals.add(call)
+        handles[call] = worker
+    collected = collect(
+        handles,
+        code,
+        arrivals=arrivals,
+        deadline=104.0,
+        check_interval=10.0,
+        approximate=False,
+        gone=lambda pending: set(),
+        clock=clock,
+    )
+    # Two replies in, then nothing until the deadline: the rest time out then.
+    assert set(collected.replies) == {0, 1}
+    assert collected.arrived == {0: 1.0, 1: 2.0}
+    assert collected.timed_out == {2, 3}
+    assert clock() == 104.0
+
+
+def test_the_summary_is_plain_numbers():
+    import json
+
+    code = make_code("gaussian-mds", n_workers=6, n_stragglers=1)
+    result = simulate(code, linear_latency, rounds=3, policy="adaptive")
+    summary = json.loads(json.dumps(result.as_dict()))
+    assert summary["n_workers"] == 6 and summary["rounds"] == 3
+    assert summary["mean_iteration_s"] == pytest.approx(result.mean_iteration_s)
+    assert 0 <= summary["split_fraction"] <= 1
