@@ -73,7 +73,12 @@ def _defer_scheduler_package() -> None:
         with lock:
             if package.__dict__.get("__getattr__") is __getattr__:
                 del package.__dict__["__getattr__"]  # misses inside raise as usual
-                loader.exec_module(package)
+                try:
+                    loader.exec_module(package)
+                except BaseException:
+                    # As a failed import: the next lookup tries (and fails) again.
+                    package.__dict__["__getattr__"] = __getattr__
+                    raise
         try:
             return package.__dict__[name]
         except KeyError:
