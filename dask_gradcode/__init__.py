@@ -14,6 +14,7 @@ __all__ = [
     "__version__",
     "close_embedded_cluster",
     "make_code",
+    "plan",
     "plot_rounds",
 ]
 
@@ -30,6 +31,10 @@ def __getattr__(name: str) -> Any:
         from dask_gradcode.scheduler import close_embedded_cluster
 
         return close_embedded_cluster
+    if name == "plan":
+        from dask_gradcode.planner import plan
+
+        return plan
     if name == "plot_rounds":
         from dask_gradcode.plotting import plot_rounds
 

@@ -24,6 +24,9 @@ writes its files.  :data:`BENCHMARKS` names them:
   choices (``adaptive``).
 - :mod:`~dask_gradcode.bench.transport` — the futures and direct transports
   side by side (``transport``).
+- :mod:`~dask_gradcode.bench.at_scale` — every scheme and policy replayed on
+  real 256-worker traces on a virtual clock, and the planner's choice
+  (``at_scale``).
 
 They need matplotlib (and dask-ml for the dask-ml comparison): ``pip install
 'dask-gradcode[bench]'``.  Importing this package imports no Dask: the
@@ -52,6 +55,7 @@ BENCHMARKS = {
     "small-data": "small_data",
     "adaptive": "adaptive",
     "transport": "transport",
+    "at-scale": "at_scale",
 }
 
 _LAZY = {

@@ -189,7 +189,9 @@ class Benchmark:
             measured = self.measure(session, settings)
         measured.options = settings
         page = self.page(measured, session)
-        return Report(self.files, measured.tables, page.figures, page.markdown)
+        return Report(
+            self.files, measured.tables, page.figures, page.markdown, page.document
+        )
 
 
 @dataclass
@@ -213,10 +215,11 @@ class Measured:
 
 @dataclass
 class Page:
-    """A benchmark's page: its markdown and its figures by key."""
+    """A benchmark's page: its markdown, its figures by key, its own JSON if any."""
 
     markdown: str
     figures: dict[str, Any] = field(default_factory=dict)
+    document: dict[str, Any] | None = None
 
 
 @contextlib.contextmanager

@@ -12,11 +12,13 @@ __all__ = [
     "bytes_against_m",
     "communication_bars",
     "error_against_n",
+    "iteration_time_against_s",
     "iteration_time_boxes",
     "load_against_n",
     "loss_against_time",
     "rounds_under_faults",
     "speedup_against_slow_workers",
+    "trace_order_statistics",
     "worst_error_over_s",
 ]
 
@@ -342,4 +344,65 @@ def communication_bars(
     ax.tick_params(axis="x", labelsize=8)
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(fontsize=8)
+    return figure
+
+
+def iteration_time_against_s(rows: Sequence[dict[str, Any]], n_workers: int) -> Any:
+    """Mean iteration time against ``s``, one line per scheme, ``m`` and policy.
+
+    ``rows`` need ``scheme``, ``n_stragglers``, ``comm_reduction``, ``policy``
+    and ``predicted_s``; the uncoded row is drawn as a horizontal line.
+    """
+    figure, (ax,) = _figure(7.5, 4.8)
+    lines: dict[str, list[tuple[int, float]]] = {}
+    for row in rows:
+        if row["scheme"] == "uncoded":
+            ax.axhline(
+                row["predicted_s"], color="black", linestyle="--", label="uncoded"
+            )
+            continue
+        label = f"{row['scheme']} m={row['comm_reduction']}"
+        if row["policy"] != "static":
+            label += f" ({row['policy']})"
+        lines.setdefault(label, []).append((row["n_stragglers"], row["predicted_s"]))
+    for index, (label, points) in enumerate(sorted(lines.items())):
+        points.sort()
+        ax.plot(
+            [s for s, _ in points],
+            [t for _, t in points],
+            marker=_MARKERS[index % len(_MARKERS)],
+            label=label,
+        )
+    ax.set_xscale("symlog", linthresh=1)
+    ax.set(
+        xlabel="stragglers tolerated s",
+        ylabel="seconds per iteration (virtual clock + client)",
+        title=f"Iteration time against s, n = {n_workers}",
+    )
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    return figure
+
+
+def trace_order_statistics(rows: Sequence[dict[str, Any]], name: str) -> Any:
+    """The k-th fastest worker's round over the median, against k / n, per load.
+
+    ``rows`` need ``load`` and ``ordered_over_median`` (one value per worker,
+    fastest first, averaged over rounds).
+    """
+    figure, (ax,) = _figure(6.4, 4.4)
+    for row in rows:
+        ratio = np.asarray(row["ordered_over_median"])
+        ax.plot(
+            np.arange(1, ratio.size + 1) / ratio.size,
+            ratio,
+            label=f"load {row['load']:g}",
+        )
+    ax.set(
+        xlabel="k / n (k-th fastest worker)",
+        ylabel="round time / median round",
+        title=f"Order statistics of the {name} trace",
+    )
+    ax.grid(True, alpha=0.3)
+    ax.legend()
     return figure

@@ -30,12 +30,16 @@ class Report:
         Written to ``NAME_KEY.png`` (``NAME.png`` for the key ``""``).
     markdown : str
         The summary page, written to ``NAME.md``.
+    document : dict, optional
+        Written to ``NAME.json`` instead of the tables, for a benchmark whose
+        JSON has a form of its own.
     """
 
     name: str
     tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     figures: dict[str, Any] = field(default_factory=dict)
     markdown: str = ""
+    document: dict[str, Any] | None = None
 
     def figure_file(self, key: str) -> str:
         """File name of figure ``key``."""
@@ -52,7 +56,8 @@ class Report:
             _write_csv(rows, path)
             written.append(path)
         path = out / f"{self.name}.json"
-        path.write_text(json.dumps(self.tables, indent=1, default=_plain) + "\n")
+        content = self.tables if self.document is None else self.document
+        path.write_text(json.dumps(content, indent=1, default=_plain) + "\n")
         written.append(path)
         for key, figure in self.figures.items():
             path = out / self.figure_file(key)
