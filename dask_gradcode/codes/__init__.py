@@ -49,6 +49,7 @@ from dask_gradcode.codes._base import (
     GradientCode,
     InaccurateDecodeError,
     NotDecodableError,
+    ResponderTracker,
     UnstableCodeError,
 )
 from dask_gradcode.codes._grouped import GroupedCode
@@ -91,6 +92,7 @@ __all__ = [
     "InaccurateDecodeError",
     "LinearCode",
     "NotDecodableError",
+    "ResponderTracker",
     "SampledCertificationWarning",
     "UncodedCode",
     "UnstableCodeError",

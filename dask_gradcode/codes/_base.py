@@ -47,6 +47,7 @@ __all__ = [
     "GradientCode",
     "InaccurateDecodeError",
     "NotDecodableError",
+    "ResponderTracker",
     "UnstableCodeError",
     "WorkerEncoder",
 ]
@@ -471,6 +472,10 @@ class GradientCode:
             return True
         return self._cached_decoder(responder_set).exact
 
+    def tracker(self) -> ResponderTracker:
+        """A :class:`ResponderTracker`: decodability one arrival at a time."""
+        return ResponderTracker(self)
+
     def decoder(
         self, responders: Iterable[int], *, approximate: bool = False
     ) -> Decoder:
@@ -657,6 +662,19 @@ class GradientCode:
             return self.n_workers - self.n_stragglers
         return None
 
+    def _count_groups(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(group of each worker, responders each group needs)``, or ``None``.
+
+        When :meth:`_is_decodable` is exactly "every group has at least its
+        count of responders", a :class:`ResponderTracker` keeps the counts as
+        workers arrive instead of asking the rule about the whole set.
+        """
+        count = self._decodable_count()
+        if count is None:
+            return None
+        # At least one: an empty set is never decodable.
+        return np.zeros(self.n_workers, dtype=np.intp), np.array([max(count, 1)])
+
     def _why_not_decodable(self, responders: frozenset[int]) -> str:
         needed = self.n_workers - self.n_stragglers
         return f"{len(responders)} answered but any {needed} are needed"
@@ -768,6 +786,70 @@ class GradientCode:
                 "worker's data and loss"
             )
         return array
+
+
+class ResponderTracker:
+    """Whether a growing set of responders decodes, one arrival at a time.
+
+    A scheduler asks after every arrival; :meth:`GradientCode.is_decodable`
+    looks at the whole set each time (``O(n)``, so ``O(n^2)`` a round).  A
+    tracker is told each new responder once (:meth:`add`) and answers
+    :meth:`is_decodable` exactly as ``code.is_decodable(responders)`` would:
+    for codes whose structural rule counts responders per group (uncoded,
+    repetition, MDS-like and grouped codes) it keeps the counts, so a set
+    that cannot decode yet costs ``O(1)``; the accuracy check, and the rule of
+    any other code, still run on the whole set.
+
+    Parameters
+    ----------
+    code : GradientCode
+    """
+
+    def __init__(self, code: GradientCode) -> None:
+        self.code = code
+        self._responders: set[int] = set()
+        self._frozen: frozenset[int] | None = frozenset()
+        groups = code._count_groups()
+        self._group_of: list[int] | None = None
+        if groups is not None:
+            group_of, needed = groups
+            self._group_of = group_of.tolist()
+            self._short = needed.astype(np.int64).tolist()  # still missing
+            self._groups_short = len(self._short)
+
+    @property
+    def responders(self) -> frozenset[int]:
+        """The responders added so far."""
+        if self._frozen is None:
+            self._frozen = frozenset(self._responders)
+        return self._frozen
+
+    def add(self, worker: int) -> None:
+        """Count ``worker`` as a responder (again is a no-op)."""
+        worker = self.code._check_worker(worker)
+        if worker in self._responders:
+            return
+        self._responders.add(worker)
+        self._frozen = None
+        if self._group_of is not None:
+            group = self._group_of[worker]
+            self._short[group] -= 1
+            if self._short[group] == 0:
+                self._groups_short -= 1
+
+    def is_decodable(self, *, check_accuracy: bool = True) -> bool:
+        """``code.is_decodable(responders, check_accuracy=...)``, answered cheaply."""
+        if not self._responders:
+            raise NotDecodableError("no worker has answered: nothing to decode")
+        if self._group_of is None:
+            return self.code.is_decodable(
+                self.responders, check_accuracy=check_accuracy
+            )
+        if self._groups_short:
+            return False
+        if not check_accuracy or self.code.approximate_scheme:
+            return True
+        return self.code._cached_decoder(self.responders).exact
 
 
 class DenseCode(GradientCode):

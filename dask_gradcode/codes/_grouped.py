@@ -194,6 +194,12 @@ class GroupedCode(GradientCode):
             for group, local in zip(self._groups, self._split(responders), strict=True)
         )
 
+    def _count_groups(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The groups and their counts, when every group's rule is a count."""
+        if self._needed is None:
+            return None
+        return self._group_of, self._needed
+
     def _why_not_decodable(self, responders: frozenset[int]) -> str:
         failed = [
             group

@@ -163,6 +163,11 @@ class FractionalRepetitionCode(DenseCode):
         answered = np.bincount(ids // self._group_size, minlength=n_groups)
         return bool(answered.all())
 
+    def _count_groups(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each group of ``s + 1`` workers needs one responder."""
+        n_groups = self.n_workers // self._group_size
+        return np.arange(self.n_workers) // self._group_size, np.ones(n_groups)
+
     def _why_not_decodable(self, responders: frozenset[int]) -> str:
         size = self._group_size
         missing = ", ".join(

@@ -883,3 +883,53 @@ def test_the_worker_id_set_is_rebuilt_after_pickling():
     assert clone.is_decodable(range(12))
     with pytest.raises(ValueError, match="does not exist"):
         clone.is_decodable([12])
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    scheme=st.sampled_from(
+        [
+            "uncoded",
+            "ignore-stragglers",
+            "fractional-repetition",
+            "cyclic-repetition",
+            "gaussian-mds",
+            "linear",
+        ]
+    ),
+    n=st.integers(4, 40),
+    s=st.integers(0, 8),
+    m=st.integers(1, 3),
+    data=st.data(),
+)
+def test_a_tracker_answers_as_is_decodable_after_every_arrival(scheme, n, s, m, data):
+    if scheme == "uncoded":
+        s, m = 0, 1
+    elif scheme in ("ignore-stragglers", "cyclic-repetition"):
+        s, m = min(s, n - 1), 1
+    elif scheme == "fractional-repetition":
+        m, s = 1, min(s, n - 1)
+        while n % (s + 1):
+            s -= 1
+    elif scheme == "gaussian-mds":
+        m = min(m, n - 1)
+        s = min(s, n - m)
+    code = _fast_code(scheme, n, s, m)
+    tracker = code.tracker()
+    with pytest.raises(NotDecodableError, match="no worker"):
+        tracker.is_decodable()
+    order = data.draw(st.permutations(range(n)))
+    for worker in order:
+        tracker.add(worker)
+        tracker.add(worker)  # a repeat changes nothing
+        for accuracy in (True, False):
+            assert tracker.is_decodable(check_accuracy=accuracy) == (
+                code.is_decodable(
+                    order[: order.index(worker) + 1], check_accuracy=accuracy
+                )
+            )
+    assert tracker.responders == frozenset(range(n))
+    for bad in (n, -1, True, 1.5):
+        assert _outcome(lambda b=bad: tracker.add(b)) == _outcome(
+            lambda b=bad: code.is_decodable([b])
+        )
