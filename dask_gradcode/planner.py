@@ -342,10 +342,18 @@ def plan(
 
 
 def _load(code: GradientCode) -> float:
-    """Fraction of the data set each worker computes in a coded round."""
-    return max(len(code.partitions(w)) for w in range(code.n_workers)) / (
-        code.n_partitions
-    )
+    """Largest fraction of the data set one worker computes in a coded round.
+
+    Partitions need not be the same size (grouped codes size them per
+    group), so the fraction is counted in rows.
+    """
+    rows = np.diff(code.partition_bounds(_ROWS_FOR_LOAD))
+    held = max(int(rows[code.partitions(w)].sum()) for w in range(code.n_workers))
+    return held / _ROWS_FOR_LOAD
+
+
+#: Rows the load is counted on: enough that rounding to whole rows is noise.
+_ROWS_FOR_LOAD = 10**6
 
 
 def _latency_of(

@@ -48,7 +48,7 @@ def test_when_computation_dominates_the_planner_says_no_code():
     # time; split rounds compute every row once (uncoded load).
     for row in table:
         if row.policy == "static":
-            expected = pytest.approx(0.01 + 10.0 * row.load, rel=1e-9)
+            expected = pytest.approx(0.01 + 10.0 * row.load, rel=1e-4)
         else:  # shares are rounded to whole rows
             expected = pytest.approx(0.01 + 10.0 / N, rel=1e-2)
         assert row.mean_iteration_s == expected
