@@ -18,20 +18,15 @@ bookkeeping, decode) is measured for real at that ``n``.
 Every round's result is checked against the true sum of the partial
 gradients: an exact decode that misses it is a library bug and raises.
 
-Pure: no Dask.  The scheduler package's ``__init__`` imports Dask, so this
-module imports the scheduler's Dask-free modules without running it (see
-:func:`_defer_scheduler_package`).
+Pure: no Dask (the scheduler package loads its Dask modules only when one
+of their names is used).
 """
 
 from __future__ import annotations
 
-import ast
 import heapq
-import importlib.util
 import itertools
 import math
-import sys
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -39,64 +34,7 @@ from typing import Any
 
 import numpy as np
 
-import dask_gradcode
 from dask_gradcode.codes import GradientCode
-
-_SCHEDULER = "dask_gradcode.scheduler"
-
-
-def _defer_scheduler_package() -> None:
-    """Register ``dask_gradcode.scheduler`` without running its ``__init__`` yet.
-
-    The package's ``__init__`` imports the Dask engine (``core``,
-    ``clients``, ``transports``), while the modules a simulation needs
-    (``rounds``, ``plans``, ``feedback``, ``judging``, ``protocol``) are
-    Dask-free.  Importing them normally would run the ``__init__`` and import
-    ``distributed`` (a second or more, and a cluster library in a tool that
-    needs none).  So the package module is created from its spec but not
-    executed; its ``__init__`` runs on the first lookup of a name it defines
-    (``from dask_gradcode.scheduler import CodedGradient`` works as before),
-    through a module ``__getattr__`` that removes itself.  Submodules import
-    as usual meanwhile.  When the package is already imported, nothing
-    changes.
-    """
-    if _SCHEDULER in sys.modules:
-        return
-    spec = importlib.util.find_spec(_SCHEDULER)
-    if spec is None or spec.loader is None:  # pragma: no cover - a broken install
-        raise ImportError(f"cannot find {_SCHEDULER}")
-    loader = spec.loader
-    package = importlib.util.module_from_spec(spec)
-    lock = threading.RLock()
-
-    def __getattr__(name: str) -> Any:
-        with lock:
-            if package.__dict__.get("__getattr__") is __getattr__:
-                del package.__dict__["__getattr__"]  # misses inside raise as usual
-                try:
-                    loader.exec_module(package)
-                except BaseException:
-                    # As a failed import: the next lookup tries (and fails) again.
-                    package.__dict__["__getattr__"] = __getattr__
-                    raise
-        try:
-            return package.__dict__[name]
-        except KeyError:
-            raise AttributeError(
-                f"module {_SCHEDULER!r} has no attribute {name!r}"
-            ) from None
-
-    get_source = getattr(loader, "get_source", None)
-    source = get_source(_SCHEDULER) if get_source is not None else None
-    # The docstring exists before the body runs (documentation tools read it).
-    package.__doc__ = ast.get_docstring(ast.parse(source)) if source else None
-    package.__dict__["__getattr__"] = __getattr__
-    sys.modules[_SCHEDULER] = package
-    dask_gradcode.scheduler = package
-
-
-_defer_scheduler_package()
-
 from dask_gradcode.scheduler.feedback import coded_timing, split_timing
 from dask_gradcode.scheduler.judging import judge_coded, split_shortfall
 from dask_gradcode.scheduler.plans import Plan, Policy, Share, make_policy

@@ -24,16 +24,11 @@ workers), :mod:`~.placement` (input checks and shards), :mod:`~.membership`
 round reports).
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from dask_gradcode.codes import replan_code
-from dask_gradcode.scheduler.clients import (
-    client_for_fit,
-    close_embedded_cluster,
-    embedded_client,
-    n_cluster_workers,
-    worker_addresses,
-)
-from dask_gradcode.scheduler.core import CodedGradient
-from dask_gradcode.scheduler.membership import MAX_STRIKES
 from dask_gradcode.scheduler.plans import (
     POLICIES,
     AdaptivePolicy,
@@ -48,11 +43,50 @@ from dask_gradcode.scheduler.records import (
     WorkerErrorWarning,
     WorkerFailureWarning,
 )
-from dask_gradcode.scheduler.transports import (
-    TRANSPORTS,
-    Transport,
-    TransportFallbackWarning,
-)
+
+if TYPE_CHECKING:
+    from dask_gradcode.scheduler.clients import (
+        client_for_fit,
+        close_embedded_cluster,
+        embedded_client,
+        n_cluster_workers,
+        worker_addresses,
+    )
+    from dask_gradcode.scheduler.core import CodedGradient
+    from dask_gradcode.scheduler.membership import MAX_STRIKES
+    from dask_gradcode.scheduler.transports import (
+        TRANSPORTS,
+        Transport,
+        TransportFallbackWarning,
+    )
+
+#: The names whose modules import Dask, imported on first use: the pure
+#: modules (plans, rounds, judging, feedback, protocol) serve the simulation
+#: and the planner without loading a cluster library.
+_FROM_DASK_MODULES = {
+    "client_for_fit": "clients",
+    "close_embedded_cluster": "clients",
+    "embedded_client": "clients",
+    "n_cluster_workers": "clients",
+    "worker_addresses": "clients",
+    "CodedGradient": "core",
+    "MAX_STRIKES": "membership",
+    "TRANSPORTS": "transports",
+    "Transport": "transports",
+    "TransportFallbackWarning": "transports",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _FROM_DASK_MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
 
 __all__ = [
     "MAX_STRIKES",
