@@ -599,6 +599,17 @@ BENCHMARK = Benchmark(
     measure=measure,
     page=page,
     transport=False,
+    published=(
+        "--profile",
+        "../shared/data/lambda-traces/cnn",
+        "--out",
+        "docs/at_scale/cnn",
+        ";",
+        "--profile",
+        "../shared/data/lambda-traces/cnn-long",
+        "--out",
+        "docs/at_scale/cnn-long",
+    ),
     options=(
         opt.option(
             "--profile", None, _profile_folder, "trace profile folder", required=True

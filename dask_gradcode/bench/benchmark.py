@@ -96,7 +96,9 @@ class Benchmark:
         Whether it takes ``--transport`` (the library's default transport,
         chosen for the whole run through Dask's configuration).
     published : tuple of str, default=()
-        The options of the run published in ``docs/`` beyond ``--out docs``
+        The options of the run published in ``docs/`` beyond ``--out docs``;
+        several published runs are separated by ``";"`` (each may give its
+        own ``--out``)
         (``benchmarks/reproduce.py`` runs it again with them).
     """
 
@@ -109,6 +111,16 @@ class Benchmark:
     requirements: tuple[str, ...] = ("matplotlib",)
     transport: bool = True
     published: tuple[str, ...] = ()
+
+    def published_runs(self) -> list[list[str]]:
+        """The options of each published run (one list per run)."""
+        runs: list[list[str]] = [[]]
+        for word in self.published:
+            if word == ";":
+                runs.append([])
+            else:
+                runs[-1].append(word)
+        return runs
 
     def declared(self) -> tuple[Option, ...]:
         """Every option, ``--transport`` first where it takes one."""
