@@ -93,10 +93,15 @@ class SimulatedCall:
     rows : int
         Rows it computes.
     duration : float
-        Seconds of computation, from the latency function.
+        Seconds from its start until its reply is sent, from the latency
+        function.
     message : ndarray
         What the worker sends: its encoded message, or the plain sum of the
         share's rows' partial gradients.
+    compute : float
+        The part of ``duration`` that grows with the rows: what the worker
+        reports as its computation (the rest, the latency at load 0, is the
+        task's fixed cost: invocation and communication).
     submitted, started, arrival : float
         Virtual times: added to the arrivals, started computing (after the
         worker's earlier tasks of the round), reply at the client.
@@ -107,6 +112,7 @@ class SimulatedCall:
     rows: int
     duration: float
     message: np.ndarray = field(repr=False)
+    compute: float = math.nan
     submitted: float = math.nan
     started: float = math.nan
     arrival: float = math.nan
@@ -184,7 +190,8 @@ class SimulatedArrivals:
             clock.now = max(clock.now, heap[0][0])
             while heap and heap[0][0] <= clock.now:
                 call = heapq.heappop(heap)[2]
-                reply = Reply(call.message, call.duration, 0.0, call.rows)
+                compute = call.duration if math.isnan(call.compute) else call.compute
+                reply = Reply(call.message, compute, 0.0, call.rows)
                 arrived.append((call, "reply", reply))
         else:
             clock.now += timeout
@@ -332,6 +339,7 @@ class _Cluster:
             for w in range(code.n_workers)
         ]
         self._split_messages: dict[tuple[int, tuple[Any, ...]], np.ndarray] = {}
+        self._fixed: tuple[int, np.ndarray] | None = None
 
     def durations(self, iteration: int, loads: np.ndarray) -> np.ndarray:
         """Each worker's seconds for ``loads`` in this round, checked."""
@@ -347,6 +355,18 @@ class _Cluster:
                 f"{iteration}"
             )
         return seconds
+
+    def fixed(self, iteration: int) -> np.ndarray:
+        """Each worker's seconds at load 0 this round: a task's fixed cost.
+
+        A live worker reports only its computation (``compute_seconds``);
+        the rest of its reply's time (invocation, transfer) is overhead to
+        the policies.  The latency at load 0 is that fixed part.
+        """
+        if self._fixed is None or self._fixed[0] != iteration:
+            zeros = np.zeros(self.code.n_workers)
+            self._fixed = (iteration, self.durations(iteration, zeros))
+        return self._fixed[1]
 
     def split_message(self, worker: int, share: Share) -> np.ndarray:
         """The plain sum of ``share``'s rows' partials, as ``worker`` computes it."""
@@ -518,6 +538,7 @@ def _coded_round(
     loads = np.zeros(code.n_workers)
     loads[usable] = [cluster.coded_rows[w] / cluster.total_rows for w in usable]
     seconds = cluster.durations(iteration, loads)
+    fixed = cluster.fixed(iteration)
     handles = {}
     for worker in usable:
         call = SimulatedCall(
@@ -526,6 +547,7 @@ def _coded_round(
             cluster.coded_rows[worker],
             float(seconds[worker]),
             cluster.coded_messages[worker],
+            compute=max(0.0, float(seconds[worker] - fixed[worker])),
         )
         handles[call] = worker
     arrivals.spent += time.perf_counter() - began
@@ -599,8 +621,14 @@ def _split_round(
             backup_loads = np.zeros(code.n_workers)
             backup_loads[worker] = share.rows / cluster.total_rows
             seconds = float(cluster.durations(iteration, backup_loads)[worker])
+        compute = max(0.0, seconds - float(cluster.fixed(iteration)[worker]))
         call = SimulatedCall(
-            worker, share, share.rows, seconds, cluster.split_message(worker, share)
+            worker,
+            share,
+            share.rows,
+            seconds,
+            cluster.split_message(worker, share),
+            compute=compute,
         )
         arrivals.spent += time.perf_counter() - began
         return call

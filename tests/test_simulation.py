@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from dask_gradcode.codes import make_code
-from dask_gradcode.scheduler.plans import AdaptivePolicy, Share
+from dask_gradcode.scheduler.plans import AdaptivePolicy, Plan, Share
 from dask_gradcode.simulation import (
     SimulatedArrivals,
     SimulatedCall,
@@ -95,8 +95,35 @@ def test_latency_sees_the_rounds_and_the_loads():
 
     code = make_code("cyclic-repetition", n_workers=4, n_stragglers=1)
     simulate(code, latency, rounds=2, start_round=5)
-    assert [r for r, _ in seen] == [5, 6]
-    np.testing.assert_allclose(seen[0][1], [0.5] * 4)  # two of four partitions
+    # Each round asks for the workers' loads and for load 0 (a task's fixed
+    # cost, which a live worker does not report as computation).
+    assert sorted(r for r, _ in seen) == [5, 5, 6, 6]
+    loaded = [loads for _, loads in seen if loads.any()]
+    assert len(loaded) == 2
+    np.testing.assert_allclose(loaded[0], [0.5] * 4)  # two of four partitions
+
+
+def test_workers_report_as_computation_only_what_grows_with_their_load():
+    observed = []
+
+    class Recording:
+        def plan(self, code, usable, partition_rows, physical):
+            return Plan("coded")
+
+        def observe(self, timing):
+            observed.append(timing)
+
+    def latency(round_: int, loads: np.ndarray) -> np.ndarray:
+        return 0.25 + 2.0 * np.asarray(loads)  # fixed cost 0.25 s a task
+
+    code = make_code("cyclic-repetition", n_workers=4, n_stragglers=1)
+    simulate(code, latency, rounds=1, policy=Recording())
+    (timing,) = observed
+    assert timing.tasks  # a policy that learns gets every task's timing
+    for task in timing.tasks.values():
+        if task.arrival is not None:
+            assert task.work_seconds == pytest.approx(2.0 * 0.5)
+            assert task.arrival == pytest.approx(0.25 + 2.0 * 0.5)
 
 
 def test_a_wrong_latency_is_refused():
