@@ -18,6 +18,7 @@ cluster checks its predictions.
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -261,13 +262,23 @@ def _client_cost_at(
     workers = np.arange(n)
     out = []
     for scheme, s, m, policy in sorted(wanted):
-        s_scaled = round(s * n / max(1, profile.n_workers)) if s else 0
+        # The same fraction of stragglers; (s + 1) scaled keeps fractional
+        # repetition's groups whole when n is a multiple of the profile's.
+        s_scaled = round((s + 1) * n / profile.n_workers) - 1 if s else 0
         candidate = Candidate(scheme, s_scaled, m, policy)
         started = time.perf_counter()
         try:
             code = candidate.build(n)
         except ValueError as error:
-            out.append({**_row(candidate, n), "note": str(error)})
+            missing = {"build_s": math.nan, "mean_iteration_s": math.nan}
+            out.append(
+                {
+                    **_row(candidate, n),
+                    **missing,
+                    "client_ms_per_round": math.nan,
+                    "note": f"does not build: {error}",
+                }
+            )
             continue
         built = time.perf_counter() - started
         result = simulate(
@@ -512,13 +523,13 @@ VALIDATION_COLUMNS = {
 }
 
 
-def _validation_text(rows: list[dict[str, Any]], o: Options) -> str:
+def _validation_text(rows: list[dict[str, Any]], o: Options, target: str) -> str:
     if not rows:
         return "(not run: --validate-workers 0)"
     worst = max(abs(r["error"]) for r in rows)
     return f"""The same trace, scaled by {o.time_scale:g}, replayed with
-`stragglers.TraceDelays` on {o.validate_workers} workers of the cluster above
-({o.validate_rounds} rounds per code; the injected delay of a worker is the
+`stragglers.TraceDelays` on {o.validate_workers} workers of
+{target} ({o.validate_rounds} rounds per code; the injected delay of a worker is the
 trace's time for its load minus what it really computed). "overhead" is the
 same code's mean round without injected delays: the cluster's own cost of a
 round, which the virtual clock does not model. The prediction is the
@@ -563,7 +574,7 @@ virtual time.
 
 ## The simulation against live rounds
 
-{_validation_text(tables["validation"], measured.options)}
+{_validation_text(tables["validation"], measured.options, session.target.describe())}
 
 ## The trace
 
