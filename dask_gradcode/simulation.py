@@ -327,6 +327,7 @@ class _Cluster:
         self.code = code
         self.latency = latency
         self.partition_rows = np.asarray(partition_rows, dtype=np.int64)
+        self.row_counts = [int(r) for r in partition_rows]  # as live rounds pass them
         self.total_rows = int(self.partition_rows.sum())
         rng = np.random.default_rng(seed)
         self.partials = rng.standard_normal((code.n_partitions, dim))
@@ -466,50 +467,11 @@ def simulate(
         )
     partition_rows = [int(r) for r in np.diff(code.partition_bounds(n_samples))]
     cluster = _Cluster(code, latency, partition_rows, dim, seed)
-    usable = list(range(n_workers))
-    physical = list(range(n_workers))
     clock = VirtualClock()
-    records = []
-    for iteration in range(start_round, start_round + rounds):
-        arrivals = SimulatedArrivals(clock, overhead=overhead)
-        began = time.perf_counter()
-        plan = policy.plan(code, usable, partition_rows, physical)
-        if plan.name == "split":
-            result, wall, responders, backups, exact, bound = _split_round(
-                cluster, plan, iteration, policy, arrivals, clock, physical
-            )
-        else:
-            result, wall, responders, backups, exact, bound = _coded_round(
-                cluster, iteration, policy, arrivals, clock, usable, physical
-            )
-        client = time.perf_counter() - began - arrivals.spent
-        error = cluster.error(result)
-        matched = error <= code.rtol
-        if exact and not matched:
-            raise AssertionError(
-                f"round {iteration} of {code!r} ({plan.name}) decoded as exact "
-                f"but is {error:.2e} off the true sum (rtol {code.rtol:g})"
-            )
-        # The bound is first-order in the rounding: a little slack for it.
-        if not exact and error > bound * (1 + 1e-6) + 1e-12:
-            raise AssertionError(
-                f"round {iteration} of {code!r}: approximate decode is "
-                f"{error:.2e} off the true sum, beyond its bound {bound:.2e}"
-            )
-        records.append(
-            SimulatedRound(
-                iteration=iteration,
-                plan=plan.name,
-                wall_s=wall,
-                client_s=client,
-                responders=responders,
-                backups=backups,
-                exact=exact,
-                error=error,
-                error_bound=bound,
-                matched=matched,
-            )
-        )
+    records = [
+        _simulated_round(cluster, policy, iteration, clock, overhead)
+        for iteration in range(start_round, start_round + rounds)
+    ]
     return SimulationResult(
         scheme=code.scheme,
         n_workers=n_workers,
@@ -521,6 +483,56 @@ def simulate(
 
 
 _RoundOutcome = tuple[np.ndarray, float, tuple[int, ...], int, bool, float]
+
+
+def _simulated_round(
+    cluster: _Cluster,
+    policy: Policy,
+    iteration: int,
+    clock: VirtualClock,
+    overhead: float,
+) -> SimulatedRound:
+    """One round, planned by ``policy``, its result checked against the truth."""
+    code = cluster.code
+    usable = list(range(code.n_workers))
+    physical = usable
+    arrivals = SimulatedArrivals(clock, overhead=overhead)
+    began = time.perf_counter()
+    plan = policy.plan(code, usable, cluster.row_counts, physical)
+    if plan.name == "split":
+        result, wall, responders, backups, exact, bound = _split_round(
+            cluster, plan, iteration, policy, arrivals, clock, physical
+        )
+    else:
+        result, wall, responders, backups, exact, bound = _coded_round(
+            cluster, iteration, policy, arrivals, clock, usable, physical
+        )
+    client = time.perf_counter() - began - arrivals.spent
+    error = cluster.error(result)
+    matched = error <= code.rtol
+    if exact and not matched:
+        raise AssertionError(
+            f"round {iteration} of {code!r} ({plan.name}) decoded as exact "
+            f"but is {error:.2e} off the true sum (rtol {code.rtol:g})"
+        )
+    # The bound is first-order in the rounding: a little slack for it.
+    if not exact and error > bound * (1 + 1e-6) + 1e-12:
+        raise AssertionError(
+            f"round {iteration} of {code!r}: approximate decode is "
+            f"{error:.2e} off the true sum, beyond its bound {bound:.2e}"
+        )
+    return SimulatedRound(
+        iteration=iteration,
+        plan=plan.name,
+        wall_s=wall,
+        client_s=client,
+        responders=responders,
+        backups=backups,
+        exact=exact,
+        error=error,
+        error_bound=bound,
+        matched=matched,
+    )
 
 
 def _coded_round(
@@ -579,7 +591,7 @@ def _coded_round(
             code,
             collected,
             usable,
-            cluster.partition_rows.tolist(),
+            cluster.row_counts,
             physical,
             wall,
         )

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypedDict
 
@@ -34,6 +34,12 @@ import numpy as np
 import scipy.linalg
 from scipy.linalg.blas import daxpy as axpy
 
+from dask_gradcode.codes._errors import (
+    InaccurateDecodeError,
+    NotDecodableError,
+    UnstableCodeError,
+)
+from dask_gradcode.codes._responders import ResponderChecks
 from dask_gradcode.codes._validation import (
     check_partial_gradients,
     check_positive_int,
@@ -70,27 +76,6 @@ class CodeOptions(TypedDict, total=False):
     rtol: float
     cache_size: int
     verify: bool
-
-
-class NotDecodableError(ValueError):
-    """Raised when the responders cannot determine the full gradient exactly.
-
-    Wait for more workers, or call ``decode(..., approximate=True)`` to get the
-    least-squares optimal estimate instead.
-    """
-
-
-class InaccurateDecodeError(NotDecodableError):
-    """The responders determine the gradient, but not to the code's ``rtol``.
-
-    In exact arithmetic the decode would be exact; in float64 the responder
-    set is too ill-conditioned.  More responders usually fix it; so does a
-    numerically stable scheme.
-    """
-
-
-class UnstableCodeError(ValueError):
-    """A scheme cannot decode its worst responder sets to ``rtol`` at this size."""
 
 
 @dataclass(frozen=True)
@@ -269,7 +254,7 @@ def _spectral_norm(matrix: np.ndarray) -> float:
     return float(math.sqrt(max(np.linalg.eigvalsh(gram)[-1], 0.0)))
 
 
-class GradientCode:
+class GradientCode(ResponderChecks):
     """A gradient code: who stores what, what each worker sends, how to decode.
 
     Build instances with :func:`dask_gradcode.codes.make_code`.  Subclasses
@@ -732,60 +717,6 @@ class GradientCode:
         )
 
     # -------------------------------------------------------------- validation
-    def _check_worker(self, worker: int) -> int:
-        if isinstance(worker, bool) or not isinstance(worker, (int, np.integer)):
-            raise TypeError(f"worker ids are integers, got {worker!r}")
-        if not 0 <= worker < self.n_workers:
-            raise ValueError(
-                f"worker {worker} does not exist: ids run from 0 to {self.n_workers - 1}"
-            )
-        return int(worker)
-
-    def _check_responders(self, responders: Iterable[int]) -> frozenset[int]:
-        # A scheduler asks after every arrival with all the replies so far, so
-        # this runs n times a round on up to n ids.  Distinct Python ints in
-        # range (the scheduler's case) are checked by C-level passes over the
-        # set; anything else (numpy integers, bools, bad ids) takes the per-id
-        # path, which converts what it accepts and names the first bad id.
-        items = responders if isinstance(responders, Collection) else tuple(responders)
-        try:
-            fast: frozenset[int] | None = frozenset(items)
-        except TypeError:  # an unhashable id: the per-id path says which
-            fast = None
-        if (
-            fast is not None
-            # A repeat may hide a bad id behind an equal good one (0, False).
-            and len(fast) == len(items)
-            and fast <= self._worker_ids
-            # Equal to ids in range is not enough: True == 1 and 1.0 == 1.
-            and list(map(type, fast)).count(int) == len(fast)
-        ):
-            responder_set = fast
-        else:
-            responder_set = frozenset(self._check_worker(w) for w in items)
-        if not responder_set:
-            raise NotDecodableError("no worker has answered: nothing to decode")
-        return responder_set
-
-    @staticmethod
-    def _check_message(worker: int, message: np.ndarray, length: int) -> np.ndarray:
-        array = np.asarray(message)
-        if array.shape != (length,):
-            raise ValueError(
-                f"message from worker {worker} has shape {array.shape}; every message "
-                f"for this gradient must be a vector of length {length} "
-                "(ceil(dim / comm_reduction))"
-            )
-        if array.dtype.kind not in "fiu":
-            raise ValueError(
-                f"message from worker {worker} has dtype {array.dtype}; send real numbers"
-            )
-        if not np.all(np.isfinite(array)):
-            raise ValueError(
-                f"message from worker {worker} contains NaN or inf; check that "
-                "worker's data and loss"
-            )
-        return array
 
 
 class ResponderTracker:
