@@ -370,12 +370,6 @@ def _latency_of(
 
     if isinstance(profile, str | os.PathLike):
         profile = TraceProfile.from_folder(profile)
+    replay = profile.latency(n_workers)
     n = profile.n_workers if n_workers is None else int(n_workers)
-    if n < 1:
-        raise ValueError(f"n_workers must be >= 1, got {n}")
-    workers = np.arange(n)
-
-    def replay(round_: int, loads: np.ndarray) -> np.ndarray:
-        return np.asarray(profile.round_times(round_, loads, workers))
-
     return replay, n, int(profile.n_rounds)

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -326,6 +327,24 @@ class TraceProfile:
             "max_s": float(slowest.mean()),
             "slowest_over_median": float(np.mean(slowest / median)),
         }
+
+    def latency(
+        self, n_workers: int | None = None
+    ) -> Callable[[int, np.ndarray], np.ndarray]:
+        """``latency(round, loads)`` for ``n_workers`` (default the trace's) workers.
+
+        The callable the simulation and the planner replay: worker ``w`` (the
+        trace's ``w`` modulo its workers) computing ``loads[w]`` in ``round``.
+        """
+        n = self.n_workers if n_workers is None else int(n_workers)
+        if n < 1:
+            raise ValueError(f"n_workers must be >= 1, got {n}")
+        workers = np.arange(n)
+
+        def latency(round: int, loads: np.ndarray) -> np.ndarray:
+            return self.round_times(round, loads, workers)
+
+        return latency
 
     def scaled(self, time_scale: float) -> TraceProfile:
         """The same profile with every time multiplied by ``time_scale`` (>= 0)."""

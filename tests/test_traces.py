@@ -156,6 +156,19 @@ def test_scaled_multiplies_every_time(toy):
         toy.scaled(-1.0)
 
 
+def test_latency_replays_the_trace_on_any_number_of_workers(toy):
+    loads = np.linspace(0.0, 1.0, 2 * toy.n_workers + 1)
+    replay = toy.latency(len(loads))
+    workers = np.arange(len(loads))
+    for round_ in range(toy.n_rounds + 1):
+        np.testing.assert_array_equal(
+            replay(round_, loads), toy.round_times(round_, loads, workers)
+        )
+    assert len(toy.latency()(0, 0.5)) == toy.n_workers
+    with pytest.raises(ValueError, match="n_workers must be >= 1"):
+        toy.latency(0)
+
+
 def test_a_profile_pickles_and_is_read_only(toy):
     clone = pickle.loads(pickle.dumps(toy))
     assert clone.name == toy.name

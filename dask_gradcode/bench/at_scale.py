@@ -30,7 +30,13 @@ from dask_gradcode.bench import options as opt
 from dask_gradcode.bench.benchmark import Benchmark, Measured, Options, Page, Session
 from dask_gradcode.bench.report import Report, machine_description, markdown_table
 from dask_gradcode.objectives import get_objective
-from dask_gradcode.planner import Candidate, PlanTable, default_stragglers, plan
+from dask_gradcode.planner import (
+    Candidate,
+    PlanRow,
+    PlanTable,
+    default_stragglers,
+    plan,
+)
 from dask_gradcode.simulation import simulate
 from dask_gradcode.traces import TraceProfile
 
@@ -100,22 +106,20 @@ def measure(session: Session, o: Options) -> Measured:
     )
 
 
-def _key(row: Any) -> tuple[str, int, int, str]:
-    """``(scheme, n_stragglers, comm_reduction, policy)`` of a row or a dict."""
-    fields = ("scheme", "n_stragglers", "comm_reduction", "policy")
-    values = [row[f] if isinstance(row, dict) else getattr(row, f) for f in fields]
-    return (str(values[0]), int(values[1]), int(values[2]), str(values[3]))
+def _key(row: dict[str, Any]) -> tuple[str, int, int, str]:
+    """``(scheme, n_stragglers, comm_reduction, policy)`` of a record."""
+    return (
+        str(row["scheme"]),
+        int(row["n_stragglers"]),
+        int(row["comm_reduction"]),
+        str(row["policy"]),
+    )
 
 
-def _records(records: PlanTable, choice: Any) -> list[dict[str, Any]]:
+def _records(records: PlanTable, choice: PlanRow) -> list[dict[str, Any]]:
     """The held-out records, the planner's choice marked."""
-    return [
-        {
-            **row.as_dict(),
-            "planned": _key(row) == _key(choice),
-        }
-        for row in records
-    ]
+    chosen = _key(choice.as_dict())
+    return [{**row, "planned": _key(row) == chosen} for row in records.records()]
 
 
 class _TargetProblem:
@@ -224,10 +228,9 @@ def _approximate_rounds(
     held_out: int,
 ) -> float:
     code = Candidate("ignore-stragglers", s).build(n)
-    workers = np.arange(n)
     result = simulate(
         code,
-        lambda r, loads: np.asarray(profile.round_times(r, loads, workers)),
+        profile.latency(n),
         rounds=held_out,
         start_round=planned,
     )
@@ -248,7 +251,7 @@ def _client_cost_at(
     n: int,
     profile: TraceProfile,
     rows: list[dict[str, Any]],
-    choice: Any,
+    choice: PlanRow,
     planned: int,
     held_out: int,
 ) -> list[dict[str, Any]]:
@@ -258,8 +261,8 @@ def _client_cost_at(
     fastest = min(
         (r for r in rows if r["scheme"] != "uncoded"), key=lambda r: r["predicted_s"]
     )
-    wanted = {_key(choice), _key(fastest), ("uncoded", 0, 1, "static")}
-    workers = np.arange(n)
+    wanted = {_key(choice.as_dict()), _key(fastest), ("uncoded", 0, 1, "static")}
+    latency = profile.latency(n)
     out = []
     for scheme, s, m, policy in sorted(wanted):
         # The same fraction of stragglers; (s + 1) scaled keeps fractional
@@ -283,7 +286,7 @@ def _client_cost_at(
         built = time.perf_counter() - started
         result = simulate(
             code,
-            lambda r, loads: np.asarray(profile.round_times(r, loads, workers)),
+            latency,
             rounds=held_out,
             start_round=planned,
             policy=policy,
@@ -334,10 +337,7 @@ def _validate(
     y = (X @ rng.standard_normal(5) > 0).astype(float)
     w = np.zeros(5)
     model = TraceDelays(profile, time_scale=o.time_scale, n_samples=len(y))
-    workers = np.arange(n)
-
-    def latency(round_: int, loads: np.ndarray) -> np.ndarray:
-        return o.time_scale * np.asarray(profile.round_times(round_, loads, workers))
+    latency = profile.scaled(o.time_scale).latency(n)
 
     out = []
     with session.target.connect(n) as client:
