@@ -241,7 +241,7 @@ class FuturesTransport:
     def submit(self, worker: int, request: RoundRequest, weights: Any) -> Future:
         """``request`` as a task pinned to ``worker`` (beside its shard)."""
         context = self._contexts[worker]
-        prefix = "round" if request.slices is None else "split"
+        prefix = "round" if request.kind == "coded" else "split"
         key = (
             f"gradcode-{prefix}-{request.iteration}-w{worker}-{context.token}-"
             f"{request.submission}"
