@@ -36,6 +36,7 @@ __all__ = [
     "candidates",
     "default_stragglers",
     "plan",
+    "rank_codes",
 ]
 
 #: Latency of a round: ``latency(round, loads)`` gives each worker's seconds
@@ -292,8 +293,6 @@ def plan(
         :attr:`PlanTable.best` is the recommended exact configuration and
         :attr:`PlanTable.advice` says whether coding pays.
     """
-    from dask_gradcode.simulation import simulate  # the planner's engine
-
     latency, n_workers, default_rounds = _latency_of(profile, latency, n_workers)
     rounds = default_rounds - start_round if rounds is None else rounds
     if rounds < 1:
@@ -307,18 +306,50 @@ def plan(
         comm_reductions=comm_reductions,
         policies=policies,
     )
-    rows, skipped = [], []
-    for candidate in chosen if progress is None else progress(iter(chosen)):
+    built, skipped = [], []
+    for candidate in chosen:
         try:
-            code = candidate.build(n_workers)
+            built.append((candidate.build(n_workers), candidate.policy))
         except ValueError as error:
             skipped.append((candidate, str(error)))
-            continue
+    rows = rank_codes(
+        built,
+        latency,
+        rounds=rounds,
+        start_round=start_round,
+        n_samples=n_samples,
+        dim=dim,
+        seed=seed,
+        progress=progress,
+    )
+    return PlanTable(n_workers, tuple(rows), tuple(skipped))
+
+
+def rank_codes(
+    entries: Sequence[tuple[GradientCode, str]],
+    latency: Latency,
+    *,
+    rounds: int,
+    start_round: int = 0,
+    n_samples: int | None = None,
+    dim: int = 101,
+    seed: int = 0,
+    progress: Callable[[Iterator[Any]], Iterator[Any]] | None = None,
+) -> list[PlanRow]:
+    """Replay ``latency`` through each ``(code, policy)``; rows fastest first.
+
+    The engine of :func:`plan`, for codes already built (``n_stragglers="auto"``
+    ranks the codes of one scheme this way).
+    """
+    from dask_gradcode.simulation import simulate  # the planner's engine
+
+    rows = []
+    for code, policy in entries if progress is None else progress(iter(entries)):
         result = simulate(
             code,
             latency,
             rounds=rounds,
-            policy=candidate.policy,
+            policy=policy,
             start_round=start_round,
             n_samples=n_samples,
             dim=dim,
@@ -326,19 +357,19 @@ def plan(
         )
         rows.append(
             PlanRow(
-                scheme=candidate.scheme,
+                scheme=code.scheme,
                 n_stragglers=code.n_stragglers,
                 comm_reduction=code.comm_reduction,
-                policy=candidate.policy,
+                policy=policy,
                 load=_load(code),
-                exact=candidate.scheme != "ignore-stragglers",
+                exact=code.scheme != "ignore-stragglers",
                 mean_iteration_s=float(result.mean_iteration_s),
                 p90_iteration_s=float(result.p90_iteration_s),
                 client_ms_per_round=float(result.client_ms_per_round),
             )
         )
     rows.sort(key=lambda row: (row.predicted_s, not row.exact))
-    return PlanTable(n_workers, tuple(rows), tuple(skipped))
+    return rows
 
 
 def _load(code: GradientCode) -> float:

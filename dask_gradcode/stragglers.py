@@ -356,6 +356,10 @@ class ComputeTime:
             self.then, iteration, worker, n_workers, compute_seconds + work, rows
         )
 
+    def work_seconds(self, rows: int) -> float:
+        """The emulated computation alone: what the load makes longer."""
+        return self.seconds_per_row * rows
+
     def __repr__(self) -> str:
         return f"ComputeTime({self.seconds_per_row!r}, then={self.then!r})"
 
@@ -481,6 +485,17 @@ class TraceDelays:
             f"TraceDelays({self.profile.name!r}, time_scale={self.time_scale!r}, "
             f"n_samples={self.n_samples!r}, subtract_compute={self.subtract_compute!r})"
         )
+
+
+def model_work(model: Any, rows: int) -> float:
+    """The part of ``model``'s delay that is emulated computation of ``rows`` rows.
+
+    A model with a ``work_seconds(rows)`` method (:class:`ComputeTime`)
+    emulates computation; its delay grows with the rows a task computes, as a
+    real computation would.  Other models' delays are 0 here.
+    """
+    work = getattr(model, "work_seconds", None)
+    return 0.0 if work is None else float(work(rows))
 
 
 def model_delay(

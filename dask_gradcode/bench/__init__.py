@@ -27,6 +27,8 @@ writes its files.  :data:`BENCHMARKS` names them:
 - :mod:`~dask_gradcode.bench.at_scale` — every scheme and policy replayed on
   real 256-worker traces on a virtual clock, and the planner's choice
   (``at_scale``).
+- :mod:`~dask_gradcode.bench.auto_code` — ``n_stragglers="auto"`` against
+  uncoded and static codes, fit by fit (``auto``).
 
 They need matplotlib (and dask-ml for the dask-ml comparison): ``pip install
 'dask-gradcode[bench]'``.  Importing this package imports no Dask: the
@@ -56,6 +58,7 @@ BENCHMARKS = {
     "adaptive": "adaptive",
     "transport": "transport",
     "at-scale": "at_scale",
+    "auto": "auto_code",
 }
 
 _LAZY = {

@@ -30,7 +30,8 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from dask_gradcode.codes import SCHEMES, make_code
+from dask_gradcode.autocode import AutoCode
+from dask_gradcode.codes import SCHEMES, GradientCode, make_code
 from dask_gradcode.estimators.inputs import as_dask_rows, is_dask, lazy_rows
 from dask_gradcode.estimators.monitoring import (
     Monitor,
@@ -158,13 +159,21 @@ class CodedSGD(LinearModel):
             value = getattr(self, name)
             if not _is_int(value) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        for name, minimum in (("n_workers", 1), ("n_stragglers", 0)):
-            value = getattr(self, name)
-            if value is not None and (not _is_int(value) or value < minimum):
-                raise ValueError(
-                    f"{name} must be None (every worker of the cluster, or the "
-                    f"default) or an integer >= {minimum}, got {value!r}"
-                )
+        if self.n_workers is not None and (
+            not _is_int(self.n_workers) or self.n_workers < 1
+        ):
+            raise ValueError(
+                "n_workers must be None (every worker of the cluster) or an "
+                f"integer >= 1, got {self.n_workers!r}"
+            )
+        if not (
+            _same(self.n_stragglers, "auto")
+            or (_is_int(self.n_stragglers) and self.n_stragglers >= 0)
+        ):
+            raise ValueError(
+                "n_stragglers must be 'auto' (measure the workers, code only "
+                f"where it pays) or an integer >= 0, got {self.n_stragglers!r}"
+            )
         if not _is_int(self.comm_reduction) or self.comm_reduction < 1:
             raise ValueError(
                 f"comm_reduction must be an integer >= 1, got {self.comm_reduction!r}"
@@ -192,6 +201,8 @@ class CodedSGD(LinearModel):
                 f"average must be a bool or an integer >= 1, got {self.average!r}"
             )
         # Checked where the scheduler makes them, with the same messages.
+        if self.n_stragglers == "auto":
+            self._code(1)  # the scheme and comm_reduction it may grow
         make_policy(self.policy)
         check_transport(self.transport)
         if self.batch_size is not None:
@@ -365,11 +376,10 @@ class CodedSGD(LinearModel):
         start = self._initial_coef(*shape)
         began = time.perf_counter()
         n_workers = self.n_workers or n_cluster_workers(client)
-        code = self._code(n_workers)
         t0 = int(getattr(self, "t_", 1))
         coded = CodedGradient(
             client,
-            code,
+            self._code(n_workers),
             X,
             targets,
             objective,
@@ -399,6 +409,7 @@ class CodedSGD(LinearModel):
                 mean_loss, start, penalty, monitor, shape, max_iter, t0, partial
             )
             solved = time.perf_counter()
+            code = coded.code
             warn_about_accuracy(code, coded.history)
         closed = time.perf_counter()
         self.fit_profile_ = _fit_profile(
@@ -520,14 +531,20 @@ class CodedSGD(LinearModel):
         self._set_coef(monitor.current(last).reshape(n_rows, n_targets))
         self.n_iter_ = len(monitor.history)
 
-    def _code(self, n_workers: int) -> Any:
-        stragglers = (
-            min(1, n_workers - 1) if self.n_stragglers is None else self.n_stragglers
-        )
+    def _code(self, n_workers: int) -> GradientCode | AutoCode:
+        """The code, or with ``n_stragglers="auto"`` what the run chooses from."""
+        if self.n_stragglers == "auto":
+            return AutoCode(
+                scheme=self.scheme,
+                n_workers=n_workers,
+                comm_reduction=self.comm_reduction,
+                policy=self.policy if isinstance(self.policy, str) else "static",
+                random_state=_seed(self.random_state),
+            )
         return make_code(
             self.scheme,
             n_workers,
-            stragglers,
+            self.n_stragglers,
             self.comm_reduction,
             random_state=_seed(self.random_state),
         )

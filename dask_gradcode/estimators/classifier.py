@@ -55,6 +55,8 @@ class CodedSGDClassifier(ClassifierMixin, CodedSGD):
     and the same one-vs-rest treatment of several classes, minimised by
     full-gradient steps whose gradients are computed with a gradient code, so
     up to ``n_stragglers`` slow or dead workers never hold up an iteration.
+    By default (``n_stragglers="auto"``) a fit pays for no redundancy until
+    the workers' measured round times say a code pays.
     With ``penalty="l2"`` and ``loss="log_loss"`` the optimum is
     :class:`~sklearn.linear_model.LogisticRegression`'s with
     ``C = 1 / (alpha * n_samples)`` (sample weights included).
@@ -141,8 +143,17 @@ class CodedSGDClassifier(ClassifierMixin, CodedSGD):
         Workers the code uses; default: every worker of the cluster (with no
         client, of the process's embedded in-process cluster: one worker per
         core, at least 4; see :func:`dask_gradcode.close_embedded_cluster`).
-    n_stragglers : int, optional
-        Default: 1 (0 on a one-worker cluster).
+    n_stragglers : int or "auto", default="auto"
+        Slow or dead workers a round can skip.  ``"auto"``: start uncoded (no
+        redundant computation), measure every worker's round times, and
+        grow a code of ``scheme`` (placed in the background while the rounds
+        go on) when replaying the measured rounds predicts that it is at
+        least 10% faster per iteration and repays its placement
+        (:mod:`dask_gradcode.autocode`).  A cluster's measurements are
+        remembered in this process, so a later fit on the same workers starts
+        with the code they call for.  The embedded in-process cluster (no
+        client) never codes under ``"auto"``: its workers stall together.
+        ``code_`` says what was chosen and why.  An int: that code, always.
     comm_reduction : int, default=1
     straggler_model : object, optional
         Injected delays, see :mod:`dask_gradcode.stragglers`.
@@ -190,7 +201,8 @@ class CodedSGDClassifier(ClassifierMixin, CodedSGD):
         Per iteration: the objective and the round's metrics (see
         :class:`dask_gradcode.scheduler.RoundRecord`).
     code_ : GradientCode
-        The code used (its ``repr`` says what ``scheme="auto"`` chose).
+        The code of the last round (its ``repr`` says what ``scheme="auto"``
+        and ``n_stragglers="auto"`` chose, and why).
     rounds_ : list of RoundRecord
         Every round of the last fit (line-search rounds included), for
         :func:`dask_gradcode.plot_rounds`.
@@ -232,7 +244,7 @@ class CodedSGDClassifier(ClassifierMixin, CodedSGD):
         multi_class: str = "ovr",
         scheme: str = "auto",
         n_workers: int | None = None,
-        n_stragglers: int | None = None,
+        n_stragglers: int | str = "auto",
         comm_reduction: int = 1,
         straggler_model: Any = None,
         scheduler_address: str | None = None,

@@ -79,7 +79,7 @@ class CodedSGDRegressor(RegressorMixin, CodedSGD):
         solver: str = "lbfgs",
         scheme: str = "auto",
         n_workers: int | None = None,
-        n_stragglers: int | None = None,
+        n_stragglers: int | str = "auto",
         comm_reduction: int = 1,
         straggler_model: Any = None,
         scheduler_address: str | None = None,

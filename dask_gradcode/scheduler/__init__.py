@@ -10,7 +10,8 @@ One concern per module (``docs/architecture.md`` shows how a round flows
 through them): :mod:`~.core` (:class:`CodedGradient`, the façade: settings,
 lifecycle, the attempt loop), :mod:`~.settings` (checking its arguments),
 :mod:`~.layout` (which worker holds which shard: placement, re-plans,
-growth), :mod:`~.executors` (running a coded or a split round),
+growth), :mod:`~.autocoding` (``n_stragglers="auto"``: measure uncoded,
+grow the code that pays), :mod:`~.executors` (running a coded or a split round),
 :mod:`~.rounds` (collecting a round's replies until decodable or its
 deadline), :mod:`~.judging` (pure decisions: decode, re-plan or raise; whom
 to re-plan onto), :mod:`~.feedback` (what a policy learns from a round),
@@ -45,6 +46,7 @@ from dask_gradcode.scheduler.records import (
 )
 
 if TYPE_CHECKING:
+    from dask_gradcode.scheduler.autocoding import forget_measurements
     from dask_gradcode.scheduler.clients import (
         client_for_fit,
         close_embedded_cluster,
@@ -64,6 +66,7 @@ if TYPE_CHECKING:
 #: modules (plans, rounds, judging, feedback, protocol) serve the simulation
 #: and the planner without loading a cluster library.
 _FROM_DASK_MODULES = {
+    "forget_measurements": "autocoding",
     "client_for_fit": "clients",
     "close_embedded_cluster": "clients",
     "embedded_client": "clients",
@@ -107,6 +110,7 @@ __all__ = [
     "client_for_fit",
     "close_embedded_cluster",
     "embedded_client",
+    "forget_measurements",
     "n_cluster_workers",
     "replan_code",
     "worker_addresses",

@@ -21,6 +21,7 @@ __all__ = [
     "default_embedded_workers",
     "embedded_client",
     "heartbeats",
+    "is_embedded",
     "n_cluster_workers",
     "settle",
     "worker_addresses",
@@ -129,6 +130,11 @@ def embedded_client(n_workers: int | None = None) -> Client:
             cluster.scale(wanted)
         client.wait_for_workers(wanted, timeout=SCHEDULER_TIMEOUT)
         return client
+
+
+def is_embedded(client: Client) -> bool:
+    """Whether ``client`` is the process's embedded in-process cluster's."""
+    return client is not None and _EMBEDDED.get("client") is client
 
 
 def close_embedded_cluster() -> None:

@@ -19,8 +19,11 @@ from typing import Any, Literal
 import numpy as np
 from distributed import Client
 
+from dask_gradcode.autocode import AutoCode, CodeChoice
 from dask_gradcode.codes import GradientCode
 from dask_gradcode.objectives import Objective
+from dask_gradcode.scheduler.autocoding import AutoCoding
+from dask_gradcode.scheduler.clients import n_cluster_workers
 from dask_gradcode.scheduler.executors import (
     CodedRound,
     Releaser,
@@ -64,8 +67,15 @@ class CodedGradient:
     ----------
     client : distributed.Client
         The cluster to run on; it needs at least ``code.n_workers`` workers.
-    code : GradientCode
-        Which worker holds which partition and how they encode.
+    code : GradientCode or AutoCode
+        Which worker holds which partition and how they encode.  An
+        :class:`~dask_gradcode.autocode.AutoCode` (what the estimators'
+        ``n_stragglers="auto"`` passes) starts uncoded, measures each
+        worker's round times, and grows a code of its scheme in the
+        background when the measurements predict that it pays
+        (:mod:`~dask_gradcode.scheduler.autocoding`; :attr:`code_choice`
+        says what was decided and why).  The embedded in-process cluster
+        never codes this way.
     X : array-like, scipy sparse matrix, dask array or dask dataframe
         Shape ``(n_samples, n_features)``.  NumPy/SciPy/pandas input is split
         on the client and sent to its workers; dask input is materialised
@@ -168,7 +178,7 @@ class CodedGradient:
     def __init__(
         self,
         client: Client,
-        code: GradientCode,
+        code: GradientCode | AutoCode,
         X: Any,
         y: Any,
         loss: str | Objective,
@@ -202,6 +212,11 @@ class CodedGradient:
         self.n_samples = int(data[0].shape[0])
         self.n_features = int(data[0].shape[1])
         self.dim = self.objective.n_coef(self.n_features + self.settings.fit_intercept)
+        self._auto: AutoCoding | None = None
+        if isinstance(code, AutoCode):
+            self._auto = AutoCoding(code, client, self.n_samples, self.dim)
+            n_workers = code.n_workers or n_cluster_workers(client)
+            code = code.uncoded(n_workers, "n_stragglers='auto': not placed yet")
         self._token = uuid.uuid4().hex[:12]
         self._transport = make_transport(self.transport, client)
         self._membership = Membership(
@@ -254,8 +269,14 @@ class CodedGradient:
                 f"n_workers<={len(available)} or add workers to the cluster"
             )
         self._releaser.start()
+        chosen = available[: self.code.n_workers]
         try:
-            self._layout.place(available[: self.code.n_workers])
+            if self._auto is not None:
+                self._layout.code = self._auto.first_code(chosen)
+            began = time.perf_counter()
+            self._layout.place(chosen)
+            if self._auto is not None:
+                self._auto.placed(time.perf_counter() - began)
         except BaseException:
             self.close()
             raise
@@ -274,6 +295,11 @@ class CodedGradient:
     def code(self) -> GradientCode:
         """The code the next round runs (re-plans replace it)."""
         return self._layout.code
+
+    @property
+    def code_choice(self) -> CodeChoice | None:
+        """With an ``AutoCode``: what was decided so far, and why (else None)."""
+        return None if self._auto is None else self._auto.choice
 
     @property
     def planned_workers(self) -> int:
@@ -340,6 +366,8 @@ class CodedGradient:
                 self._adapt(str(failure), failure.bad)
                 continue
             self.history.append(record)
+            if self._auto is not None:
+                self._auto.observe(record, self._layout)
             self._iteration += 1
             return record.loss, gradient
         raise NoWorkersError(
@@ -433,6 +461,8 @@ class CodedGradient:
         )
         if change is not None:
             self._replan(change.addresses, change.reason)
+        if self._auto is not None:
+            self._auto.maintain(self._layout)
 
     @staticmethod
     def _warn(message: str, category: type[Warning] = WorkerFailureWarning) -> None:

@@ -267,6 +267,10 @@ class CodedRound:
                 w: r.compute_seconds for w, r in collected.replies.items()
             },
             injected_delay={w: r.injected_delay for w, r in collected.replies.items()},
+            work_seconds={
+                w: r.compute_seconds + r.emulated_seconds
+                for w, r in collected.replies.items()
+            },
             exact=decoder.exact,
             error_bound=decoder.error_bound,
             waited_for_accuracy=collected.waited_for_accuracy,
@@ -395,9 +399,13 @@ def _split_fields(
     failed = collected.failed | (set(range(n_workers)) - set(usable))
     compute: dict[int, float] = {}
     injected: dict[int, float] = {}
+    work: dict[int, float] = {}
     for worker, _, reply in collected.replies:
         compute[worker] = compute.get(worker, 0.0) + reply.compute_seconds
         injected[worker] = injected.get(worker, 0.0) + reply.injected_delay
+        work[worker] = (
+            work.get(worker, 0.0) + reply.compute_seconds + reply.emulated_seconds
+        )
     return {
         "responders": responders,
         "stragglers": tuple(sorted(late - failed)),
@@ -406,6 +414,7 @@ def _split_fields(
         "timed_out": (),
         "compute_seconds": compute,
         "injected_delay": injected,
+        "work_seconds": work,
         "response_seconds": dict(collected.own_arrival),
         "backups": {o: tuple(ws) for o, ws in collected.backups.items()},
     }

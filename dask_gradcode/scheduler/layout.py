@@ -4,14 +4,18 @@
 shards and the physical worker ids straggler models key on.  It places the
 data (planning out workers that die or hang meanwhile), binds each worker's
 shard and round context to the transport, re-plans onto other workers and
-answers which code workers are usable for a round.  What to re-plan onto is
-decided by :mod:`~dask_gradcode.scheduler.judging`.
+answers which code workers are usable for a round.  It also grows a code in
+the background (:meth:`Layout.grow`): the new code's shards are placed while
+rounds go on with the current ones, and taken into use between rounds.  What
+to re-plan onto is decided by :mod:`~dask_gradcode.scheduler.judging`.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future as ThreadFuture
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
@@ -88,6 +92,8 @@ class Layout:
         self._fit_intercept = fit_intercept
         self._warn = warn
         self._placements = 0
+        self._growing: tuple[GradientCode, list[str], ThreadFuture] | None = None
+        self._grower: ThreadPoolExecutor | None = None
 
     @property
     def n_samples(self) -> int:
@@ -164,6 +170,7 @@ class Layout:
             f"{reason}; re-planned on {len(addresses)} workers with {self.code!r} "
             f"and placed the data again (on_failure={on_failure!r})"
         )
+        self._stop_growing()  # it was for the old workers
         old = self.shards
         self.place(addresses)
         self.replanned = True
@@ -172,6 +179,91 @@ class Layout:
                 self.client.cancel(old)
             except Exception:  # best effort; they die with the run
                 logger.debug("cancelling old shards failed", exc_info=True)
+
+    # ------------------------------------------------------------ growth
+    def grow(self, code: GradientCode) -> None:
+        """Start placing ``code`` on the current workers, in the background.
+
+        Rounds go on with the current shards; :meth:`adopt_grown` takes the
+        new ones into use once they are all placed.
+        """
+        if self._growing is not None:
+            return
+        if code.n_workers != len(self.addresses):
+            raise ValueError(
+                f"a grown code must keep the {len(self.addresses)} workers, got "
+                f"{code.n_workers}"
+            )
+        if self._grower is None:
+            self._grower = ThreadPoolExecutor(1, thread_name_prefix="gradcode-grow")
+        self._placements += 1
+        addresses = list(self.addresses)
+        future = self._grower.submit(
+            place,
+            self.client,
+            code,
+            addresses,
+            self._data,
+            fit_intercept=self._fit_intercept,
+            key_prefix=f"gradcode-grow-{self._context.token}-{self._placements}",
+            timeout=PLACEMENT_TIMEOUT,
+        )
+        self._growing = (code, addresses, future)
+
+    @property
+    def growing(self) -> bool:
+        """Whether a code is being placed in the background."""
+        return self._growing is not None
+
+    def adopt_grown(self) -> bool | None:
+        """Use the grown code if its shards are placed (between rounds).
+
+        Returns True when the grown code is now the code, False when its
+        placement failed or the workers changed meanwhile (it is dropped),
+        None while it is still being placed.
+        """
+        if self._growing is None or not self._growing[2].done():
+            return None
+        code, addresses, future = self._growing
+        self._growing = None
+        try:
+            shards = future.result()
+        except PlacementError as failure:
+            logger.info("growing %r failed: %s", code, failure)
+            return False
+        if addresses != self.addresses:
+            self.client.cancel(shards)
+            return False
+        contexts = [
+            replace(self._context, worker_id=self.physical[a]) for a in addresses
+        ]
+        if self._transport.bind(shards, addresses, contexts):
+            self.client.cancel(shards)
+            # The old shards are still placed: bind them again.
+            self._transport.bind(
+                self.shards,
+                self.addresses,
+                [replace(self._context, worker_id=self.physical[a]) for a in addresses],
+            )
+            return False
+        old, self.shards, self.code = self.shards, shards, code
+        self.planned_workers = max(self.planned_workers, code.n_workers)
+        self.replanned = True
+        self.client.cancel(old)
+        return True
+
+    def _stop_growing(self) -> None:
+        """Drop a growth in flight (waits for its placement, bounded)."""
+        if self._growing is not None:
+            future = self._growing[2]
+            self._growing = None
+            try:
+                self.client.cancel(future.result(timeout=PLACEMENT_TIMEOUT))
+            except Exception:  # failed or still hung: its keys die with the run
+                logger.debug("dropping a growth failed", exc_info=True)
+        if self._grower is not None:
+            self._grower.shutdown(wait=False, cancel_futures=True)
+            self._grower = None
 
     # --------------------------------------------------------------- rounds
     def usable(self) -> list[int]:
@@ -194,6 +286,7 @@ class Layout:
 
     def close(self) -> None:
         """Release the placed shards (bounded: a cancel is one message)."""
+        self._stop_growing()
         if self.shards and self.client.status == "running":
             try:
                 self.client.cancel(self.shards)

@@ -111,3 +111,6 @@ class Reply:
     compute_seconds: float
     injected_delay: float
     rows: int = 0
+    #: Of ``injected_delay``, the emulated computation
+    #: (:func:`~dask_gradcode.stragglers.model_work`).
+    emulated_seconds: float = 0.0

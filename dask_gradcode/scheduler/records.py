@@ -124,6 +124,10 @@ class RoundRecord:
     backups : dict of int to tuple of int
         Split rounds: the workers whose rows were recomputed by others
         (late or failed), and who recomputed them.
+    work_seconds : dict of int to float
+        The part of each responder's time that grows with the rows it
+        computes: its computation plus emulated computation
+        (:class:`~dask_gradcode.stragglers.ComputeTime`).
     """
 
     iteration: int
@@ -155,6 +159,7 @@ class RoundRecord:
     plan: str = "coded"
     response_seconds: dict[int, float] = field(default_factory=dict, repr=False)
     backups: dict[int, tuple[int, ...]] = field(default_factory=dict, repr=False)
+    work_seconds: dict[int, float] = field(default_factory=dict, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         """The record as a plain dict."""

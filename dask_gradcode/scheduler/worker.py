@@ -21,7 +21,7 @@ import scipy.sparse
 from dask_gradcode.codes._base import WorkerEncoder
 from dask_gradcode.objectives import Objective
 from dask_gradcode.scheduler.protocol import Reply, RoundContext, RoundRequest
-from dask_gradcode.stragglers import model_delay
+from dask_gradcode.stragglers import model_delay, model_work
 
 __all__ = [
     "Reply",
@@ -235,8 +235,9 @@ def _reply(
     request: RoundRequest,
 ) -> Reply:
     """The task's reply, after the injected straggler and transfer delays."""
-    delay = 0.0
+    delay = emulated = 0.0
     if context.straggler_model is not None:
+        emulated = model_work(context.straggler_model, rows)
         delay += model_delay(
             context.straggler_model,
             request.iteration,
@@ -249,7 +250,7 @@ def _reply(
         delay += context.bandwidth.transfer_seconds(message.nbytes)
     if delay > 0:
         _injected_sleep(context.token, request.submission, delay)
-    return Reply(message, compute_seconds, delay, rows)
+    return Reply(message, compute_seconds, delay, rows, emulated)
 
 
 def build_shard(

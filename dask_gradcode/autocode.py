@@ -1,0 +1,405 @@
+"""``n_stragglers="auto"``: measure the workers uncoded, code only where it pays.
+
+A code is insurance: each extra copy of a partition costs computation in
+every round, and it pays only when the stragglers it skips cost more.  So a
+run with ``n_stragglers="auto"`` starts uncoded (one partition per worker,
+the least computation) and measures every worker in every round: the
+seconds that do not depend on how much it computes (its reply's overhead,
+its injected or real delays) and its computation per row.  From those
+measurements, :func:`choose` builds the candidate codes of the run's scheme
+(:func:`~dask_gradcode.planner.default_stragglers` tolerances), replays the
+measured rounds through each with the library's own rounds, decoders and
+policies on a virtual clock (:func:`~dask_gradcode.planner.rank_codes`), and
+recommends a code only when it is predicted at least :data:`AUTO_MARGIN`
+faster per iteration than uncoded *and* the time it saves over as many
+rounds as were measured pays for placing its replicas.
+
+The model of a worker ``w`` in a measured round ``r`` computing the fraction
+``l`` of the data set: ``fixed[r, w] + l * n_samples * work_per_row[r, w]``
+(:class:`LatencyLog`); the measurements are a two-load trace profile
+(:class:`~dask_gradcode.traces.TraceProfile`), so the planner reads them as
+it reads a cloud trace.  Slowness that scales with the load shows only in
+the computation a worker measures itself; an injected delay counts as fixed.
+
+Only uncoded rounds are measured: a coded round is decoded without its
+stragglers, whose times it never sees (they are censored), so it cannot say
+how slow they were.
+
+Pure: no Dask.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import math
+from collections import deque
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from dask_gradcode.codes import SCHEMES, GradientCode, make_code
+from dask_gradcode.codes._validation import require_single_message_block
+from dask_gradcode.planner import PlanRow, default_stragglers, rank_codes
+from dask_gradcode.traces import TraceProfile
+
+__all__ = [
+    "AUTO_MARGIN",
+    "FIRST_DECISION",
+    "AutoCode",
+    "CodeChoice",
+    "LatencyLog",
+    "choose",
+    "uncoded_timings",
+]
+
+#: A code is chosen only when predicted at least this much faster per
+#: iteration than uncoded: the measured rounds are few and the replay
+#: re-uses them, so a smaller predicted gain is within their noise.
+AUTO_MARGIN = 0.10
+
+#: Uncoded rounds measured before the first decision (then after twice as
+#: many, and so on: the decision costs a replay of every candidate).
+FIRST_DECISION = 5
+
+#: Rounds a :class:`LatencyLog` keeps (the newest).
+MAX_LOGGED_ROUNDS = 200
+
+#: Schemes whose messages are whole gradients (``comm_reduction`` 1 only).
+_WHOLE_GRADIENT = (
+    "uncoded",
+    "ignore-stragglers",
+    "fractional-repetition",
+    "cyclic-repetition",
+    "cyclic-mds",
+)
+
+
+@dataclass(frozen=True)
+class AutoCode:
+    """What ``n_stragglers="auto"`` chooses from, and how.
+
+    Pass it as the ``code`` of a
+    :class:`~dask_gradcode.scheduler.CodedGradient`: the run starts uncoded,
+    measures, and grows the code this chooses when it pays.
+
+    Parameters
+    ----------
+    scheme : str, default="auto"
+        The scheme of every candidate code (a name of
+        :func:`~dask_gradcode.make_code`; ``"auto"``: the least load that is
+        stable at each tolerance).
+    n_workers : int, optional
+        Workers of the code; default every responsive worker of the cluster.
+    comm_reduction : int, default=1
+    policy : str, default="static"
+        The policy the candidates are replayed (and run) with.
+    stragglers : tuple of int, optional
+        Tolerances compared; default
+        :func:`~dask_gradcode.planner.default_stragglers`.
+    margin : float, default=AUTO_MARGIN
+    first_decision : int, default=FIRST_DECISION
+    random_state : int, default=0
+        Seeds the random codes.
+    """
+
+    scheme: str = "auto"
+    n_workers: int | None = None
+    comm_reduction: int = 1
+    policy: str = "static"
+    stragglers: tuple[int, ...] | None = None
+    margin: float = AUTO_MARGIN
+    first_decision: int = FIRST_DECISION
+    random_state: int = 0
+
+    def __post_init__(self) -> None:
+        if self.scheme not in SCHEMES or self.scheme == "linear":
+            raise ValueError(
+                f"scheme must be one of {[s for s in SCHEMES if s != 'linear']}, "
+                f"got {self.scheme!r}"
+            )
+        if self.scheme in _WHOLE_GRADIENT:
+            require_single_message_block(self.scheme, self.comm_reduction)
+        if self.n_workers is not None and not (
+            isinstance(self.n_workers, int) and self.n_workers >= 1
+        ):
+            raise ValueError(f"n_workers must be an int >= 1, got {self.n_workers!r}")
+        if not (isinstance(self.comm_reduction, int) and self.comm_reduction >= 1):
+            raise ValueError(
+                f"comm_reduction must be an int >= 1, got {self.comm_reduction!r}"
+            )
+        if not (math.isfinite(self.margin) and self.margin >= 0):
+            raise ValueError(f"margin must be a finite number >= 0, got {self.margin}")
+        if not (isinstance(self.first_decision, int) and self.first_decision >= 1):
+            raise ValueError(
+                f"first_decision must be an int >= 1, got {self.first_decision!r}"
+            )
+
+    def uncoded(self, n_workers: int, reason: str) -> GradientCode:
+        """The uncoded code a run starts with, its ``selection_reason`` set."""
+        code = make_code("uncoded", n_workers, 0)
+        code.selection_reason = reason
+        return code
+
+    def candidates(self, n_workers: int) -> list[GradientCode]:
+        """Every code of the scheme with a tolerance of at least 1 that builds."""
+        tolerances = (
+            default_stragglers(n_workers)
+            if self.stragglers is None
+            else self.stragglers
+        )
+        built = []
+        for s in sorted({int(s) for s in tolerances if 1 <= s < n_workers}):
+            try:
+                built.append(
+                    _build(
+                        self.scheme,
+                        n_workers,
+                        s,
+                        self.comm_reduction,
+                        self.random_state,
+                    )
+                )
+            except ValueError:
+                continue  # not at this size (groups, s + m > n, unstable)
+        return built
+
+
+@functools.lru_cache(maxsize=64)
+def _build(scheme: str, n: int, s: int, m: int, seed: int) -> GradientCode:
+    """A verified code, built once per process (a decision rebuilds none)."""
+    return make_code(scheme, n, s, m, random_state=seed)
+
+
+def uncoded_timings(
+    record: Any, partition_rows: Sequence[int]
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(fixed seconds, work seconds per row)`` per worker of an uncoded round.
+
+    ``record`` is a :class:`~dask_gradcode.scheduler.RoundRecord`;
+    ``partition_rows`` the rows each worker computed.  None unless the round
+    is an uncoded, coded-plan round in which every worker replied at the
+    first attempt (only then is every worker's time known).
+    """
+    n = len(partition_rows)
+    if (
+        record.scheme != "uncoded"
+        or record.plan != "coded"
+        or record.attempts != 1
+        or record.n_workers != n
+        or len(record.response_seconds) != n
+        or record.failed
+    ):
+        return None
+    work_of = record.work_seconds or record.compute_seconds
+    response = np.array([record.response_seconds[w] for w in range(n)])
+    work = np.array([work_of.get(w, 0.0) for w in range(n)])
+    rows = np.maximum(np.asarray(partition_rows, dtype=float), 1.0)
+    return np.maximum(response - work, 0.0), work / rows
+
+
+class LatencyLog:
+    """Measured uncoded rounds, per worker: fixed seconds and work per row.
+
+    Workers are named by any hashable key (a scheduler keys them by
+    address), so the rounds of several runs on the same workers add up.
+
+    Parameters
+    ----------
+    max_rounds : int, default=MAX_LOGGED_ROUNDS
+        Rounds kept (the newest).
+    """
+
+    def __init__(self, max_rounds: int = MAX_LOGGED_ROUNDS) -> None:
+        self._rounds: deque[dict[Hashable, tuple[float, float]]] = deque(
+            maxlen=max_rounds
+        )
+
+    def add(
+        self,
+        workers: Sequence[Hashable],
+        fixed_s: Sequence[float],
+        work_s_per_row: Sequence[float],
+    ) -> None:
+        """One round: each worker's fixed seconds and work seconds per row."""
+        if not len(workers) == len(fixed_s) == len(work_s_per_row):
+            raise ValueError("one fixed time and one work time per worker")
+        self._rounds.append(
+            {
+                worker: (float(fixed), float(work))
+                for worker, fixed, work in zip(
+                    workers, fixed_s, work_s_per_row, strict=True
+                )
+            }
+        )
+
+    def __len__(self) -> int:
+        return len(self._rounds)
+
+    def rounds_of(self, workers: Sequence[Hashable]) -> int:
+        """Rounds that measured every one of ``workers``."""
+        return len(self._covering(workers))
+
+    def _covering(self, workers: Sequence[Hashable]) -> list[dict]:
+        return [r for r in self._rounds if all(w in r for w in workers)]
+
+    def profile(self, workers: Sequence[Hashable], n_samples: int) -> TraceProfile:
+        """The rounds that measured all ``workers`` as a two-load trace profile.
+
+        Load 0 takes the fixed seconds, load ``1 / n`` adds the computation of
+        ``n_samples / n`` rows; the profile extrapolates linearly above.
+        """
+        rounds = self._covering(workers)
+        if not rounds:
+            raise ValueError("no measured round covers these workers")
+        fixed = np.array([[r[w][0] for w in workers] for r in rounds])
+        per_row = np.array([[r[w][1] for w in workers] for r in rounds])
+        share = 1.0 / len(workers)
+        loaded = fixed + per_row * n_samples * share
+        return TraceProfile("measured", [0.0, share], np.stack([fixed, loaded]))
+
+
+@dataclass(frozen=True)
+class CodeChoice:
+    """What :func:`choose` decided, and why.
+
+    Attributes
+    ----------
+    code : GradientCode
+        The chosen code (uncoded when coding does not pay); its
+        ``selection_reason`` is :attr:`reason`.
+    reason : str
+    rows : tuple of PlanRow
+        The candidates as replayed, fastest first (empty when nothing was
+        replayed).
+    measured_rounds : int
+    """
+
+    code: GradientCode
+    reason: str
+    rows: tuple[PlanRow, ...] = field(default=(), repr=False)
+    measured_rounds: int = 0
+
+    @property
+    def codes(self) -> bool:
+        """Whether the choice is a code with redundancy (not uncoded)."""
+        return self.code.scheme != "uncoded"
+
+
+def choose(
+    spec: AutoCode,
+    log: LatencyLog,
+    workers: Sequence[Hashable],
+    n_samples: int,
+    *,
+    dim: int = 101,
+    placement_seconds: float = 0.0,
+) -> CodeChoice | None:
+    """Decide from the measured rounds whether, and with which code, to code.
+
+    Parameters
+    ----------
+    spec : AutoCode
+    log : LatencyLog
+    workers : sequence
+        The run's workers, in code order (keys of ``log``).
+    n_samples : int
+        Rows of the data set.
+    dim : int, default=101
+        Length of a gradient message (the replayed decodes' cost).
+    placement_seconds : float, default=0.0
+        What placing the data once (uncoded) took; a code with load ``d``
+        is charged ``d - 1`` times it.
+
+    Returns
+    -------
+    CodeChoice or None
+        None while fewer than ``spec.first_decision`` rounds measured every
+        worker.
+    """
+    n = len(workers)
+    measured = log.rounds_of(workers)
+    if n < 2:
+        return _stay(spec, n, "one worker: there is nothing to code", measured)
+    if measured < spec.first_decision:
+        return None
+    codes = spec.candidates(n)
+    if not codes:
+        return _stay(
+            spec,
+            n,
+            f"no {spec.scheme} code with a tolerance >= 1 builds on {n} workers",
+            measured,
+        )
+    latency = log.profile(workers, n_samples).latency(n)
+    uncoded = spec.uncoded(n, "")
+    rows = rank_codes(
+        [(uncoded, "static"), *((code, spec.policy) for code in codes)],
+        latency,
+        rounds=measured,
+        n_samples=max(n_samples, max(c.n_partitions for c in codes)),
+        dim=dim,
+    )
+    base = next(row for row in rows if row.scheme == "uncoded")
+    best = next(row for row in rows if row.exact)
+    saved = (base.predicted_s - best.predicted_s) * measured
+    extra_placement = placement_seconds * max(best.load * n - 1, 0.0)
+    if best.scheme == "uncoded" or best.predicted_s * (1 + spec.margin) > (
+        base.predicted_s
+    ):
+        return _stay(
+            spec,
+            n,
+            f"no code is predicted {spec.margin:.0%} faster per iteration than "
+            f"uncoded ({_ms(base)} per round measured over {measured} rounds; "
+            f"the best code, {_what(best)}, {_ms(best)})",
+            measured,
+            rows,
+        )
+    if saved < extra_placement:
+        return _stay(
+            spec,
+            n,
+            f"{_what(best)} is predicted {_ms(best)} per round against "
+            f"{_ms(base)} uncoded, but over {measured} rounds that saves "
+            f"{saved:.2f} s, less than placing its replicas "
+            f"(~{extra_placement:.2f} s)",
+            measured,
+            rows,
+        )
+    code = copy.copy(
+        next(
+            c
+            for c in codes
+            if (c.scheme, c.n_stragglers, c.comm_reduction)
+            == (best.scheme, best.n_stragglers, best.comm_reduction)
+        )
+    )
+    reason = (
+        f"n_stragglers='auto': coding pays: measured {measured} uncoded rounds on "
+        f"{n} workers, {_what(best)} predicted {_ms(best)} per round against "
+        f"{_ms(base)} uncoded ({base.predicted_s / best.predicted_s:.2f}x faster)"
+    )
+    code.selection_reason = reason
+    return CodeChoice(code, reason, tuple(rows), measured)
+
+
+def _stay(
+    spec: AutoCode,
+    n: int,
+    why: str,
+    measured: int,
+    rows: Sequence[PlanRow] = (),
+) -> CodeChoice:
+    reason = f"n_stragglers='auto': uncoded: {why}"
+    return CodeChoice(spec.uncoded(max(n, 1), reason), reason, tuple(rows), measured)
+
+
+def _what(row: PlanRow) -> str:
+    return f"{row.scheme} with n_stragglers={row.n_stragglers}"
+
+
+def _ms(row: PlanRow) -> str:
+    return f"{row.predicted_s * 1e3:.1f} ms"

@@ -1,0 +1,181 @@
+"""``n_stragglers="auto"`` in a run: measure uncoded, grow the code when it pays.
+
+:class:`AutoCoding` is what a :class:`~dask_gradcode.scheduler.CodedGradient`
+given an :class:`~dask_gradcode.autocode.AutoCode` runs beside its rounds:
+
+1. the first placement is uncoded (one partition per worker) unless the
+   cluster's workers were measured in earlier runs and the measurements say
+   which code pays;
+2. each uncoded round's per-worker times go into the cluster's
+   :class:`~dask_gradcode.autocode.LatencyLog`, remembered in this process
+   for later runs on the same workers (for :data:`MEMORY_SECONDS`) and data
+   width;
+3. after :data:`~dask_gradcode.autocode.FIRST_DECISION` rounds of the run
+   were measured, and after twice as many each time since,
+   :func:`~dask_gradcode.autocode.choose` decides on every remembered round; a code that pays is placed in the background while the rounds go
+   on uncoded (:meth:`~.layout.Layout.grow`) and taken into use between two
+   rounds.
+
+The process's embedded in-process cluster never codes: its workers share one
+interpreter, so they stall together and a code cannot skip them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from distributed import Client
+
+from dask_gradcode.autocode import AutoCode, CodeChoice, LatencyLog, choose
+from dask_gradcode.autocode import uncoded_timings as _timings
+from dask_gradcode.codes import GradientCode
+from dask_gradcode.scheduler.clients import is_embedded
+from dask_gradcode.scheduler.layout import Layout
+from dask_gradcode.scheduler.records import RoundRecord
+
+__all__ = ["MEMORY_SECONDS", "AutoCoding", "forget_measurements"]
+
+logger = logging.getLogger("dask_gradcode")
+
+#: How long a cluster's measurements are trusted: a run after that measures
+#: again (uncoded) instead of coding on what the workers did long ago.
+MEMORY_SECONDS = 1800.0
+
+_MEMORY_LOCK = threading.Lock()
+_MEMORY: dict[tuple[str, int], tuple[float, LatencyLog]] = {}
+
+EMBEDDED_REASON = (
+    "n_stragglers='auto': uncoded: the embedded in-process cluster's workers share "
+    "one interpreter and stall together, so a code cannot skip them; pass "
+    "n_stragglers=k to code anyway, or connect a cluster of worker processes"
+)
+
+
+def forget_measurements() -> None:
+    """Forget every cluster's remembered round times (the next runs measure again)."""
+    with _MEMORY_LOCK:
+        _MEMORY.clear()
+
+
+def _log_for(key: tuple[str, int]) -> LatencyLog:
+    """The cluster's log for this data width, a new one if none or too old."""
+    with _MEMORY_LOCK:
+        measured, log = _MEMORY.get(key, (0.0, LatencyLog()))
+        if time.monotonic() - measured > MEMORY_SECONDS:
+            log = LatencyLog()
+            _MEMORY[key] = (time.monotonic(), log)
+        return log
+
+
+def _measured(key: tuple[str, int], log: LatencyLog) -> None:
+    with _MEMORY_LOCK:
+        _MEMORY[key] = (time.monotonic(), log)
+
+
+class AutoCoding:
+    """Measure a run's uncoded rounds; grow the code :func:`choose` picks.
+
+    Parameters
+    ----------
+    spec : AutoCode
+    client : distributed.Client
+    n_samples : int
+        Rows of the data set.
+    dim : int
+        Length of the gradient (the key measurements are remembered under,
+        with the scheduler's address: the work per row depends on it).
+    """
+
+    def __init__(
+        self, spec: AutoCode, client: Client, n_samples: int, dim: int
+    ) -> None:
+        self.spec = spec
+        self.n_samples = n_samples
+        self.dim = dim
+        self.embedded = is_embedded(client)
+        self._key = (str(client.scheduler.address), dim)
+        self.log = _log_for(self._key)
+        self.choice: CodeChoice | None = None
+        self._next_decision = spec.first_decision
+        self._measured = 0  # rounds of this run
+        self._placement_seconds = 0.0
+
+    def first_code(self, addresses: Sequence[str]) -> GradientCode:
+        """The code of the first placement on ``addresses``.
+
+        Uncoded (measuring) unless the workers' remembered measurements
+        already say which code pays.
+        """
+        n = len(addresses)
+        if self.embedded:
+            return self._settle(
+                CodeChoice(self.spec.uncoded(n, EMBEDDED_REASON), EMBEDDED_REASON)
+            )
+        remembered = choose(
+            self.spec, self.log, list(addresses), self.n_samples, dim=self.dim
+        )
+        if remembered is not None and (remembered.codes or n < 2):
+            return self._settle(remembered)
+        if remembered is not None:
+            self.choice = remembered
+            return self.spec.uncoded(n, f"{remembered.reason}; measuring on")
+        return self.spec.uncoded(
+            n,
+            "n_stragglers='auto': uncoded while measuring the workers (a code "
+            f"is considered after {self._next_decision} measured rounds)",
+        )
+
+    def placed(self, seconds: float) -> None:
+        """How long the first placement took (a grown code is charged for it)."""
+        self._placement_seconds = seconds
+
+    def observe(self, record: RoundRecord, layout: Layout) -> None:
+        """Log ``record``'s per-worker times if it is a complete uncoded round."""
+        if self.embedded or layout.code.scheme != "uncoded":
+            return
+        timings = _timings(record, layout.partition_rows())
+        if timings is not None:
+            self.log.add(list(layout.addresses), *timings)
+            _measured(self._key, self.log)
+            self._measured += 1
+
+    def maintain(self, layout: Layout) -> None:
+        """Between rounds: adopt a grown code, or decide whether to grow one."""
+        if self.embedded or (self.choice is not None and self.choice.codes):
+            if layout.growing and layout.adopt_grown() is False and self.choice:
+                logger.info("the chosen code could not be placed; measuring on")
+                self.choice = None
+            return
+        if layout.growing or layout.code.scheme != "uncoded":
+            return
+        if self._measured < self._next_decision:
+            return
+        addresses = list(layout.addresses)
+        choice = choose(
+            self.spec,
+            self.log,
+            addresses,
+            self.n_samples,
+            dim=self.dim,
+            placement_seconds=self._placement_seconds,
+        )
+        self._next_decision = 2 * self._measured
+        if choice is None:
+            return
+        logger.info("%s", choice.reason)
+        if choice.codes:
+            self.choice = choice
+            layout.grow(choice.code)
+        else:
+            self._explain(layout, choice)
+
+    def _settle(self, choice: CodeChoice) -> GradientCode:
+        self.choice = choice
+        return choice.code
+
+    def _explain(self, layout: Layout, choice: CodeChoice) -> None:
+        """The uncoded code says why it stays uncoded."""
+        self.choice = choice
+        layout.code.selection_reason = choice.reason
