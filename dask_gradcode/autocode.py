@@ -21,9 +21,14 @@ The model of a worker ``w`` in a measured round ``r`` computing the fraction
 it reads a cloud trace.  Slowness that scales with the load shows only in
 the computation a worker measures itself; an injected delay counts as fixed.
 
-Only uncoded rounds are measured: a coded round is decoded without its
-stragglers, whose times it never sees (they are censored), so it cannot say
-how slow they were.
+Coded rounds are measured too, but a coded round is decoded without its
+stragglers, whose times it never sees: they are *censored*, logged at the
+lower bound the round gives (the last reply it waited for).  That bound is
+right for codes that skip at least as many workers and optimistic for codes
+that skip fewer, so once a run codes, :func:`choose` only compares codes
+that tolerate at least as many stragglers as the current one: a run grows
+its insurance on what it measures, and goes back to uncoded only when its
+measurements are forgotten (a later run measures uncoded again).
 
 Pure: no Dask.
 """
@@ -52,7 +57,8 @@ __all__ = [
     "CodeChoice",
     "LatencyLog",
     "choose",
-    "uncoded_timings",
+    "measured_profile",
+    "round_timings",
 ]
 
 #: A code is chosen only when predicted at least this much faster per
@@ -66,6 +72,10 @@ FIRST_DECISION = 5
 
 #: Rounds a :class:`LatencyLog` keeps (the newest).
 MAX_LOGGED_ROUNDS = 200
+
+#: Rounds a decision replays (the newest): enough for a stable mean, few
+#: enough that a decision costs milliseconds.
+REPLAYED_ROUNDS = 60
 
 #: Schemes whose messages are whole gradients (``comm_reduction`` 1 only).
 _WHOLE_GRADIENT = (
@@ -173,31 +183,81 @@ def _build(scheme: str, n: int, s: int, m: int, seed: int) -> GradientCode:
     return make_code(scheme, n, s, m, random_state=seed)
 
 
-def uncoded_timings(
-    record: Any, partition_rows: Sequence[int]
+def round_timings(
+    record: Any, worker_rows: Sequence[int]
 ) -> tuple[np.ndarray, np.ndarray] | None:
-    """``(fixed seconds, work seconds per row)`` per worker of an uncoded round.
+    """``(fixed seconds, work seconds per row)`` per worker of one round.
 
     ``record`` is a :class:`~dask_gradcode.scheduler.RoundRecord`;
-    ``partition_rows`` the rows each worker computed.  None unless the round
-    is an uncoded, coded-plan round in which every worker replied at the
-    first attempt (only then is every worker's time known).
+    ``worker_rows`` the rows each worker computed in it.  A worker that
+    replied has ``fixed = response - work``.  A straggler a coded round was
+    decoded without is *censored*: it took at least as long as the last
+    reply the round waited for, so it gets that lower bound (less the work
+    its rows take at the responders' median work per row).  None unless the
+    round is an exact coded-plan round of every worker at its first attempt
+    with no failure.
     """
-    n = len(partition_rows)
+    n = len(worker_rows)
     if (
-        record.scheme != "uncoded"
-        or record.plan != "coded"
+        record.plan != "coded"
         or record.attempts != 1
         or record.n_workers != n
-        or len(record.response_seconds) != n
         or record.failed
+        or not record.exact
+        or not record.response_seconds
     ):
         return None
     work_of = record.work_seconds or record.compute_seconds
-    response = np.array([record.response_seconds[w] for w in range(n)])
-    work = np.array([work_of.get(w, 0.0) for w in range(n)])
-    rows = np.maximum(np.asarray(partition_rows, dtype=float), 1.0)
-    return np.maximum(response - work, 0.0), work / rows
+    rows = np.maximum(np.asarray(worker_rows, dtype=float), 1.0)
+    replied = [w for w in range(n) if w in record.response_seconds]
+    per_row = np.zeros(n)
+    fixed = np.zeros(n)
+    for w in replied:
+        work = work_of.get(w, 0.0)
+        per_row[w] = work / rows[w]
+        fixed[w] = max(record.response_seconds[w] - work, 0.0)
+    censored = [w for w in range(n) if w not in record.response_seconds]
+    if censored:
+        typical = float(np.median(per_row[replied]))
+        waited = max(record.response_seconds.values())
+        for w in censored:
+            per_row[w] = typical
+            fixed[w] = max(waited - typical * rows[w], 0.0)
+    return fixed, per_row
+
+
+def measured_profile(records: Sequence[Any], n_samples: int) -> TraceProfile:
+    """A live cluster's own measurements as a trace profile, for :func:`plan`.
+
+    ``records`` are a run's rounds (``CodedGradient.history``, or a fitted
+    estimator's ``rounds_`` after an uncoded fit: ``n_stragglers=0``, or
+    ``"auto"`` while it measured); the complete uncoded rounds among them
+    are read as :class:`LatencyLog` reads them, for data of ``n_samples``
+    rows.
+
+    Examples
+    --------
+    >>> model = CodedSGDClassifier(n_stragglers=0).fit(X, y)  # doctest: +SKIP
+    >>> table = dask_gradcode.plan(measured_profile(model.rounds_, len(X)))  # doctest: +SKIP
+    >>> table.advice  # doctest: +SKIP
+    """
+    log = LatencyLog(max_rounds=max(len(records), 1))
+    n_workers = 0
+    for record in records:
+        if record.scheme != "uncoded":
+            continue
+        code = make_code("uncoded", record.n_workers, 0)
+        rows = np.diff(code.partition_bounds(n_samples)).tolist()
+        timings = round_timings(record, rows)
+        if timings is not None:
+            log.add(list(range(record.n_workers)), *timings)
+            n_workers = record.n_workers
+    if not n_workers:
+        raise ValueError(
+            "no complete uncoded round among the records: fit with "
+            "n_stragglers=0 (or 'auto' before it codes) to measure every worker"
+        )
+    return log.profile(list(range(n_workers)), n_samples)
 
 
 class LatencyLog:
@@ -245,13 +305,16 @@ class LatencyLog:
     def _covering(self, workers: Sequence[Hashable]) -> list[dict]:
         return [r for r in self._rounds if all(w in r for w in workers)]
 
-    def profile(self, workers: Sequence[Hashable], n_samples: int) -> TraceProfile:
+    def profile(
+        self, workers: Sequence[Hashable], n_samples: int, newest: int | None = None
+    ) -> TraceProfile:
         """The rounds that measured all ``workers`` as a two-load trace profile.
 
         Load 0 takes the fixed seconds, load ``1 / n`` adds the computation of
         ``n_samples / n`` rows; the profile extrapolates linearly above.
+        ``newest``: only the newest that many rounds.
         """
-        rounds = self._covering(workers)
+        rounds = self._covering(workers)[-(newest or 0) :]
         if not rounds:
             raise ValueError("no measured round covers these workers")
         fixed = np.array([[r[w][0] for w in workers] for r in rounds])
@@ -296,6 +359,7 @@ def choose(
     *,
     dim: int = 101,
     placement_seconds: float = 0.0,
+    current: GradientCode | None = None,
 ) -> CodeChoice | None:
     """Decide from the measured rounds whether, and with which code, to code.
 
@@ -312,6 +376,11 @@ def choose(
     placement_seconds : float, default=0.0
         What placing the data once (uncoded) took; a code with load ``d``
         is charged ``d - 1`` times it.
+    current : GradientCode, optional
+        The code the run has now, if it codes: the alternatives are then the
+        codes tolerating at least as many stragglers (its rounds' censored
+        stragglers say nothing about codes that skip fewer), compared with
+        it instead of with uncoded.
 
     Returns
     -------
@@ -325,7 +394,9 @@ def choose(
         return _stay(spec, n, "one worker: there is nothing to code", measured)
     if measured < spec.first_decision:
         return None
-    codes = spec.candidates(n)
+    coding = current is not None and current.scheme != "uncoded"
+    floor = current.n_stragglers if coding and current is not None else 1
+    codes = [c for c in spec.candidates(n) if c.n_stragglers >= floor]
     if not codes:
         return _stay(
             spec,
@@ -333,32 +404,41 @@ def choose(
             f"no {spec.scheme} code with a tolerance >= 1 builds on {n} workers",
             measured,
         )
-    latency = log.profile(workers, n_samples).latency(n)
-    uncoded = spec.uncoded(n, "")
+    baseline = current if coding and current is not None else spec.uncoded(n, "")
+    entries = [(baseline, spec.policy if coding else "static")]
+    entries += [(c, spec.policy) for c in codes if _key(c) != _key(baseline)]
     rows = rank_codes(
-        [(uncoded, "static"), *((code, spec.policy) for code in codes)],
-        latency,
-        rounds=measured,
+        entries,
+        profile_latency(log, workers, n_samples),
+        rounds=min(measured, REPLAYED_ROUNDS),
         n_samples=max(n_samples, max(c.n_partitions for c in codes)),
         dim=dim,
     )
-    base = next(row for row in rows if row.scheme == "uncoded")
+    base = next(row for row in rows if _key(row) == _key(baseline))
     best = next(row for row in rows if row.exact)
     saved = (base.predicted_s - best.predicted_s) * measured
     extra_placement = placement_seconds * max(best.load * n - 1, 0.0)
-    if best.scheme == "uncoded" or best.predicted_s * (1 + spec.margin) > (
-        base.predicted_s
-    ):
+    against = f"{_what(base)}" if coding else "uncoded"
+    if best is base or best.predicted_s * (1 + spec.margin) > base.predicted_s:
+        if coding and current is not None:
+            return CodeChoice(
+                current, current.selection_reason or "", tuple(rows), measured
+            )
+        closest = next(row for row in rows if row.exact and row is not base)
         return _stay(
             spec,
             n,
             f"no code is predicted {spec.margin:.0%} faster per iteration than "
             f"uncoded ({_ms(base)} per round measured over {measured} rounds; "
-            f"the best code, {_what(best)}, {_ms(best)})",
+            f"the fastest code, {_what(closest)}, {_ms(closest)})",
             measured,
             rows,
         )
     if saved < extra_placement:
+        if coding and current is not None:
+            return CodeChoice(
+                current, current.selection_reason or "", tuple(rows), measured
+            )
         return _stay(
             spec,
             n,
@@ -369,21 +449,26 @@ def choose(
             measured,
             rows,
         )
-    code = copy.copy(
-        next(
-            c
-            for c in codes
-            if (c.scheme, c.n_stragglers, c.comm_reduction)
-            == (best.scheme, best.n_stragglers, best.comm_reduction)
-        )
-    )
+    code = copy.copy(next(c for c in codes if _key(c) == _key(best)))
     reason = (
-        f"n_stragglers='auto': coding pays: measured {measured} uncoded rounds on "
+        f"n_stragglers='auto': coding pays: measured {measured} rounds on "
         f"{n} workers, {_what(best)} predicted {_ms(best)} per round against "
-        f"{_ms(base)} uncoded ({base.predicted_s / best.predicted_s:.2f}x faster)"
+        f"{_ms(base)} with {against} ({base.predicted_s / best.predicted_s:.2f}x "
+        "faster)"
     )
     code.selection_reason = reason
     return CodeChoice(code, reason, tuple(rows), measured)
+
+
+def profile_latency(
+    log: LatencyLog, workers: Sequence[Hashable], n_samples: int
+) -> Any:
+    """The replay of the newest :data:`REPLAYED_ROUNDS` rounds of ``workers``."""
+    return log.profile(workers, n_samples, newest=REPLAYED_ROUNDS).latency(len(workers))
+
+
+def _key(code: Any) -> tuple[str, int, int]:
+    return (code.scheme, code.n_stragglers, code.comm_reduction)
 
 
 def _stay(

@@ -11,7 +11,7 @@ from dask_gradcode.autocode import (
     AutoCode,
     LatencyLog,
     choose,
-    uncoded_timings,
+    round_timings,
 )
 
 N_SAMPLES = 8_000
@@ -69,6 +69,7 @@ def _record(**changes):
         "attempts": 1,
         "n_workers": 2,
         "failed": (),
+        "exact": True,
         "response_seconds": {0: 0.5, 1: 0.9},
         "compute_seconds": {0: 0.1, 1: 0.1},
         "work_seconds": {0: 0.2, 1: 0.4},
@@ -77,26 +78,39 @@ def _record(**changes):
 
 
 def test_an_uncoded_round_gives_fixed_seconds_and_work_per_row():
-    fixed, per_row = uncoded_timings(_record(), [100, 200])
+    fixed, per_row = round_timings(_record(), [100, 200])
     np.testing.assert_allclose(fixed, [0.3, 0.5])
     np.testing.assert_allclose(per_row, [0.002, 0.002])
     # without emulated work, the measured computation is the work
-    fixed, _ = uncoded_timings(_record(work_seconds={}), [100, 200])
+    fixed, _ = round_timings(_record(work_seconds={}), [100, 200])
     np.testing.assert_allclose(fixed, [0.4, 0.8])
+
+
+def test_a_straggler_a_coded_round_skipped_is_censored_at_its_last_reply():
+    record = _record(
+        scheme="gaussian-mds",
+        n_workers=3,
+        response_seconds={0: 0.5, 1: 0.9},
+        work_seconds={0: 0.2, 1: 0.4},
+    )
+    fixed, per_row = round_timings(record, [100, 200, 300])
+    # worker 2 took at least 0.9 s; its work at the median 2 ms per row
+    np.testing.assert_allclose(per_row, [0.002, 0.002, 0.002])
+    np.testing.assert_allclose(fixed, [0.3, 0.5, 0.9 - 0.6])
 
 
 @pytest.mark.parametrize(
     "changes",
     [
-        {"scheme": "gaussian-mds"},  # stragglers skipped: censored
         {"plan": "split"},
         {"attempts": 2},
         {"failed": (1,)},
-        {"response_seconds": {0: 0.5}},
+        {"exact": False},
+        {"response_seconds": {}},
     ],
 )
-def test_rounds_that_do_not_see_every_worker_are_not_measured(changes):
-    assert uncoded_timings(_record(**changes), [100, 200]) is None
+def test_rounds_that_say_nothing_reliable_are_not_measured(changes):
+    assert round_timings(_record(**changes), [100, 200]) is None
 
 
 def test_no_decision_before_enough_rounds_and_none_to_make_on_one_worker():
@@ -138,6 +152,27 @@ def test_a_gain_within_the_margin_or_below_the_placement_cost_stays_uncoded():
     assert "less than placing its replicas" in costly.reason
 
 
+def test_once_coding_only_codes_that_skip_more_are_compared():
+    from dask_gradcode.codes import make_code
+
+    log = _log(_one_slow_worker_per_round(8, 20, delay=0.3))
+    current = make_code("gaussian-mds", 8, 2, random_state=0)
+    choice = choose(AutoCode(), log, _workers(8), N_SAMPLES, current=current)
+    assert choice is not None
+    assert {row.n_stragglers for row in choice.rows} >= {2, 4}
+    assert min(row.n_stragglers for row in choice.rows) == 2  # no uncoded, no s=1
+    # s = 2 already skips the one slow worker: it stays
+    assert (choice.code.scheme, choice.code.n_stragglers) == ("gaussian-mds", 2)
+
+    two_slow = _one_slow_worker_per_round(8, 30, delay=0.3)
+    two_slow[np.arange(30), (np.arange(30) * 3) % 8] += 0.3
+    log = _log(two_slow)
+    one = make_code("fractional-repetition", 8, 1)
+    grown = choose(AutoCode(), log, _workers(8), N_SAMPLES, current=one)
+    assert grown is not None and grown.code.n_stragglers >= 2
+    assert "coding pays" in grown.reason and "with fractional-repetition" in grown.reason
+
+
 def test_the_scheme_and_the_tolerances_are_the_specs():
     log = _log(_one_slow_worker_per_round(8, 20, delay=0.3))
     spec = AutoCode(scheme="cyclic-repetition", stragglers=(2,))
@@ -163,3 +198,21 @@ def test_the_scheme_and_the_tolerances_are_the_specs():
 def test_a_bad_spec_says_what_to_change(options, message):
     with pytest.raises(ValueError, match=message):
         AutoCode(**options)
+
+
+def test_a_runs_own_rounds_are_a_profile_the_planner_reads():
+    from dask_gradcode.autocode import measured_profile
+    from dask_gradcode.planner import plan
+
+    rounds = [_record(response_seconds={0: 0.5, 1: 0.9 + 0.1 * r}) for r in range(6)]
+    rounds.append(_record(scheme="gaussian-mds"))  # coded: left out
+    profile = measured_profile(rounds, n_samples=300)
+    assert profile.n_rounds == 6 and profile.n_workers == 2
+    # load 1/2 of 300 rows: the measured response time, less nothing
+    np.testing.assert_allclose(profile.round_times(1, 0.5), [0.5, 1.0])
+    table = plan(
+        profile, schemes=("uncoded", "cyclic-repetition"), policies=("static",)
+    )
+    assert {row.scheme for row in table} == {"uncoded", "cyclic-repetition"}
+    with pytest.raises(ValueError, match="no complete uncoded round"):
+        measured_profile(rounds[-1:], 300)

@@ -227,7 +227,8 @@ def _markdown(
 {session.reproduce(bench_extra=False)}
 
 Measured on {machine_description()}.  Default estimators (`CodedSGDClassifier()`:
-hinge loss, L-BFGS, `scheme="auto"`, one straggler), no Dask client: fits use
+hinge loss, L-BFGS, `scheme="auto"`, `n_stragglers="auto"`, which leaves
+the embedded cluster uncoded), no Dask client: fits use
 the process's embedded in-process cluster, started once ({cluster_start:.2f} s,
 the first fit of a process only) and shared by every later fit.  Data
 standardised; times are the median of three fits.

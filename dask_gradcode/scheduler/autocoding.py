@@ -6,15 +6,17 @@ given an :class:`~dask_gradcode.autocode.AutoCode` runs beside its rounds:
 1. the first placement is uncoded (one partition per worker) unless the
    cluster's workers were measured in earlier runs and the measurements say
    which code pays;
-2. each uncoded round's per-worker times go into the cluster's
+2. each round's per-worker times (a coded round's stragglers censored at
+   the bound it gives, see :mod:`~dask_gradcode.autocode`) go into the cluster's
    :class:`~dask_gradcode.autocode.LatencyLog`, remembered in this process
    for later runs on the same workers (for :data:`MEMORY_SECONDS`) and data
    width;
 3. after :data:`~dask_gradcode.autocode.FIRST_DECISION` rounds of the run
    were measured, and after twice as many each time since,
-   :func:`~dask_gradcode.autocode.choose` decides on every remembered round; a code that pays is placed in the background while the rounds go
-   on uncoded (:meth:`~.layout.Layout.grow`) and taken into use between two
-   rounds.
+   :func:`~dask_gradcode.autocode.choose` decides on the newest remembered
+   rounds; a code that pays (or, once coding, one that tolerates more and
+   pays more) is placed in the background while the rounds go on
+   (:meth:`~.layout.Layout.grow`) and taken into use between two rounds.
 
 The process's embedded in-process cluster never codes: its workers share one
 interpreter, so they stall together and a code cannot skip them.
@@ -26,10 +28,16 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+
 from distributed import Client
 
-from dask_gradcode.autocode import AutoCode, CodeChoice, LatencyLog, choose
-from dask_gradcode.autocode import uncoded_timings as _timings
+from dask_gradcode.autocode import (
+    AutoCode,
+    CodeChoice,
+    LatencyLog,
+    choose,
+    round_timings,
+)
 from dask_gradcode.codes import GradientCode
 from dask_gradcode.scheduler.clients import is_embedded
 from dask_gradcode.scheduler.layout import Layout
@@ -132,10 +140,15 @@ class AutoCoding:
         self._placement_seconds = seconds
 
     def observe(self, record: RoundRecord, layout: Layout) -> None:
-        """Log ``record``'s per-worker times if it is a complete uncoded round."""
-        if self.embedded or layout.code.scheme != "uncoded":
+        """Log ``record``'s per-worker times (censored stragglers at their bound)."""
+        if self.embedded:
             return
-        timings = _timings(record, layout.partition_rows())
+        code, partition_rows = layout.code, layout.partition_rows()
+        worker_rows = [
+            sum(partition_rows[p] for p in code.partitions(w))
+            for w in range(code.n_workers)
+        ]
+        timings = round_timings(record, worker_rows)
         if timings is not None:
             self.log.add(list(layout.addresses), *timings)
             _measured(self._key, self.log)
@@ -143,39 +156,39 @@ class AutoCoding:
 
     def maintain(self, layout: Layout) -> None:
         """Between rounds: adopt a grown code, or decide whether to grow one."""
-        if self.embedded or (self.choice is not None and self.choice.codes):
-            if layout.growing and layout.adopt_grown() is False and self.choice:
-                logger.info("the chosen code could not be placed; measuring on")
-                self.choice = None
+        if self.embedded:
             return
-        if layout.growing or layout.code.scheme != "uncoded":
+        if layout.growing:
+            if layout.adopt_grown() is False:
+                logger.info("the chosen code could not be placed; measuring on")
             return
         if self._measured < self._next_decision:
             return
-        addresses = list(layout.addresses)
+        self._next_decision = 2 * self._measured
         choice = choose(
             self.spec,
             self.log,
-            addresses,
+            list(layout.addresses),
             self.n_samples,
             dim=self.dim,
             placement_seconds=self._placement_seconds,
+            current=layout.code,
         )
-        self._next_decision = 2 * self._measured
         if choice is None:
             return
+        if _key(choice.code) == _key(layout.code):
+            if not choice.codes:
+                self.choice = choice
+                layout.code.selection_reason = choice.reason
+            return
         logger.info("%s", choice.reason)
-        if choice.codes:
-            self.choice = choice
-            layout.grow(choice.code)
-        else:
-            self._explain(layout, choice)
+        self.choice = choice
+        layout.grow(choice.code)
 
     def _settle(self, choice: CodeChoice) -> GradientCode:
         self.choice = choice
         return choice.code
 
-    def _explain(self, layout: Layout, choice: CodeChoice) -> None:
-        """The uncoded code says why it stays uncoded."""
-        self.choice = choice
-        layout.code.selection_reason = choice.reason
+
+def _key(code: GradientCode) -> tuple[str, int, int]:
+    return (code.scheme, code.n_stragglers, code.comm_reduction)
