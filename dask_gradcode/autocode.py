@@ -56,6 +56,7 @@ __all__ = [
     "AutoCode",
     "CodeChoice",
     "LatencyLog",
+    "build_code",
     "choose",
     "measured_profile",
     "round_timings",
@@ -74,8 +75,8 @@ FIRST_DECISION = 5
 MAX_LOGGED_ROUNDS = 200
 
 #: Rounds a decision replays (the newest): enough for a stable mean, few
-#: enough that a decision costs milliseconds.
-REPLAYED_ROUNDS = 60
+#: enough that a decision costs tens of milliseconds.
+REPLAYED_ROUNDS = 40
 
 #: Schemes whose messages are whole gradients (``comm_reduction`` 1 only).
 _WHOLE_GRADIENT = (
@@ -164,11 +165,11 @@ class AutoCode:
         for s in sorted({int(s) for s in tolerances if 1 <= s < n_workers}):
             try:
                 built.append(
-                    _build(
+                    build_code(
                         self.scheme,
-                        n_workers,
                         s,
                         self.comm_reduction,
+                        n_workers,
                         self.random_state,
                     )
                 )
@@ -178,8 +179,12 @@ class AutoCode:
 
 
 @functools.lru_cache(maxsize=64)
-def _build(scheme: str, n: int, s: int, m: int, seed: int) -> GradientCode:
-    """A verified code, built once per process (a decision rebuilds none)."""
+def build_code(scheme: str, s: int, m: int, n: int, seed: int) -> GradientCode:
+    """``make_code(scheme, n, s, m)``, verified once per process and shared.
+
+    A decision rebuilds none; copy the code before changing its
+    ``selection_reason``.
+    """
     return make_code(scheme, n, s, m, random_state=seed)
 
 
@@ -377,10 +382,8 @@ def choose(
         What placing the data once (uncoded) took; a code with load ``d``
         is charged ``d - 1`` times it.
     current : GradientCode, optional
-        The code the run has now, if it codes: the alternatives are then the
-        codes tolerating at least as many stragglers (its rounds' censored
-        stragglers say nothing about codes that skip fewer), compared with
-        it instead of with uncoded.
+        The run's code, if it codes: then only codes tolerating at least as
+        many stragglers are compared, with it instead of uncoded.
 
     Returns
     -------
@@ -407,13 +410,7 @@ def choose(
     baseline = current if coding and current is not None else spec.uncoded(n, "")
     entries = [(baseline, spec.policy if coding else "static")]
     entries += [(c, spec.policy) for c in codes if _key(c) != _key(baseline)]
-    rows = rank_codes(
-        entries,
-        profile_latency(log, workers, n_samples),
-        rounds=min(measured, REPLAYED_ROUNDS),
-        n_samples=max(n_samples, max(c.n_partitions for c in codes)),
-        dim=dim,
-    )
+    rows = _replay(entries, log, workers, n_samples, measured, dim)
     base = next(row for row in rows if _key(row) == _key(baseline))
     best = next(row for row in rows if row.exact)
     saved = (base.predicted_s - best.predicted_s) * measured
@@ -458,6 +455,29 @@ def choose(
     )
     code.selection_reason = reason
     return CodeChoice(code, reason, tuple(rows), measured)
+
+
+def _replay(
+    entries: list[tuple[GradientCode, str]],
+    log: LatencyLog,
+    workers: Sequence[Hashable],
+    n_samples: int,
+    measured: int,
+    dim: int,
+) -> list[PlanRow]:
+    """The candidates ranked on the newest measured rounds."""
+    return rank_codes(
+        entries,
+        profile_latency(log, workers, n_samples),
+        rounds=min(measured, REPLAYED_ROUNDS),
+        n_samples=max(n_samples, max(c.n_partitions for c, _ in entries)),
+        dim=dim,
+    )
+
+
+def _keep(current: GradientCode, rows: Sequence[PlanRow], measured: int) -> CodeChoice:
+    """A coding run keeps its code: nothing that skips more pays more."""
+    return CodeChoice(current, current.selection_reason or "", tuple(rows), measured)
 
 
 def profile_latency(

@@ -24,10 +24,12 @@ interpreter, so they stall together and a code cannot skip them.
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from distributed import Client
 
@@ -35,6 +37,7 @@ from dask_gradcode.autocode import (
     AutoCode,
     CodeChoice,
     LatencyLog,
+    build_code,
     choose,
     round_timings,
 )
@@ -52,7 +55,18 @@ logger = logging.getLogger("dask_gradcode")
 MEMORY_SECONDS = 1800.0
 
 _MEMORY_LOCK = threading.Lock()
-_MEMORY: dict[tuple[str, int], tuple[float, LatencyLog]] = {}
+
+
+@dataclass
+class _Memory:
+    """What a cluster's runs measured, and the code the last one settled on."""
+
+    log: LatencyLog = field(default_factory=LatencyLog)
+    code: tuple[str, int, int] | None = None
+    stamp: float = field(default_factory=time.monotonic)
+
+
+_MEMORY: dict[tuple[str, int], _Memory] = {}
 
 EMBEDDED_REASON = (
     "n_stragglers='auto': uncoded: the embedded in-process cluster's workers share "
@@ -67,23 +81,17 @@ def forget_measurements() -> None:
         _MEMORY.clear()
 
 
-def _log_for(key: tuple[str, int]) -> LatencyLog:
-    """The cluster's log for this data width, a new one if none or too old."""
+def _memory_for(key: tuple[str, int]) -> _Memory:
+    """The cluster's memory for this data width, a new one if none or too old."""
     with _MEMORY_LOCK:
-        measured, log = _MEMORY.get(key, (0.0, LatencyLog()))
-        if time.monotonic() - measured > MEMORY_SECONDS:
-            log = LatencyLog()
-            _MEMORY[key] = (time.monotonic(), log)
-        return log
-
-
-def _measured(key: tuple[str, int], log: LatencyLog) -> None:
-    with _MEMORY_LOCK:
-        _MEMORY[key] = (time.monotonic(), log)
+        memory = _MEMORY.get(key)
+        if memory is None or time.monotonic() - memory.stamp > MEMORY_SECONDS:
+            memory = _MEMORY[key] = _Memory()
+        return memory
 
 
 class AutoCoding:
-    """Measure a run's uncoded rounds; grow the code :func:`choose` picks.
+    """Measure a run's rounds; grow the code :func:`choose` picks.
 
     Parameters
     ----------
@@ -103,8 +111,8 @@ class AutoCoding:
         self.n_samples = n_samples
         self.dim = dim
         self.embedded = is_embedded(client)
-        self._key = (str(client.scheduler.address), dim)
-        self.log = _log_for(self._key)
+        self._memory = _memory_for((str(client.scheduler.address), dim))
+        self.log = self._memory.log
         self.choice: CodeChoice | None = None
         self._next_decision = spec.first_decision
         self._measured = 0  # rounds of this run
@@ -114,7 +122,8 @@ class AutoCoding:
         """The code of the first placement on ``addresses``.
 
         Uncoded (measuring) unless the workers' remembered measurements
-        already say which code pays.
+        already say which code pays.  A cluster whose last run coded starts
+        from that code (its censored rounds cannot speak for uncoded).
         """
         n = len(addresses)
         if self.embedded:
@@ -122,18 +131,44 @@ class AutoCoding:
                 CodeChoice(self.spec.uncoded(n, EMBEDDED_REASON), EMBEDDED_REASON)
             )
         remembered = choose(
-            self.spec, self.log, list(addresses), self.n_samples, dim=self.dim
+            self.spec,
+            self.log,
+            list(addresses),
+            self.n_samples,
+            dim=self.dim,
+            current=self._remembered_code(n),
         )
-        if remembered is not None and (remembered.codes or n < 2):
+        if remembered is None:
+            return self.spec.uncoded(
+                n,
+                "n_stragglers='auto': uncoded while measuring the workers (a "
+                f"code is considered after {self._next_decision} measured rounds)",
+            )
+        # Decided on what earlier runs measured: decide again once this run
+        # has measured as much.
+        self._next_decision = max(self._next_decision, remembered.measured_rounds)
+        if remembered.codes or n < 2:
+            self._remember(remembered.code)
             return self._settle(remembered)
-        if remembered is not None:
-            self.choice = remembered
-            return self.spec.uncoded(n, f"{remembered.reason}; measuring on")
-        return self.spec.uncoded(
-            n,
-            "n_stragglers='auto': uncoded while measuring the workers (a code "
-            f"is considered after {self._next_decision} measured rounds)",
+        self.choice = remembered
+        return self.spec.uncoded(n, f"{remembered.reason}; measuring on")
+
+    def _remembered_code(self, n: int) -> GradientCode | None:
+        key = self._memory.code
+        if key is None or key[0] == "uncoded":
+            return None
+        try:
+            code = copy.copy(build_code(*key, n, self.spec.random_state))
+        except ValueError:  # not at this size
+            return None
+        code.selection_reason = (
+            "n_stragglers='auto': the code the last run on these workers settled on"
         )
+        return code
+
+    def _remember(self, code: GradientCode) -> None:
+        with _MEMORY_LOCK:
+            self._memory.code = _key(code)
 
     def placed(self, seconds: float) -> None:
         """How long the first placement took (a grown code is charged for it)."""
@@ -151,7 +186,8 @@ class AutoCoding:
         timings = round_timings(record, worker_rows)
         if timings is not None:
             self.log.add(list(layout.addresses), *timings)
-            _measured(self._key, self.log)
+            with _MEMORY_LOCK:
+                self._memory.stamp = time.monotonic()
             self._measured += 1
 
     def maintain(self, layout: Layout) -> None:
@@ -159,7 +195,10 @@ class AutoCoding:
         if self.embedded:
             return
         if layout.growing:
-            if layout.adopt_grown() is False:
+            adopted = layout.adopt_grown()
+            if adopted:
+                self._remember(layout.code)
+            elif adopted is False:
                 logger.info("the chosen code could not be placed; measuring on")
             return
         if self._measured < self._next_decision:

@@ -66,7 +66,7 @@ def test_a_slow_worker_every_round_grows_a_code_in_the_background(client, data):
     # A later run on the same workers remembers them and codes at once.
     again = _rounds(client, data, slow, 2)
     assert again.history[0].scheme == cg.code.scheme
-    assert "coding pays" in again.code.selection_reason
+    assert "the last run on these workers settled on" in again.code.selection_reason
     forget_measurements()
     fresh = _rounds(client, data, slow, 1)
     assert fresh.history[0].scheme == "uncoded"
