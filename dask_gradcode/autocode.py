@@ -285,8 +285,8 @@ class LatencyLog:
     def add(
         self,
         workers: Sequence[Hashable],
-        fixed_s: Sequence[float],
-        work_s_per_row: Sequence[float],
+        fixed_s: Sequence[float] | np.ndarray,
+        work_s_per_row: Sequence[float] | np.ndarray,
     ) -> None:
         """One round: each worker's fixed seconds and work seconds per row."""
         if not len(workers) == len(fixed_s) == len(work_s_per_row):
@@ -326,7 +326,9 @@ class LatencyLog:
         per_row = np.array([[r[w][1] for w in workers] for r in rounds])
         share = 1.0 / len(workers)
         loaded = fixed + per_row * n_samples * share
-        return TraceProfile("measured", [0.0, share], np.stack([fixed, loaded]))
+        return TraceProfile(
+            "measured", np.array([0.0, share]), np.stack([fixed, loaded])
+        )
 
 
 @dataclass(frozen=True)

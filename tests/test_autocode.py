@@ -170,7 +170,9 @@ def test_once_coding_only_codes_that_skip_more_are_compared():
     one = make_code("fractional-repetition", 8, 1)
     grown = choose(AutoCode(), log, _workers(8), N_SAMPLES, current=one)
     assert grown is not None and grown.code.n_stragglers >= 2
-    assert "coding pays" in grown.reason and "with fractional-repetition" in grown.reason
+    assert (
+        "coding pays" in grown.reason and "with fractional-repetition" in grown.reason
+    )
 
 
 def test_the_scheme_and_the_tolerances_are_the_specs():

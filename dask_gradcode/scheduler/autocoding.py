@@ -111,7 +111,7 @@ class AutoCoding:
         self.n_samples = n_samples
         self.dim = dim
         self.embedded = is_embedded(client)
-        self._memory = _memory_for((str(client.scheduler.address), dim))
+        self._memory = _memory_for((str(client.scheduler_info()["address"]), dim))
         self.log = self._memory.log
         self.choice: CodeChoice | None = None
         self._next_decision = spec.first_decision
