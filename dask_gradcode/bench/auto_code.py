@@ -120,7 +120,7 @@ def measure(session: Session, o: Options) -> Measured:
     """Both parts; see the module's description."""
     X, y = standardised_classification(o.rows, o.features)
     table: list[dict[str, Any]] = []
-    scenarios = [s for s in all_scenarios(o.stragglers) if s.name in SCENARIOS]
+    scenarios = _scenarios(o.stragglers, o.scenarios)
     per_row = o.compute_ms / 1e3 / (o.straggler_rows / o.workers)
     Xs, ys = standardised_classification(o.straggler_rows, o.features)
     with session.bar(total=2 + len(scenarios), desc=NAME, unit="part") as bar:
@@ -280,11 +280,15 @@ def _bars(table: list[dict[str, Any]]) -> Any:
     return figure
 
 
-def _tolerances(text: str) -> tuple[int, ...]:
-    values = tuple(int(v) for v in text.split(",") if v.strip())
-    if not values or min(values) < 1:
-        raise ValueError(f"tolerances must be integers >= 1, got {text!r}")
-    return values
+def _scenarios(stragglers: int, names: str) -> list[Any]:
+    """The scenarios ``names`` (comma-separated, of :data:`SCENARIOS`) picks."""
+    picked = [name.strip() for name in names.split(",") if name.strip()]
+    unknown = sorted(set(picked) - set(SCENARIOS))
+    if unknown or not picked:
+        raise ValueError(
+            f"unknown scenarios {unknown}; choose from {','.join(SCENARIOS)}"
+        )
+    return [s for s in all_scenarios(stragglers) if s.name in picked]
 
 
 BENCHMARK = Benchmark(
@@ -315,7 +319,18 @@ BENCHMARK = Benchmark(
         opt.option("--max-iter", 25, opt.at_least(1), "L-BFGS iterations per fit"),
         opt.option("--repeats", 3, opt.at_least(1), "repeats of the no-straggler fits"),
         opt.option(
-            "--tolerances", (1, 2, 4), _tolerances, "static n_stragglers compared"
+            "--tolerances",
+            (1, 2, 4),
+            opt.positive,
+            "static n_stragglers compared",
+            nargs="+",
+        ),
+        opt.option(
+            "--scenarios",
+            ",".join(SCENARIOS),
+            None,
+            "comma-separated subset of the straggler scenarios",
+            metavar="NAMES",
         ),
     ),
 )
