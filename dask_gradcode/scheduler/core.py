@@ -240,9 +240,7 @@ class CodedGradient:
             fit_intercept=self.settings.fit_intercept,
             warn=self._warn,
         )
-        self._releaser = Releaser(
-            client, self._transport, self._token, self.settings.sleeps
-        )
+        self._releaser = Releaser(client, self._transport, self._token)
         parts = RoundParts(
             layout=self._layout,
             transport=self._transport,

@@ -53,18 +53,17 @@ __all__ = ["CodedRound", "Releaser", "RoundInput", "RoundParts", "SplitRound"]
 
 
 class Releaser:
-    """Drops a round's unfinished calls and ends their injected delays.
+    """Drops a round's unfinished calls: their workers stop computing them.
 
     A transport whose release blocks (the futures transport's cancels and
     wake-ups go through the scheduler) releases in a background thread, so
     a hung worker never holds up the next round.
     """
 
-    def __init__(self, client: Client, transport: Transport, token: str, sleeps: bool):
+    def __init__(self, client: Client, transport: Transport, token: str):
         self.client = client
         self.transport = transport
         self.token = token
-        self.sleeps = sleeps
         self._background: ThreadPoolExecutor | None = None
 
     @property
@@ -92,7 +91,9 @@ class Releaser:
             return
         handles = list(pending)
         targets = sorted({addresses[w] for w in [*pending.values(), *everywhere]})
-        wake = (self.token, submission) if self.sleeps else None
+        # Always: a late worker stops computing a round that is over (and
+        # ends its injected delays), so a straggler never falls behind.
+        wake = (self.token, submission)
         if not self.transport.releases_in_background:
             self.transport.release(handles, targets, wake)  # does not block
             return

@@ -114,3 +114,5 @@ class Reply:
     #: Of ``injected_delay``, the emulated computation
     #: (:func:`~dask_gradcode.stragglers.model_work`).
     emulated_seconds: float = 0.0
+    #: The round was over before this worker finished it: nothing computed.
+    dropped: bool = False

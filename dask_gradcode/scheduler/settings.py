@@ -83,11 +83,6 @@ class RunSettings:
             fit_intercept=bool(fit_intercept),
         )
 
-    @property
-    def sleeps(self) -> bool:
-        """Whether rounds may sleep injected delays (then they can be woken)."""
-        return self.straggler_model is not None or self.bandwidth is not None
-
 
 def check_weights(w: Any, dim: int) -> np.ndarray:
     """A round's weights as a flat float64 array of ``dim`` finite entries."""

@@ -48,7 +48,12 @@ from distributed.protocol import pickle, to_serialize
 from dask_gradcode.scheduler.clients import bounded_run, settle
 from dask_gradcode.scheduler.protocol import RoundContext, RoundRequest
 from dask_gradcode.scheduler.records import warn_caller
-from dask_gradcode.scheduler.worker import Shard, mark_decoded, run_round
+from dask_gradcode.scheduler.worker import (
+    Shard,
+    mark_decoded,
+    note_submission,
+    run_round,
+)
 
 __all__ = [
     "EMBED_WEIGHTS_MAX_BYTES",
@@ -305,6 +310,9 @@ class RoundServer:
         sub-millisecond computation to a thread and back costs more than it.
         """
         request = pickle.loads(payload)
+        # On the event loop, before queueing behind the actor's thread: the
+        # rounds queued there before this one are over and will be dropped.
+        note_submission(self.context.token, request.submission)
         if not self.context.sleeps and self._last_compute < INLINE_SECONDS:
             reply = run_round(self.shard, self.context, request, weights)
         else:

@@ -19,7 +19,6 @@ import numpy as np
 import scipy.sparse
 
 from dask_gradcode.codes._base import WorkerEncoder
-from dask_gradcode.objectives import Objective
 from dask_gradcode.scheduler.protocol import Reply, RoundContext, RoundRequest
 from dask_gradcode.stragglers import model_delay, model_work
 
@@ -97,6 +96,33 @@ def mark_decoded(token: str, submission: int) -> None:
         _record(token, submission)
 
 
+def note_submission(token: str, submission: int) -> None:
+    """A worker received ``submission``: every earlier one of its run is over.
+
+    The client submits a round only after the previous one was decoded (or
+    its attempt abandoned), so a newer request drops whatever older ones are
+    still queued or running on this worker.
+    """
+    with _WAKE_LOCK:
+        if _DECODED.get(token, -1) < submission - 1:
+            _record(token, submission - 1)
+
+
+def is_dropped(token: str, submission: int) -> bool:
+    """Whether ``submission``'s round is over (decoded, superseded or closed)."""
+    with _WAKE_LOCK:
+        return _DECODED.get(token, -1) >= submission
+
+
+class RoundDropped(Exception):
+    """The round was decoded without this worker: stop computing it."""
+
+
+def _check_live(request: RoundRequest, context: RoundContext) -> None:
+    if is_dropped(context.token, request.submission):
+        raise RoundDropped
+
+
 def forget_run(token: str) -> None:
     """Runs on workers when a run closes: wake its sleepers, refuse new ones."""
     with _WAKE_LOCK:
@@ -169,12 +195,19 @@ def run_round(
         weights = request.weights
     if weights is None:
         raise ValueError("a round request needs weights, inside it or beside it")
+    note_submission(context.token, request.submission)
     start = time.perf_counter()
-    with _one_blas_thread_while_sharing():
-        if request.slices is None:
-            message, rows = _coded_message(shard, weights, context.objective, request)
-        else:
-            message, rows = _sliced_sum(shard, weights, context.objective, request)
+    try:
+        _check_live(request, context)
+        with _one_blas_thread_while_sharing():
+            if request.slices is None:
+                message, rows = _coded_message(shard, weights, context, request)
+            else:
+                message, rows = _sliced_sum(shard, weights, context, request)
+    except RoundDropped:
+        # Nobody waits for it: a small reply the client discards, not an
+        # error (no warning per dropped round in the worker's log).
+        return Reply(np.empty(0), time.perf_counter() - start, 0.0, dropped=True)
     if request.slices is not None and not np.all(np.isfinite(message)):
         raise FloatingPointError(
             "the loss or its gradient overflowed on this worker's rows; scale the "
@@ -184,13 +217,20 @@ def run_round(
 
 
 def _coded_message(
-    shard: Shard, weights: np.ndarray, objective: Objective, request: RoundRequest
+    shard: Shard, weights: np.ndarray, context: RoundContext, request: RoundRequest
 ) -> tuple[np.ndarray, int]:
-    """Every partition's (loss, gradient), encoded; and the shard's row count."""
+    """Every partition's (loss, gradient), encoded; and the shard's row count.
+
+    Raises RoundDropped at a partition boundary (or before encoding) once the
+    round is over.
+    """
+    objective = context.objective
     partials = np.empty((len(shard.blocks), 1 + weights.size))
     for row, (first_row, block) in enumerate(
         zip(shard.first_rows, shard.blocks, strict=True)
     ):
+        if row:
+            _check_live(request, context)
         scale = 1.0
         if request.batch is not None:
             block, scale = sample_block(
@@ -200,16 +240,20 @@ def _coded_message(
         partials[row, 0] = scale * loss
         partials[row, 1:] = scale * gradient
     rows = sum(block[1].shape[0] for block in shard.blocks)
+    _check_live(request, context)
     return shard.encoder(partials), rows
 
 
 def _sliced_sum(
-    shard: Shard, weights: np.ndarray, objective: Objective, request: RoundRequest
+    shard: Shard, weights: np.ndarray, context: RoundContext, request: RoundRequest
 ) -> tuple[np.ndarray, int]:
     """The plain sum of (loss, gradient) over the request's slices; their rows."""
+    objective = context.objective
     total = np.zeros(1 + weights.size)
     rows = 0
-    for block_index, lo, hi in request.slices or ():
+    for index, (block_index, lo, hi) in enumerate(request.slices or ()):
+        if index:
+            _check_live(request, context)
         X, y, sample_weight = shard.blocks[block_index]
         block = (
             X[lo:hi],

@@ -9,7 +9,7 @@ from dask_gradcode.scheduler.plans import AdaptivePolicy, StaticPolicy, make_pol
 from dask_gradcode.scheduler.protocol import Batch
 from dask_gradcode.scheduler.settings import RunSettings, check_batch, check_weights
 from dask_gradcode.scheduler.transports import check_transport
-from dask_gradcode.stragglers import Bandwidth, SlowWorkers
+from dask_gradcode.stragglers import Bandwidth
 
 
 def test_defaults_are_checked_and_normalised():
@@ -18,9 +18,6 @@ def test_defaults_are_checked_and_normalised():
     assert isinstance(settings.bandwidth, Bandwidth)
     assert settings.bandwidth.bytes_per_second == 1e6
     assert settings.fit_intercept is True
-    assert settings.sleeps  # a bandwidth delays every message
-    assert not RunSettings.check().sleeps
-    assert RunSettings.check(straggler_model=SlowWorkers(1, delay=1.0)).sleeps
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -94,6 +95,50 @@ def test_injected_delays_end_as_soon_as_a_direct_round_decodes(client, data):
             assert_exact(cg(w), reference(X, y, w))
     assert sum(r.wall_seconds for r in cg.history) < 5.0
     assert all(0 not in r.responders for r in cg.history)
+
+
+#: When each busy call of ``BusyWorker`` ended (the in-process workers share it).
+_BUSY_CALLS: list[float] = []
+
+
+class BusyWorker:
+    """A really slow worker: its calls keep a core busy (not an injected sleep)."""
+
+    def __init__(self, worker: int, seconds: float) -> None:
+        self.worker, self.seconds = worker, seconds
+
+    def delay(self, iteration, worker, n_workers, compute_seconds=0.0):
+        if worker == self.worker:
+            end = time.perf_counter() + self.seconds
+            while time.perf_counter() < end:
+                pass
+            _BUSY_CALLS.append(end)
+        return 0.0
+
+
+@pytest.mark.parametrize("transport", ["direct", "futures"])
+def test_a_slow_worker_never_computes_rounds_that_are_over(client, data, transport):
+    X, y, w = data
+    code = make_code("gaussian-mds", N_WORKERS, 1, 1, random_state=0)
+    _BUSY_CALLS.clear()
+    with CodedGradient(
+        client,
+        code,
+        X,
+        y,
+        "log_loss",
+        straggler_model=BusyWorker(worker=2, seconds=0.3),
+        transport=transport,
+    ) as cg:
+        for _ in range(8):  # each decodes without worker 2, in milliseconds
+            assert_exact(cg(w), reference(X, y, w))
+    ended = time.perf_counter()
+    time.sleep(1.0)
+    # Rounds that were over when it got to them were dropped unstarted: it
+    # was idle within one busy call of the fit's end (not 8 x 0.3 s later).
+    assert len(_BUSY_CALLS) < 8, len(_BUSY_CALLS)
+    assert max(_BUSY_CALLS) - ended < 0.35, max(_BUSY_CALLS) - ended
+    assert all(2 not in r.responders for r in cg.history)
 
 
 def test_the_actor_computes_small_rounds_inline_and_large_ones_in_its_thread(

@@ -8,7 +8,14 @@ import pytest
 from dask_gradcode.codes import make_code
 from dask_gradcode.objectives import get_objective
 from dask_gradcode.scheduler.protocol import Batch, RoundContext, RoundRequest
-from dask_gradcode.scheduler.worker import as_block, build_shard, run_round
+from dask_gradcode.scheduler.worker import (
+    as_block,
+    build_shard,
+    is_dropped,
+    mark_decoded,
+    note_submission,
+    run_round,
+)
 from dask_gradcode.stragglers import SlowWorkers
 from tests.conftest import binary_problem
 
@@ -106,3 +113,50 @@ def test_the_straggler_model_sees_the_contexts_physical_worker():
         shard, context(0, straggler_model=slow), request
     ).injected_delay
     assert context(straggler_model=slow).sleeps and not context().sleeps
+
+
+def _dropping_context(token: str, after_calls: int | None = None) -> RoundContext:
+    objective = OBJECTIVE if after_calls is None else _DecodedDuring(token, after_calls)
+    return RoundContext(objective, token, 0, CODE.n_workers)
+
+
+class _DecodedDuring(type(OBJECTIVE)):  # type: ignore[misc]
+    """The objective, marking the round decoded after ``after_calls`` partitions."""
+
+    def __init__(self, token: str, after_calls: int) -> None:
+        super().__init__()
+        self.token, self.after_calls, self.calls = token, after_calls, 0
+
+    def value_and_gradient(self, w, X, y, sample_weight=None):
+        self.calls += 1
+        if self.calls == self.after_calls:
+            mark_decoded(self.token, 0)  # the client decoded without us
+        return super().value_and_gradient(w, X, y, sample_weight)
+
+
+def test_a_round_that_is_over_is_not_computed():
+    shard = shard_of(0)
+    assert len(shard.blocks) > 1
+    mark_decoded("dropped-before", 0)
+    reply = run_round(
+        shard, _dropping_context("dropped-before"), RoundRequest(0, 0, weights=W)
+    )
+    assert reply.dropped and reply.message.size == 0 and reply.rows == 0
+    # a newer submission drops the older ones still queued on the worker
+    note_submission("superseded", 3)
+    assert is_dropped("superseded", 2) and not is_dropped("superseded", 3)
+    old = run_round(
+        shard, _dropping_context("superseded"), RoundRequest(0, 2, weights=W)
+    )
+    assert old.dropped
+    current = run_round(
+        shard, _dropping_context("superseded"), RoundRequest(1, 3, weights=W)
+    )
+    assert not current.dropped and current.rows > 0
+
+
+def test_a_running_round_stops_at_the_next_partition_once_decoded():
+    context = _dropping_context("dropped-during", after_calls=1)
+    reply = run_round(shard_of(0), context, RoundRequest(0, 0, weights=W))
+    assert reply.dropped
+    assert context.objective.calls == 1  # the second partition was never computed
