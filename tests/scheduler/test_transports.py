@@ -102,17 +102,20 @@ _BUSY_CALLS: list[float] = []
 
 
 class BusyWorker:
-    """A really slow worker: its calls keep a core busy (not an injected sleep)."""
+    """A really slow worker: each call holds its thread (not an injected sleep).
+
+    The wait is not one the round's end can wake, as a slow computation; it
+    sleeps rather than spins so that the in-process workers sharing this
+    interpreter's lock are not slowed too.
+    """
 
     def __init__(self, worker: int, seconds: float) -> None:
         self.worker, self.seconds = worker, seconds
 
     def delay(self, iteration, worker, n_workers, compute_seconds=0.0):
         if worker == self.worker:
-            end = time.perf_counter() + self.seconds
-            while time.perf_counter() < end:
-                pass
-            _BUSY_CALLS.append(end)
+            time.sleep(self.seconds)
+            _BUSY_CALLS.append(time.perf_counter())
         return 0.0
 
 
