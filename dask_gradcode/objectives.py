@@ -33,9 +33,61 @@ __all__ = [
     "SquaredEpsilonInsensitive",
     "SquaredError",
     "SquaredHinge",
+    "WithIntercept",
     "get_objective",
     "make_penalty",
 ]
+
+
+class WithIntercept:
+    """``X`` with a column of ones appended, without a copy of ``X``.
+
+    Stands in for ``np.hstack([X, ones])`` (or its sparse counterpart)
+    wherever an objective uses its design matrix: ``X @ coef`` (the last
+    coefficient, or the last row of a coefficient matrix, is the intercept)
+    and ``X.T @ slopes`` (the intercept's gradient is the slopes' sum).  A
+    worker stores its rows once and wraps them each round; the wrapper costs
+    nothing to build.
+
+    Parameters
+    ----------
+    X : ndarray or scipy sparse matrix of shape (n_rows, n_features)
+
+    Examples
+    --------
+    >>> X = np.array([[1.0, 2.0], [3.0, 4.0]])
+    >>> (WithIntercept(X) @ np.array([1.0, 1.0, 10.0])).tolist()
+    [13.0, 17.0]
+    >>> (WithIntercept(X).T @ np.array([1.0, 1.0])).tolist()
+    [4.0, 6.0, 2.0]
+    """
+
+    __slots__ = ("X", "shape")
+
+    def __init__(self, X: Any) -> None:
+        self.X = X
+        self.shape = (X.shape[0], X.shape[1] + 1)
+
+    def __matmul__(self, coef: np.ndarray) -> np.ndarray:
+        coef = np.asarray(coef)
+        return np.asarray(self.X @ coef[:-1]) + coef[-1]
+
+    @property
+    def T(self) -> _InterceptTranspose:
+        """The transpose, for ``X.T @ slopes``."""
+        return _InterceptTranspose(self.X)
+
+
+class _InterceptTranspose:
+    __slots__ = ("X",)
+
+    def __init__(self, X: Any) -> None:
+        self.X = X
+
+    def __matmul__(self, slopes: np.ndarray) -> np.ndarray:
+        slopes = np.asarray(slopes)
+        top = np.asarray(self.X.T @ slopes)
+        return np.concatenate([top, slopes.sum(axis=0, keepdims=True)], axis=0)
 
 
 class Objective:
@@ -87,8 +139,9 @@ class Objective:
         Parameters
         ----------
         coef : ndarray of shape (n_coef(n_features),)
-            Coefficients (no intercept: add a column of ones for one).
-        X : ndarray or scipy sparse matrix of shape (n_rows, n_features)
+            Coefficients (no intercept: pass :class:`WithIntercept` ``(X)``,
+            or a column of ones, for one).
+        X : ndarray, scipy sparse matrix or WithIntercept of shape (n_rows, n_features)
         y : ndarray of shape (n_rows,)
         sample_weight : ndarray of shape (n_rows,), optional
 

@@ -8,7 +8,13 @@ import scipy.sparse
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dask_gradcode.objectives import OBJECTIVES, Softmax, get_objective
+from dask_gradcode.objectives import (
+    OBJECTIVES,
+    OneVsRest,
+    Softmax,
+    WithIntercept,
+    get_objective,
+)
 
 NAMES = sorted(OBJECTIVES)
 
@@ -138,3 +144,31 @@ def test_one_vs_rest_is_the_sum_of_the_binary_problems():
     )
     with pytest.raises(TypeError, match="binary loss"):
         OneVsRest(Softmax(3), 3)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize(
+    "objective",
+    [
+        *(get_objective(name) for name in ("log_loss", "squared_error", "hinge")),
+        Softmax(3),
+        OneVsRest(get_objective("log_loss"), 3),
+    ],
+    ids=repr,
+)
+def test_an_intercept_without_a_column_of_ones_gives_the_same_loss(objective, sparse):
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((40, 6))
+    X[X < 0.3] = 0.0
+    y = rng.integers(0, 3 if objective.n_coef(1) == 3 else 2, size=40).astype(float)
+    coef = rng.standard_normal(objective.n_coef(7))
+    weights = rng.random(40)
+    design = scipy.sparse.csr_matrix(X) if sparse else X
+    with_ones = np.hstack([X, np.ones((40, 1))])
+    expected = objective.value_and_gradient(coef, with_ones, y, weights)
+    loss, gradient = objective.value_and_gradient(
+        coef, WithIntercept(design), y, weights
+    )
+    assert loss == pytest.approx(expected[0], rel=1e-12)
+    np.testing.assert_allclose(gradient, expected[1], rtol=1e-12, atol=1e-12)
+    assert WithIntercept(design).shape == (40, 7)

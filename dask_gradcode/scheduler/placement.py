@@ -80,17 +80,13 @@ def place(
             code.worker_encoder(worker),
             partitions,
             [int(bounds[j]) for j in partitions],
-            *(_block(data, bounds, j, fit_intercept) for j in partitions),
+            *(_block(data, bounds, j) for j in partitions),
+            intercept=fit_intercept,
         )
         try:
-            # Bounded as a whole: a hung target must not stall the fit.
             shards.append(
-                client.sync(
-                    client._scatter,
-                    shard,
-                    workers=[address],
-                    hash=False,
-                    callback_timeout=timeout + _nbytes(shard) / BYTES_PER_SECOND,
+                _send(
+                    client, shard, address, timeout + _nbytes(shard) / BYTES_PER_SECOND
                 )
             )
         except (OSError, TimeoutError, KeyError) as error:  # died or hung
@@ -105,6 +101,35 @@ def place(
         client.cancel(placed)
         raise PlacementError(failed, reason)
     return shards
+
+
+def _send(client: Client, shard: Any, address: str, timeout: float) -> Future:
+    """Scatter ``shard`` to ``address``, straight from the client if it can.
+
+    A direct scatter serialises the shard's arrays without a copy on the
+    client and sends them once; through the scheduler (Dask's default) the
+    client holds a serialised copy and the scheduler relays every byte.  A
+    worker the client cannot connect to is reached through the scheduler.
+    Bounded as a whole: a hung target must not stall the fit.
+    """
+    try:
+        return client.sync(
+            client._scatter,
+            shard,
+            workers=[address],
+            hash=False,
+            direct=True,
+            callback_timeout=timeout,
+        )
+    except OSError:  # no route from the client: relay through the scheduler
+        logger.debug("direct scatter to %s failed; relaying", address, exc_info=True)
+    return client.sync(
+        client._scatter,
+        shard,
+        workers=[address],
+        hash=False,
+        callback_timeout=timeout,
+    )
 
 
 def _not_arrived(
@@ -138,11 +163,11 @@ def _not_arrived(
     )
 
 
-def _block(data: tuple, bounds: np.ndarray, partition: int, intercept: bool) -> tuple:
+def _block(data: tuple, bounds: np.ndarray, partition: int) -> tuple:
     X, y, sample_weight = data
     rows = slice(bounds[partition], bounds[partition + 1])
     weights = None if sample_weight is None else sample_weight[rows]
-    return as_block(X[rows], y[rows], weights, intercept)
+    return as_block(X[rows], y[rows], weights)
 
 
 def _place_dask(
@@ -164,7 +189,6 @@ def _place_dask(
             X[bounds[j] : bounds[j + 1]],
             y[bounds[j] : bounds[j + 1]],
             None if sample_weight is None else sample_weight[bounds[j] : bounds[j + 1]],
-            fit_intercept,
         )
         for j in range(code.n_partitions)
     ]
@@ -176,6 +200,7 @@ def _place_dask(
             code.partitions(worker),
             [int(bounds[j]) for j in code.partitions(worker)],
             *(block_futures[j] for j in code.partitions(worker)),
+            intercept=fit_intercept,
             key=f"{key_prefix}-w{worker}",
             workers=[address],
             allow_other_workers=False,

@@ -19,6 +19,7 @@ import numpy as np
 import scipy.sparse
 
 from dask_gradcode.codes._base import WorkerEncoder
+from dask_gradcode.objectives import WithIntercept
 from dask_gradcode.scheduler.protocol import Reply, RoundContext, RoundRequest
 from dask_gradcode.stragglers import model_delay, model_work
 
@@ -46,6 +47,13 @@ class Shard:
     partition_ids: tuple[int, ...]
     first_rows: tuple[int, ...]
     blocks: tuple[tuple[Any, np.ndarray, np.ndarray | None], ...]
+    #: Whether rounds append a column of ones to each block's ``X``
+    #: (:class:`~dask_gradcode.objectives.WithIntercept`: no copy is stored).
+    intercept: bool = False
+
+    def design(self, X: Any) -> Any:
+        """``X`` as the objective sees it (with the intercept's column)."""
+        return WithIntercept(X) if self.intercept else X
 
 
 # --------------------------------------------------------- injected delays
@@ -236,7 +244,10 @@ def _coded_message(
             block, scale = sample_block(
                 block, first_row, request.iteration, request.batch
             )
-        loss, gradient = objective.value_and_gradient(weights, *block)
+        X, y, sample_weight = block
+        loss, gradient = objective.value_and_gradient(
+            weights, shard.design(X), y, sample_weight
+        )
         partials[row, 0] = scale * loss
         partials[row, 1:] = scale * gradient
     rows = sum(block[1].shape[0] for block in shard.blocks)
@@ -264,7 +275,10 @@ def _sliced_sum(
         if request.batch is not None:
             first = shard.first_rows[block_index] + lo
             block, scale = sample_block(block, first, request.iteration, request.batch)
-        loss, gradient = objective.value_and_gradient(weights, *block)
+        X, y, sample_weight = block
+        loss, gradient = objective.value_and_gradient(
+            weights, shard.design(X), y, sample_weight
+        )
         total[0] += scale * loss
         total[1:] += scale * gradient
         rows += hi - lo
@@ -302,9 +316,12 @@ def build_shard(
     partition_ids: Sequence[int],
     first_rows: Sequence[int],
     *blocks: tuple,
+    intercept: bool = False,
 ) -> Shard:
-    """Assemble a shard (runs on its worker for dask input)."""
-    return Shard(encoder, tuple(partition_ids), tuple(first_rows), tuple(blocks))
+    """Assemble a shard (runs on its worker, from blocks placed there)."""
+    return Shard(
+        encoder, tuple(partition_ids), tuple(first_rows), tuple(blocks), intercept
+    )
 
 
 def _row_uniforms(seed: int, iteration: int, rows: np.ndarray) -> np.ndarray:
@@ -359,17 +376,16 @@ def sample_block(
     return (X[rows], y[rows], weights), scale
 
 
-def as_block(X: Any, y: Any, sample_weight: Any, intercept: bool = False) -> tuple:
-    """One partition's ``(X, y, sample_weight)`` as float64 (CSR for sparse)."""
+def as_block(X: Any, y: Any, sample_weight: Any) -> tuple:
+    """One partition's ``(X, y, sample_weight)`` as float64 (CSR for sparse).
+
+    No copy of a float64 array's rows (a view of the caller's array); the
+    intercept's column is never materialised (:attr:`Shard.intercept`).
+    """
     if scipy.sparse.issparse(X):
         X = scipy.sparse.csr_matrix(cast(Any, X), dtype=np.float64)
-        if intercept:
-            ones = scipy.sparse.csr_matrix(np.ones((X.shape[0], 1)))
-            X = scipy.sparse.hstack([X, ones], format="csr")
     else:
         X = np.asarray(X, dtype=np.float64)
-        if intercept:
-            X = np.hstack([X, np.ones((X.shape[0], 1))])
     y = np.asarray(y, dtype=np.float64)
     if sample_weight is not None:
         sample_weight = np.asarray(sample_weight, dtype=np.float64)

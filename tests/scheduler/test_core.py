@@ -156,6 +156,25 @@ def test_a_worker_holds_only_its_own_partitions(client, data):
             )
 
 
+def test_placement_copies_nothing_in_process_and_adds_no_intercept_column(client, data):
+    X, y, w = data
+    code = make_code("cyclic-repetition", N_WORKERS, 1, random_state=0)
+    with CodedGradient(client, code, X, y, "log_loss", fit_intercept=True) as cg:
+        for shard in client.gather(cg.shards):
+            assert shard.intercept
+            for block_X, block_y, _ in shard.blocks:
+                # in-process workers hold views of the caller's arrays
+                assert block_X.shape[1] == X.shape[1]
+                assert np.shares_memory(block_X, X) and np.shares_memory(block_y, y)
+        with_ones = np.hstack([X, np.ones((len(y), 1))])
+        expected = get_objective("log_loss").value_and_gradient(
+            np.append(w, 0.3), with_ones, y
+        )
+        loss, gradient = cg(np.append(w, 0.3))
+        assert loss == pytest.approx(expected[0], rel=1e-10)
+        np.testing.assert_allclose(gradient, expected[1], rtol=1e-9, atol=1e-12)
+
+
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_sparse_input_sample_weight_and_other_losses(transport, client, data):
     X, y, w = data
