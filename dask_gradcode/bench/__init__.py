@@ -29,6 +29,8 @@ writes its files.  :data:`BENCHMARKS` names them:
   (``at_scale``).
 - :mod:`~dask_gradcode.bench.auto_code` — ``n_stragglers="auto"`` against
   uncoded and static codes, fit by fit (``auto``).
+- :mod:`~dask_gradcode.bench.placement` — peak memory and time of placing the
+  data, against ``client.scatter`` (``placement``).
 
 They need matplotlib (and dask-ml for the dask-ml comparison): ``pip install
 'dask-gradcode[bench]'``.  Importing this package imports no Dask: the
@@ -59,6 +61,7 @@ BENCHMARKS = {
     "transport": "transport",
     "at-scale": "at_scale",
     "auto": "auto_code",
+    "placement": "placement",
 }
 
 _LAZY = {
