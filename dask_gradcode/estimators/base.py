@@ -32,6 +32,7 @@ from sklearn.utils.validation import (
 
 from dask_gradcode.autocode import AutoCode
 from dask_gradcode.codes import SCHEMES, GradientCode, make_code
+from dask_gradcode.estimators.columns import UsedColumns
 from dask_gradcode.estimators.inputs import as_dask_rows, is_dask, lazy_rows
 from dask_gradcode.estimators.monitoring import (
     Monitor,
@@ -371,9 +372,23 @@ class CodedSGD(LinearModel):
     ) -> None:
         """Minimise the SGD objective by coded rounds; set the fitted attributes."""
         shape = (self.n_features_in_ + int(self.fit_intercept), n_targets)
-        penalty = self._penalty(*shape)
-        n_samples = int(X.shape[0])
         start = self._initial_coef(*shape)
+        columns = (
+            None
+            if partial
+            else UsedColumns.of(
+                X, start, intercept=self.fit_intercept, n_targets=n_targets
+            )
+        )
+        solved_shape = shape
+        if columns is not None:  # solve on the used columns of wide sparse X
+            X, start, solved_shape = (
+                columns.compact(X),
+                columns.compress(start),
+                columns.shape,
+            )
+        penalty = self._penalty(*solved_shape)
+        n_samples = int(X.shape[0])
         began = time.perf_counter()
         n_workers = self.n_workers or n_cluster_workers(client)
         t0 = int(getattr(self, "t_", 1))
@@ -404,6 +419,7 @@ class CodedSGD(LinearModel):
                 if self.solver == "lbfgs" and not partial
                 else self.average,
                 averaged=getattr(self, "_averaged", None),
+                expand=None if columns is None else columns.expand,
             )
             result = self._solve(
                 mean_loss, start, penalty, monitor, shape, max_iter, t0, partial
@@ -494,9 +510,10 @@ class CodedSGD(LinearModel):
     ) -> None:
         """The fitted attributes of a finished run."""
         iterate = monitor.best if monitor.best is not None else result.coef
-        self._iterate = iterate.copy()
-        self._averaged = (monitor.mean, monitor.count) if monitor.start else None
-        self._set_coef(monitor.current(iterate).reshape(shape))
+        self._iterate = monitor.full(iterate).copy()
+        mean = None if monitor.mean is None else monitor.full(monitor.mean)
+        self._averaged = (mean, monitor.count) if monitor.start else None
+        self._set_coef(monitor.full(monitor.current(iterate)).reshape(shape))
         self.n_iter_ = result.n_iter
         self.t_ = result.t
         self.objective_ = result.objective
@@ -527,8 +544,8 @@ class CodedSGD(LinearModel):
     ) -> None:
         """The optimisation state when the cluster failed: the last iterate."""
         last = monitor.last if monitor.last is not None else start
-        self._iterate = np.asarray(last).copy()
-        self._set_coef(monitor.current(last).reshape(n_rows, n_targets))
+        self._iterate = monitor.full(np.asarray(last)).copy()
+        self._set_coef(monitor.full(monitor.current(last)).reshape(n_rows, n_targets))
         self.n_iter_ = len(monitor.history)
 
     def _code(self, n_workers: int) -> GradientCode | AutoCode:

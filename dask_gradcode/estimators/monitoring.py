@@ -42,6 +42,10 @@ class Monitor:
         Average the iterates (from step ``average`` on for an int).
     averaged : tuple, optional
         ``(mean, count)`` carried over from an earlier ``partial_fit``.
+    expand : callable, optional
+        Maps an iterate to the estimator's full coefficient vector (a fit on
+        the used columns of wide sparse input solves a smaller problem,
+        :mod:`~dask_gradcode.estimators.columns`); default: the identity.
     """
 
     def __init__(
@@ -55,8 +59,10 @@ class Monitor:
         t0: int = 1,
         average: bool | int = False,
         averaged: tuple | None = None,
+        expand: Any = None,
     ) -> None:
         self.estimator = estimator
+        self._expand = expand
         self.coded = coded
         self.validation = validation
         self.n_targets = n_targets
@@ -93,7 +99,7 @@ class Monitor:
             return False
         X_val, y_val = self.validation
         estimator = self.estimator
-        estimator._set_coef(self.current(w).reshape(-1, self.n_targets))
+        estimator._set_coef(self.full(self.current(w)).reshape(-1, self.n_targets))
         score = estimator.score(X_val, y_val)
         tol = estimator.tol if estimator.tol is not None else -np.inf
         if score > self.best_score + tol:
@@ -103,6 +109,10 @@ class Monitor:
         if score > self.best_score:
             self.best_score, self.best = score, w.copy()
         return self.no_improvement >= estimator.n_iter_no_change
+
+    def full(self, w: np.ndarray) -> np.ndarray:
+        """``w`` as the estimator's full coefficient vector."""
+        return w if self._expand is None else self._expand(w)
 
     def current(self, w: np.ndarray) -> np.ndarray:
         """The model at iterate ``w``: the averaged iterate once averaging began."""
