@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from dask_gradcode.codes import GradientCode
+from dask_gradcode.codes._sparse import as_dense
 from dask_gradcode.scheduler.feedback import coded_timing, split_timing
 from dask_gradcode.scheduler.judging import judge_coded, split_shortfall
 from dask_gradcode.scheduler.plans import Plan, Policy, Share, make_policy
@@ -661,7 +662,7 @@ def _split_round(
     if shortfall is not None:  # every simulated worker answers: cannot happen
         raise AssertionError(f"round {iteration}: {shortfall}")
     used = [reply for replies in collected.covered.values() for reply in replies]
-    vector = np.sum([reply.message for reply in used], axis=0)
+    vector = np.sum([as_dense(reply.message) for reply in used], axis=0)
     policy.observe(split_timing(plan, collected, physical, wall))
     responders = tuple(
         sorted({w for workers in collected.computed_by.values() for w in workers})

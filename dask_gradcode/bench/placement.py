@@ -24,7 +24,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -44,7 +44,7 @@ class _PeakSampler:
     """The process's resident memory, sampled every millisecond in a thread."""
 
     def __init__(self) -> None:
-        import psutil
+        import psutil  # type: ignore[import-untyped]
 
         self._process = psutil.Process()
         self.base = self.peak = self._rss()
@@ -107,7 +107,13 @@ def probe(
         code = make_code(scheme, workers, stragglers)
         began = time.perf_counter()
         with CodedGradient(
-            client, code, X, y, "log_loss", fit_intercept=True, transport=transport
+            client,
+            code,
+            X,
+            y,
+            "log_loss",
+            fit_intercept=True,
+            transport=cast(Any, transport),
         ) as coded:
             placed = time.perf_counter() - began
             coded(np.zeros(features + 1))

@@ -53,6 +53,7 @@ from dask_gradcode.codes._base import (
     UnstableCodeError,
 )
 from dask_gradcode.codes._grouped import GroupedCode
+from dask_gradcode.codes._sparse import SparseMessage, sparse_or_dense
 from dask_gradcode.codes._validation import (
     check_code_shape,
     check_positive_int,
@@ -94,11 +95,13 @@ __all__ = [
     "NotDecodableError",
     "ResponderTracker",
     "SampledCertificationWarning",
+    "SparseMessage",
     "UncodedCode",
     "UnstableCodeError",
     "YeAbbeCode",
     "make_code",
     "replan_code",
+    "sparse_or_dense",
 ]
 
 #: Every scheme name :func:`make_code` accepts.

@@ -28,7 +28,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import numpy as np
 import scipy.linalg
@@ -40,6 +40,7 @@ from dask_gradcode.codes._errors import (
     UnstableCodeError,
 )
 from dask_gradcode.codes._responders import ResponderChecks
+from dask_gradcode.codes._sparse import SparseMessage, as_dense
 from dask_gradcode.codes._validation import (
     check_partial_gradients,
     check_positive_int,
@@ -161,7 +162,9 @@ class Decoder:
     error_bound: float
     condition_number: float
 
-    def apply(self, messages: Sequence[np.ndarray], dim: int) -> np.ndarray:
+    def apply(
+        self, messages: Sequence[np.ndarray | SparseMessage], dim: int
+    ) -> np.ndarray:
         """Combine messages, in ``responders`` order, into the gradient.
 
         Short messages are stacked and combined in one matrix product; long
@@ -171,15 +174,21 @@ class Decoder:
         """
         m = self.coefficients.shape[1]
         length = len(messages[0])
-        if len(messages) * length <= _STACK_MAX_ELEMENTS:
+        sparse = any(isinstance(message, SparseMessage) for message in messages)
+        if not sparse and len(messages) * length <= _STACK_MAX_ELEMENTS:
             stacked = np.array(messages, dtype=np.float64)
             return (self.coefficients.T @ stacked).reshape(-1)[:dim]
         sub_vectors = np.zeros((m, length))
         for row, message in enumerate(messages):
             for v in range(m):
+                coefficient = self.coefficients[row, v]
+                if isinstance(message, SparseMessage):
+                    if coefficient:  # only its nonzeros: no dense copy
+                        message.add_to(sub_vectors[v], coefficient)
+                    continue
                 # axpy returns early for a zero coefficient: rows that are all
                 # zero are checked by the caller instead of by propagation.
-                axpy(message, sub_vectors[v], a=self.coefficients[row, v])
+                axpy(message, sub_vectors[v], a=coefficient)
         return sub_vectors.reshape(-1)[:dim]
 
     @property
@@ -499,7 +508,7 @@ class GradientCode(ResponderChecks):
 
     def decode(
         self,
-        messages: Mapping[int, np.ndarray],
+        messages: Mapping[int, np.ndarray | SparseMessage],
         dim: int,
         *,
         approximate: bool = False,
@@ -536,18 +545,19 @@ class GradientCode(ResponderChecks):
         """
         length = self.message_length(dim)
         decoder = self.decoder(messages.keys(), approximate=approximate)
-        arrays = [np.asarray(messages[worker]) for worker in decoder.responders]
-        if all(a.shape == (length,) and a.dtype.kind in "fiu" for a in arrays):
+        arrays = [_vector(messages[worker]) for worker in decoder.responders]
+        if all(a.shape == (length,) and _real(a) for a in arrays):
             with np.errstate(over="ignore", invalid="ignore"):  # checked just below
                 gradient = decoder.apply(arrays, dim)
             # NaN or inf in a message with a non-zero coefficient reaches the
             # result, so checking the short result checks those messages.
             if np.isfinite(gradient).all() and all(
-                np.isfinite(messages[worker]).all() for worker in decoder.unused
+                np.isfinite(_values(messages[worker])).all()
+                for worker in decoder.unused
             ):
                 return (gradient, decoder) if return_info else gradient
         for worker, array in zip(decoder.responders, arrays, strict=True):
-            self._check_message(worker, array, length)  # name the culprit
+            self._check_message(worker, as_dense(array), length)  # name the culprit
         raise FloatingPointError(
             "decoding overflowed although every message is finite; the messages "
             "are too large for float64 (scale the data or the loss)"
@@ -1018,3 +1028,18 @@ def _ranges(workers: Iterable[int]) -> str:
         if worker is not None:
             start = previous = worker
     return "[" + ", ".join(parts) + "]"
+
+
+def _vector(message: Any) -> np.ndarray | SparseMessage:
+    """A message as an array, or as it came if it is a :class:`SparseMessage`."""
+    return message if isinstance(message, SparseMessage) else np.asarray(message)
+
+
+def _real(message: np.ndarray | SparseMessage) -> bool:
+    values = message.values if isinstance(message, SparseMessage) else message
+    return values.dtype.kind in "fiu"
+
+
+def _values(message: Any) -> np.ndarray:
+    """The entries a finiteness check must read (a sparse message's nonzeros)."""
+    return message.values if isinstance(message, SparseMessage) else np.asarray(message)

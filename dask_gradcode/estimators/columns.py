@@ -15,7 +15,7 @@ Pure NumPy/SciPy: no Dask, no coding math.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import scipy.sparse
@@ -61,9 +61,10 @@ class UsedColumns:
         """
         if not scipy.sparse.issparse(X):
             return None
+        X = scipy.sparse.csr_matrix(cast(Any, X))
         n_features = int(X.shape[1])
         seen = np.zeros(n_features, dtype=bool)  # O(nnz), unlike a sort
-        seen[scipy.sparse.csr_matrix(X).indices] = True
+        seen[X.indices] = True
         used = np.flatnonzero(seen)
         if used.size == 0 or used.size > COMPACT_BELOW * n_features:
             return None

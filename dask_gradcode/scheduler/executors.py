@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from distributed import Client
 
+from dask_gradcode.codes._sparse import as_dense
 from dask_gradcode.scheduler.clients import bounded_run
 from dask_gradcode.scheduler.feedback import coded_timing, split_timing
 from dask_gradcode.scheduler.judging import (
@@ -359,7 +360,7 @@ class SplitRound:
             raise SplitIncomplete
         used = [reply for replies in collected.covered.values() for reply in replies]
         collected_cpu = time.thread_time()
-        vector = np.sum([reply.message for reply in used], axis=0)
+        vector = np.sum([as_dense(reply.message) for reply in used], axis=0)
         decoded, decoded_cpu = time.perf_counter(), time.thread_time()
         parts.release(pending, submission)
         wall = collected_at - round_input.submitted

@@ -73,7 +73,8 @@ def place(
         return _place_dask(
             client, code, addresses, data, bounds, fit_intercept, key_prefix, timeout
         )
-    shards, failed = [], set()
+    shards: list[Any] = []
+    failed: set[int] = set()
     for worker, address in enumerate(addresses):
         partitions = code.partitions(worker)
         shard = build_shard(

@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from dask_gradcode.codes._sparse import SparseMessage
 from dask_gradcode.objectives import Objective
 from dask_gradcode.stragglers import Bandwidth
 
@@ -105,9 +106,13 @@ class RoundRequest:
 
 @dataclass(frozen=True)
 class Reply:
-    """One worker's answer to a round."""
+    """One worker's answer to a round.
 
-    message: np.ndarray
+    A coded round's ``message`` is a :class:`~dask_gradcode.codes.SparseMessage`
+    when it is mostly zeros (wide sparse rows); the decoders take either.
+    """
+
+    message: np.ndarray | SparseMessage
     compute_seconds: float
     injected_delay: float
     rows: int = 0

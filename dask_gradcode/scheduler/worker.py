@@ -19,6 +19,7 @@ import numpy as np
 import scipy.sparse
 
 from dask_gradcode.codes._base import WorkerEncoder
+from dask_gradcode.codes._sparse import SparseMessage, sparse_or_dense
 from dask_gradcode.objectives import WithIntercept
 from dask_gradcode.scheduler.protocol import Reply, RoundContext, RoundRequest
 from dask_gradcode.stragglers import model_delay, model_work
@@ -205,28 +206,30 @@ def run_round(
         raise ValueError("a round request needs weights, inside it or beside it")
     note_submission(context.token, request.submission)
     start = time.perf_counter()
+    message: np.ndarray | SparseMessage
     try:
         _check_live(request, context)
         with _one_blas_thread_while_sharing():
             if request.slices is None:
                 message, rows = _coded_message(shard, weights, context, request)
             else:
-                message, rows = _sliced_sum(shard, weights, context, request)
+                total, rows = _sliced_sum(shard, weights, context, request)
+                if not np.all(np.isfinite(total)):
+                    raise FloatingPointError(
+                        "the loss or its gradient overflowed on this worker's rows; "
+                        "scale the data (StandardScaler) or the loss"
+                    )
+                message = total
     except RoundDropped:
         # Nobody waits for it: a small reply the client discards, not an
         # error (no warning per dropped round in the worker's log).
         return Reply(np.empty(0), time.perf_counter() - start, 0.0, dropped=True)
-    if request.slices is not None and not np.all(np.isfinite(message)):
-        raise FloatingPointError(
-            "the loss or its gradient overflowed on this worker's rows; scale the "
-            "data (StandardScaler) or the loss"
-        )
     return _reply(message, time.perf_counter() - start, rows, context, request)
 
 
 def _coded_message(
     shard: Shard, weights: np.ndarray, context: RoundContext, request: RoundRequest
-) -> tuple[np.ndarray, int]:
+) -> tuple[np.ndarray | SparseMessage, int]:
     """Every partition's (loss, gradient), encoded; and the shard's row count.
 
     Raises RoundDropped at a partition boundary (or before encoding) once the
@@ -252,7 +255,7 @@ def _coded_message(
         partials[row, 1:] = scale * gradient
     rows = sum(block[1].shape[0] for block in shard.blocks)
     _check_live(request, context)
-    return shard.encoder(partials), rows
+    return sparse_or_dense(shard.encoder(partials)), rows
 
 
 def _sliced_sum(
@@ -286,7 +289,7 @@ def _sliced_sum(
 
 
 def _reply(
-    message: np.ndarray,
+    message: np.ndarray | SparseMessage,
     compute_seconds: float,
     rows: int,
     context: RoundContext,

@@ -176,6 +176,23 @@ def test_placement_copies_nothing_in_process_and_adds_no_intercept_column(client
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
+def test_wide_sparse_rows_reply_with_their_nonzeros_only(transport, client):
+    rng = np.random.default_rng(2)
+    rows, width = 240, 30_000
+    X = scipy.sparse.random(rows, width, density=2e-4, random_state=3, format="csr")
+    y = (rng.random(rows) < 0.5).astype(float)
+    w = rng.standard_normal(width) * 0.1
+    code = make_code("fractional-repetition", N_WORKERS, 1)
+    expected = get_objective("log_loss").value_and_gradient(w, X, y)
+    with CodedGradient(client, code, X, y, "log_loss", transport=transport) as cg:
+        loss, gradient = cg(w)
+    assert loss == pytest.approx(expected[0], rel=1e-10)
+    np.testing.assert_allclose(gradient, expected[1], rtol=1e-10, atol=1e-12)
+    dense_bytes = len(cg.history[-1].responders) * (width + 1) * 8
+    assert cg.history[-1].bytes_received < dense_bytes / 20
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
 def test_sparse_input_sample_weight_and_other_losses(transport, client, data):
     X, y, w = data
     sparse = scipy.sparse.random(600, 8, density=0.3, random_state=0, format="csr")
