@@ -52,9 +52,27 @@ def datasets(rows: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
             rows, 20, n_informative=10, random_state=0
         ),
     }
-    return {
+    scaled = {
         name: (StandardScaler().fit_transform(X), y) for name, (X, y) in data.items()
     }
+    return scaled | {"hashed text 2,000 docs x 2^18": hashed_text(2_000)}
+
+
+def hashed_text(documents: int, seed: int = 0) -> tuple[Any, np.ndarray]:
+    """Sparse text features of made-up documents, two classes.
+
+    ``HashingVectorizer(n_features=2**18)`` of documents of 80 words from a
+    20,000-word vocabulary, 10 of them from 500 words of their class's own.
+    """
+    from sklearn.feature_extraction.text import HashingVectorizer
+
+    rng = np.random.default_rng(seed)
+    vocabulary = np.array([f"w{i}" for i in range(20_000)])
+    labels = np.arange(documents) % 2
+    words = rng.integers(0, vocabulary.size, size=(documents, 80))
+    words[:, :10] = rng.integers(0, 500, size=(documents, 10)) + 500 * labels[:, None]
+    texts = [" ".join(vocabulary[row]) for row in words]
+    return HashingVectorizer(n_features=2**18).fit_transform(texts), labels
 
 
 def _timed(fit: Callable[[], Any], repeats: int) -> tuple[float, Any]:
@@ -230,8 +248,11 @@ Measured on {machine_description()}.  Default estimators (`CodedSGDClassifier()`
 hinge loss, L-BFGS, `scheme="auto"`, `n_stragglers="auto"`, which leaves
 the embedded cluster uncoded), no Dask client: fits use
 the process's embedded in-process cluster, started once ({cluster_start:.2f} s,
-the first fit of a process only) and shared by every later fit.  Data
-standardised; times are the median of three fits.
+the first fit of a process only) and shared by every later fit.  Dense data
+standardised; the hashed text is `HashingVectorizer(n_features=2**18)` of
+made-up two-class documents (a fit solves on the columns the documents
+use, and replies that are mostly zeros travel as their nonzeros); times are
+the median of three fits.
 
 {markdown_table(list(fits), FIT_COLUMNS)}
 
