@@ -31,6 +31,9 @@ writes its files.  :data:`BENCHMARKS` names them:
   uncoded and static codes, fit by fit (``auto``).
 - :mod:`~dask_gradcode.bench.placement` — peak memory and time of placing the
   data, against ``client.scatter`` (``placement``).
+- :mod:`~dask_gradcode.bench.hog` — a real straggler (a CPU hog pinned beside
+  one worker process): uncoded, the static code, the adaptive policy and
+  dask-ml (``hog``).
 
 They need matplotlib (and dask-ml for the dask-ml comparison): ``pip install
 'dask-gradcode[bench]'``.  Importing this package imports no Dask: the
@@ -62,6 +65,7 @@ BENCHMARKS = {
     "at-scale": "at_scale",
     "auto": "auto_code",
     "placement": "placement",
+    "hog": "hog",
 }
 
 _LAZY = {
