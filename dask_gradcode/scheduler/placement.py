@@ -113,24 +113,25 @@ def _send(client: Client, shard: Any, address: str, timeout: float) -> Future:
     worker the client cannot connect to is reached through the scheduler.
     Bounded as a whole: a hung target must not stall the fit.
     """
-    try:
-        return client.sync(
-            client._scatter,
-            shard,
-            workers=[address],
-            hash=False,
-            direct=True,
-            callback_timeout=timeout,
-        )
-    except OSError:  # no route from the client: relay through the scheduler
-        logger.debug("direct scatter to %s failed; relaying", address, exc_info=True)
-    return client.sync(
-        client._scatter,
-        shard,
-        workers=[address],
-        hash=False,
-        callback_timeout=timeout,
-    )
+    for direct in (True, False):
+        try:
+            return client.sync(
+                client._scatter,
+                shard,
+                workers=[address],
+                hash=False,
+                direct=direct,
+                callback_timeout=timeout,
+            )
+        except OSError as error:  # no route from the client: relay it
+            # A timeout is a hung worker (TimeoutError is an OSError): the
+            # relay would wait for it again.
+            if not direct or isinstance(error, TimeoutError):
+                raise
+            logger.debug(
+                "direct scatter to %s failed; relaying", address, exc_info=True
+            )
+    raise AssertionError("unreachable")  # the relay returned or raised
 
 
 def _not_arrived(
