@@ -34,6 +34,9 @@ writes its files.  :data:`BENCHMARKS` names them:
 - :mod:`~dask_gradcode.bench.hog` — a real straggler (a CPU hog pinned beside
   one worker process): uncoded, the static code, the adaptive policy and
   dask-ml (``hog``).
+- :mod:`~dask_gradcode.bench.end_to_end` — one logistic regression on
+  scikit-learn, ours, dask-ml and Spark MLlib: fit, placement, peak memory
+  (``end-to-end``).
 
 They need matplotlib (and dask-ml for the dask-ml comparison): ``pip install
 'dask-gradcode[bench]'``.  Importing this package imports no Dask: the
@@ -66,6 +69,7 @@ BENCHMARKS = {
     "auto": "auto_code",
     "placement": "placement",
     "hog": "hog",
+    "end-to-end": "end_to_end",
 }
 
 _LAZY = {

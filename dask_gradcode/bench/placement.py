@@ -44,7 +44,7 @@ class _PeakSampler:
     """The process's resident memory, sampled every millisecond in a thread."""
 
     def __init__(self) -> None:
-        import psutil  # type: ignore[import-untyped]
+        import psutil
 
         self._process = psutil.Process()
         self.base = self.peak = self._rss()
