@@ -36,6 +36,8 @@ def test_bench_hog_small(tmp_path):
             "1e-3",
             "--max-rounds",
             "20",
+            "--repeats",
+            "1",
             "--no-progress",
             "--out",
             str(out),
