@@ -92,13 +92,13 @@ class Releaser:
             return
         handles = list(pending)
         targets = sorted({addresses[w] for w in [*pending.values(), *everywhere]})
-        # Always: a late worker stops computing a round that is over (and
-        # ends its injected delays), so a straggler never falls behind.
-        wake = (self.token, submission)
+        # A late worker stops computing a round that is over (and ends its
+        # injected delays), so a straggler never falls behind.
+        over = (self.token, submission)
         if not self.transport.releases_in_background:
-            self.transport.release(handles, targets, wake)  # does not block
+            self.transport.release(handles, targets, over)  # does not block
             return
-        self._background.submit(self.transport.release, handles, targets, wake)
+        self._background.submit(self.transport.release, handles, targets, over)
 
     def close(self) -> None:
         """Forget the run on the workers and stop the thread, without waiting.

@@ -146,9 +146,13 @@ class Transport(Protocol):
         ...
 
     def release(
-        self, handles: list[Any], addresses: list[str], wake: tuple | None
+        self, handles: list[Any], addresses: list[str], over: tuple[str, int]
     ) -> None:
-        """Drop unfinished calls; wake injected delays of ``wake`` (token, submission)."""
+        """Drop unfinished calls; tell ``addresses`` that round ``over`` is over.
+
+        ``over`` is ``(token, submission)``: the workers drop its calls still
+        queued or running and end its injected delays.
+        """
         ...
 
     def close(self) -> None:
@@ -266,15 +270,14 @@ class FuturesTransport:
         )
 
     def release(
-        self, handles: list[Any], addresses: list[str], wake: tuple | None
+        self, handles: list[Any], addresses: list[str], over: tuple[str, int]
     ) -> None:
-        """Cancel unfinished tasks; wake injected delays (blocking, bounded)."""
+        """Cancel unfinished tasks; tell their workers (blocking, bounded)."""
         try:
             self.client.cancel(handles)
         except Exception:  # noqa: BLE001 - a closing client: nothing to cancel
             return
-        if wake is not None:
-            bounded_run(self.client, mark_decoded, *wake, workers=addresses)
+        bounded_run(self.client, mark_decoded, *over, workers=addresses)
 
     def close(self) -> None:
         """Forget the shards (their owner cancels them)."""
@@ -517,19 +520,18 @@ class DirectTransport:
         return DirectCall(worker, pickle.dumps(request.carrying(weights)))
 
     def release(
-        self, handles: list[DirectCall], addresses: list[str], wake: tuple | None
+        self, handles: list[DirectCall], addresses: list[str], over: tuple[str, int]
     ) -> None:
-        """Drop unfinished calls and wake injected delays (without blocking)."""
+        """Drop unfinished calls and tell their workers (without blocking)."""
         loop = _loop(self.client)
         for call in handles:
             call.cancelled = True
             if call.task is not None:
                 loop.add_callback(call.task.cancel)
-        if wake is not None:
-            workers = [self._addresses.index(a) for a in addresses]
-            loop.add_callback(self._wake, workers, wake)
+        workers = [self._addresses.index(a) for a in addresses]
+        loop.add_callback(self._wake, workers, over)
 
-    async def _wake(self, workers: list[int], wake: tuple) -> None:
+    async def _wake(self, workers: list[int], wake: tuple[str, int]) -> None:
         async def one(worker: int) -> None:
             try:
                 await asyncio.wait_for(self.call(worker, "wake", *wake), self.timeout)
