@@ -58,6 +58,7 @@ __all__ = [
     "LatencyLog",
     "build_code",
     "choose",
+    "code_key",
     "measured_profile",
     "round_timings",
 ]
@@ -248,12 +249,16 @@ def measured_profile(records: Sequence[Any], n_samples: int) -> TraceProfile:
     """
     log = LatencyLog(max_rounds=max(len(records), 1))
     n_workers = 0
+    rows_of: dict[int, list[int]] = {}  # per size: every round of it shares them
     for record in records:
         if record.scheme != "uncoded":
             continue
-        code = make_code("uncoded", record.n_workers, 0)
-        rows = np.diff(code.partition_bounds(n_samples)).tolist()
-        timings = round_timings(record, rows)
+        if record.n_workers not in rows_of:
+            bounds = make_code("uncoded", record.n_workers, 0).partition_bounds(
+                n_samples
+            )
+            rows_of[record.n_workers] = np.diff(bounds).tolist()
+        timings = round_timings(record, rows_of[record.n_workers])
         if timings is not None:
             log.add(list(range(record.n_workers)), *timings)
             n_workers = record.n_workers
@@ -399,8 +404,9 @@ def choose(
         return _stay(spec, n, "one worker: there is nothing to code", measured)
     if measured < spec.first_decision:
         return None
-    coding = current is not None and current.scheme != "uncoded"
-    floor = current.n_stragglers if coding and current is not None else 1
+    # The run's code when it codes (its rounds cannot speak for fewer stragglers).
+    coding = current if current is not None and current.scheme != "uncoded" else None
+    floor = coding.n_stragglers if coding is not None else 1
     codes = [c for c in spec.candidates(n) if c.n_stragglers >= floor]
     if not codes:
         return _stay(
@@ -409,20 +415,18 @@ def choose(
             f"no {spec.scheme} code with a tolerance >= 1 builds on {n} workers",
             measured,
         )
-    baseline = current if coding and current is not None else spec.uncoded(n, "")
-    entries = [(baseline, spec.policy if coding else "static")]
-    entries += [(c, spec.policy) for c in codes if _key(c) != _key(baseline)]
+    baseline = coding if coding is not None else spec.uncoded(n, "")
+    entries = [(baseline, spec.policy if coding is not None else "static")]
+    entries += [(c, spec.policy) for c in codes if code_key(c) != code_key(baseline)]
     rows = _replay(entries, log, workers, n_samples, measured, dim)
-    base = next(row for row in rows if _key(row) == _key(baseline))
+    base = next(row for row in rows if code_key(row) == code_key(baseline))
     best = next(row for row in rows if row.exact)
     saved = (base.predicted_s - best.predicted_s) * measured
     extra_placement = placement_seconds * max(best.load * n - 1, 0.0)
-    against = f"{_what(base)}" if coding else "uncoded"
+    against = _what(base) if coding is not None else "uncoded"
     if best is base or best.predicted_s * (1 + spec.margin) > base.predicted_s:
-        if coding and current is not None:
-            return CodeChoice(
-                current, current.selection_reason or "", tuple(rows), measured
-            )
+        if coding is not None:
+            return _keep(coding, rows, measured)
         closest = next(row for row in rows if row.exact and row is not base)
         return _stay(
             spec,
@@ -434,10 +438,8 @@ def choose(
             rows,
         )
     if saved < extra_placement:
-        if coding and current is not None:
-            return CodeChoice(
-                current, current.selection_reason or "", tuple(rows), measured
-            )
+        if coding is not None:
+            return _keep(coding, rows, measured)
         return _stay(
             spec,
             n,
@@ -448,7 +450,7 @@ def choose(
             measured,
             rows,
         )
-    code = copy.copy(next(c for c in codes if _key(c) == _key(best)))
+    code = copy.copy(next(c for c in codes if code_key(c) == code_key(best)))
     reason = (
         f"n_stragglers='auto': coding pays: measured {measured} rounds on "
         f"{n} workers, {_what(best)} predicted {_ms(best)} per round against "
@@ -489,7 +491,8 @@ def profile_latency(
     return log.profile(workers, n_samples, newest=REPLAYED_ROUNDS).latency(len(workers))
 
 
-def _key(code: Any) -> tuple[str, int, int]:
+def code_key(code: Any) -> tuple[str, int, int]:
+    """``(scheme, n_stragglers, comm_reduction)`` of a code or a plan row."""
     return (code.scheme, code.n_stragglers, code.comm_reduction)
 
 

@@ -39,6 +39,7 @@ from dask_gradcode.autocode import (
     LatencyLog,
     build_code,
     choose,
+    code_key,
     round_timings,
 )
 from dask_gradcode.codes import GradientCode
@@ -168,7 +169,7 @@ class AutoCoding:
 
     def _remember(self, code: GradientCode) -> None:
         with _MEMORY_LOCK:
-            self._memory.code = _key(code)
+            self._memory.code = code_key(code)
 
     def placed(self, seconds: float) -> None:
         """How long the first placement took (a grown code is charged for it)."""
@@ -215,7 +216,7 @@ class AutoCoding:
         )
         if choice is None:
             return
-        if _key(choice.code) == _key(layout.code):
+        if code_key(choice.code) == code_key(layout.code):
             if not choice.codes:
                 self.choice = choice
                 layout.code.selection_reason = choice.reason
@@ -227,7 +228,3 @@ class AutoCoding:
     def _settle(self, choice: CodeChoice) -> GradientCode:
         self.choice = choice
         return choice.code
-
-
-def _key(code: GradientCode) -> tuple[str, int, int]:
-    return (code.scheme, code.n_stragglers, code.comm_reduction)

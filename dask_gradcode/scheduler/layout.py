@@ -134,7 +134,7 @@ class Layout:
             key_prefix=f"gradcode-place-{self._context.token}-{self._placements}",
             timeout=PLACEMENT_TIMEOUT,
         )
-        contexts = [replace(self._context, worker_id=physical[a]) for a in addresses]
+        contexts = self._contexts(addresses, physical)
         failed = self._transport.bind(shards, addresses, contexts)
         if failed:
             self.client.cancel(shards)
@@ -144,6 +144,12 @@ class Layout:
                 f"{sorted(failed)}",
             )
         self.shards, self.addresses, self.physical = shards, addresses, physical
+
+    def _contexts(
+        self, addresses: Sequence[str], physical: dict[str, int]
+    ) -> list[RoundContext]:
+        """The run's round context for each worker, with its physical id."""
+        return [replace(self._context, worker_id=physical[a]) for a in addresses]
 
     def _survivors(self, addresses: list[str], failure: PlacementError) -> list[str]:
         """The workers to place on after ``failure``; re-plans the code onto them."""
@@ -234,20 +240,14 @@ class Layout:
         if addresses != self.addresses:
             self.client.cancel(shards)
             return False
-        contexts = [
-            replace(self._context, worker_id=self.physical[a]) for a in addresses
-        ]
+        contexts = self._contexts(addresses, self.physical)
         if self._transport.bind(shards, addresses, contexts):
             self.client.cancel(shards)
-            # The old shards are still placed: bind them again.
-            self._transport.bind(
-                self.shards,
-                self.addresses,
-                [replace(self._context, worker_id=self.physical[a]) for a in addresses],
-            )
+            # The old shards are still placed (on the same workers): bind them
+            # again.
+            self._transport.bind(self.shards, self.addresses, contexts)
             return False
         old, self.shards, self.code = self.shards, shards, code
-        self.planned_workers = max(self.planned_workers, code.n_workers)
         self.replanned = True
         self.client.cancel(old)
         return True
