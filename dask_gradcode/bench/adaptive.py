@@ -51,7 +51,15 @@ from dask_gradcode.plotting import plot_rounds
 from dask_gradcode.scheduler import CodedGradient, RoundRecord
 from dask_gradcode.stragglers import ComputeTime, MarkovStragglers, SlowWorkers
 
-__all__ = ["BENCHMARK", "METHODS", "all_scenarios", "measure", "page", "run"]
+__all__ = [
+    "BENCHMARK",
+    "METHODS",
+    "all_scenarios",
+    "chosen_scenarios",
+    "measure",
+    "page",
+    "run",
+]
 
 NAME = "adaptive"
 WARMUP = 3
@@ -256,7 +264,7 @@ def measure(session: Session, o: Options) -> Measured:
     """
     workers, stragglers, rows = o.workers, o.stragglers, o.rows
     check_stragglers(stragglers, workers)
-    chosen = _chosen_scenarios(stragglers, o.scenarios)
+    chosen = chosen_scenarios(stragglers, o.scenarios)
     X, y = standardised_classification(rows, o.features)
     with_ones = np.hstack([X, np.ones((rows, 1))])
     w = fixed_weights(o.features + 1)
@@ -299,9 +307,14 @@ def measure(session: Session, o: Options) -> Measured:
     )
 
 
-def _chosen_scenarios(stragglers: int, names: str | None) -> list[Scenario]:
-    """The scenarios ``names`` (comma-separated) picks, all of them for None."""
-    chosen = all_scenarios(stragglers)
+def chosen_scenarios(
+    stragglers: int, names: str | None, among: tuple[str, ...] | None = None
+) -> list[Scenario]:
+    """The scenarios ``names`` (comma-separated) picks, all of them for None.
+
+    ``among``: the names a benchmark offers (default every scenario).
+    """
+    chosen = [s for s in all_scenarios(stragglers) if among is None or s.name in among]
     if names is None:
         return chosen
     picked = [name.strip() for name in names.split(",") if name.strip()]

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from dask_gradcode.bench import options as opt
-from dask_gradcode.bench.adaptive import all_scenarios
+from dask_gradcode.bench.adaptive import chosen_scenarios
 from dask_gradcode.bench.benchmark import Benchmark, Measured, Options, Page, Session
 from dask_gradcode.bench.convergence import standardised_classification
 from dask_gradcode.bench.report import machine_description, markdown_table
@@ -120,7 +120,7 @@ def measure(session: Session, o: Options) -> Measured:
     """Both parts; see the module's description."""
     X, y = standardised_classification(o.rows, o.features)
     table: list[dict[str, Any]] = []
-    scenarios = _scenarios(o.stragglers, o.scenarios)
+    scenarios = chosen_scenarios(o.stragglers, o.scenarios, among=SCENARIOS)
     per_row = o.compute_ms / 1e3 / (o.straggler_rows / o.workers)
     Xs, ys = standardised_classification(o.straggler_rows, o.features)
     with session.bar(total=2 + len(scenarios), desc=NAME, unit="part") as bar:
@@ -278,17 +278,6 @@ def _bars(table: list[dict[str, Any]]) -> Any:
         ax.set_xlabel("fit (s)")
         ax.tick_params(axis="y", labelsize="x-small")
     return figure
-
-
-def _scenarios(stragglers: int, names: str) -> list[Any]:
-    """The scenarios ``names`` (comma-separated, of :data:`SCENARIOS`) picks."""
-    picked = [name.strip() for name in names.split(",") if name.strip()]
-    unknown = sorted(set(picked) - set(SCENARIOS))
-    if unknown or not picked:
-        raise ValueError(
-            f"unknown scenarios {unknown}; choose from {','.join(SCENARIOS)}"
-        )
-    return [s for s in all_scenarios(stragglers) if s.name in picked]
 
 
 BENCHMARK = Benchmark(

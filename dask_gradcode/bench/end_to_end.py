@@ -27,7 +27,6 @@ import json
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from typing import Any
 
@@ -35,6 +34,7 @@ import numpy as np
 
 from dask_gradcode.bench import options as opt
 from dask_gradcode.bench.benchmark import Benchmark, Measured, Options, Page, Session
+from dask_gradcode.bench.memory import PeakMemory
 from dask_gradcode.bench.report import machine_description, markdown_table
 
 __all__ = ["BENCHMARK", "SYSTEMS", "measure", "page", "probe"]
@@ -51,39 +51,6 @@ SYSTEMS = (
     "dask-ml LogisticRegression(solver='lbfgs'), 2 worker processes",
     "Spark MLlib LogisticRegression, local[2]",
 )
-
-
-class TreePeak:
-    """Peak resident memory of this process and all its descendants, summed."""
-
-    def __init__(self) -> None:
-        import psutil
-
-        self._root = psutil.Process()
-        self._psutil = psutil
-        self.peak = self._rss()
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-
-    def _rss(self) -> float:
-        total = 0
-        for process in [self._root, *self._root.children(recursive=True)]:
-            try:
-                total += process.memory_info().rss
-            except self._psutil.Error:  # ended between listing and reading
-                continue
-        return total / 2**30
-
-    def _sample(self) -> None:
-        while not self._done.wait(0.001):
-            self.peak = max(self.peak, self._rss())
-
-    def stop(self) -> float:
-        """The peak, in GiB."""
-        self._done.set()
-        self._thread.join()
-        return max(self.peak, self._rss())
 
 
 def _data(rows: int, features: int) -> tuple[np.ndarray, np.ndarray]:
@@ -110,13 +77,13 @@ def objective(X: np.ndarray, y: np.ndarray, w: np.ndarray, b: float) -> float:
 def probe(system: str, rows: int, features: int) -> dict[str, Any]:
     """Fit ``system`` in this fresh process; its times, peak memory and coefficients."""
     X, y = _data(rows, features)
-    peak = TreePeak()
+    peak = PeakMemory(tree=True)
     placement, seconds, coef, intercept = _FITS[_kind(system)](system, X, y)
     return {
         "system": system,
         "fit_s": seconds,
         "placement_s": placement,
-        "peak_gib": peak.stop(),
+        "peak_gib": peak.stop() / 2**30,
         "data_gib": X.nbytes / 2**30,
         "objective": objective(X, y, coef, intercept),
     }

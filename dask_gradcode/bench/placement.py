@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 import time
 from typing import Any, cast
 
@@ -30,6 +29,7 @@ import numpy as np
 
 from dask_gradcode.bench import options as opt
 from dask_gradcode.bench.benchmark import Benchmark, Measured, Options, Page, Session
+from dask_gradcode.bench.memory import PeakMemory, start_sampling, stop_sampling
 from dask_gradcode.bench.report import machine_description, markdown_table
 
 __all__ = ["BENCHMARK", "measure", "page", "probe"]
@@ -38,45 +38,6 @@ NAME = "placement"
 
 #: (name, scheme, n_stragglers) of the codes placed.
 CODES = (("uncoded", "uncoded", 0), ("replicated s=1", "fractional-repetition", 1))
-
-
-class _PeakSampler:
-    """The process's resident memory, sampled every millisecond in a thread."""
-
-    def __init__(self) -> None:
-        import psutil
-
-        self._process = psutil.Process()
-        self.base = self.peak = self._rss()
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-
-    def _rss(self) -> float:
-        return self._process.memory_info().rss / 2**20
-
-    def _sample(self) -> None:
-        while not self._done.wait(0.001):
-            self.peak = max(self.peak, self._rss())
-
-    def stop(self) -> float:
-        """The peak above the memory held when sampling began, in MiB."""
-        self._done.set()
-        self._thread.join()
-        return max(self.peak, self._rss()) - self.base
-
-
-_SAMPLER: list[_PeakSampler] = []
-
-
-def _start_sampling() -> None:
-    """Runs on a worker (``Client.run``): start sampling its memory."""
-    _SAMPLER[:] = [_PeakSampler()]
-
-
-def _stop_sampling() -> float:
-    """Runs on a worker: its peak above what it held when sampling began."""
-    return _SAMPLER.pop().stop()
 
 
 def probe(
@@ -99,11 +60,11 @@ def probe(
         ) as cluster,
         Client(cluster) as client,
     ):
-        sampler = _PeakSampler()  # the data counts: the client holds it
+        sampler = PeakMemory()  # the data counts: the client holds it
         X = np.random.default_rng(0).standard_normal((rows, features))
         y = (X[:, 0] > 0).astype(float)
         data_mb = (X.nbytes + y.nbytes) / 2**20
-        client.run(_start_sampling)
+        client.run(start_sampling)
         code = make_code(scheme, workers, stragglers)
         began = time.perf_counter()
         with CodedGradient(
@@ -117,8 +78,8 @@ def probe(
         ) as coded:
             placed = time.perf_counter() - began
             coded(np.zeros(features + 1))
-            grown = list(client.run(_stop_sampling).values())
-        peak_client = sampler.stop()
+            grown = [b / 2**20 for b in client.run(stop_sampling).values()]
+        peak_client = (sampler.stop() - sampler.start) / 2**20
         scatter = {}
         for direct in (False, True):
             began = time.perf_counter()
