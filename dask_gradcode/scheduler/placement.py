@@ -113,25 +113,26 @@ def _send(client: Client, shard: Any, address: str, timeout: float) -> Future:
     worker the client cannot connect to is reached through the scheduler.
     Bounded as a whole: a hung target must not stall the fit.
     """
-    for direct in (True, False):
-        try:
-            return client.sync(
-                client._scatter,
-                shard,
-                workers=[address],
-                hash=False,
-                direct=direct,
-                callback_timeout=timeout,
-            )
-        except OSError as error:  # no route from the client: relay it
-            # A timeout is a hung worker (TimeoutError is an OSError): the
-            # relay would wait for it again.
-            if not direct or isinstance(error, TimeoutError):
-                raise
-            logger.debug(
-                "direct scatter to %s failed; relaying", address, exc_info=True
-            )
-    raise AssertionError("unreachable")  # the relay returned or raised
+
+    def scatter(direct: bool) -> Future:
+        return client.sync(
+            client._scatter,
+            shard,
+            workers=[address],
+            hash=False,
+            direct=direct,
+            callback_timeout=timeout,
+        )
+
+    try:
+        return scatter(direct=True)
+    except OSError as error:
+        # A timeout is a hung worker (TimeoutError is an OSError): the relay
+        # would wait for it again.
+        if isinstance(error, TimeoutError):
+            raise
+        logger.debug("direct scatter to %s failed; relaying", address, exc_info=True)
+    return scatter(direct=False)  # no route from the client: relay it
 
 
 def _not_arrived(
