@@ -232,10 +232,9 @@ def _coded_message(
 ) -> tuple[np.ndarray | SparseMessage, int]:
     """Every partition's (loss, gradient), encoded; and the shard's row count.
 
-    Raises RoundDropped at a partition boundary (or before encoding) once the
-    round is over.
+    Raises RoundDropped between two chunks of rows (or before encoding) once
+    the round is over.
     """
-    objective = context.objective
     partials = np.empty((len(shard.blocks), 1 + weights.size))
     for row, (first_row, block) in enumerate(
         zip(shard.first_rows, shard.blocks, strict=True)
@@ -247,9 +246,8 @@ def _coded_message(
             block, scale = sample_block(
                 block, first_row, request.iteration, request.batch
             )
-        X, y, sample_weight = block
-        loss, gradient = objective.value_and_gradient(
-            weights, shard.design(X), y, sample_weight
+        loss, gradient = _block_value_and_gradient(
+            shard, weights, block, context, request
         )
         partials[row, 0] = scale * loss
         partials[row, 1:] = scale * gradient
@@ -258,11 +256,53 @@ def _coded_message(
     return sparse_or_dense(shard.encoder(partials)), rows
 
 
+#: Elements of ``X`` a worker evaluates between two checks that its round is
+#: still wanted (a few milliseconds of computation): a round decoded without
+#: this worker stops it within one chunk, not at the end of a partition.
+CHUNK_ELEMENTS = 1 << 22
+
+
+def _block_value_and_gradient(
+    shard: Shard,
+    weights: np.ndarray,
+    block: tuple[Any, np.ndarray, np.ndarray | None],
+    context: RoundContext,
+    request: RoundRequest,
+) -> tuple[float, np.ndarray]:
+    """One block's summed (loss, gradient), in chunks of rows.
+
+    The objectives are sums over rows (every code relies on it), so the
+    chunks' sums are the block's; between chunks, a round that is over
+    raises RoundDropped.
+    """
+    X, y, sample_weight = block
+    n_rows = y.shape[0]
+    step = max(1024, CHUNK_ELEMENTS // max(1, X.shape[1]))
+    if n_rows <= step:
+        return context.objective.value_and_gradient(
+            weights, shard.design(X), y, sample_weight
+        )
+    loss = 0.0
+    gradient = np.zeros(weights.size)
+    for lo in range(0, n_rows, step):
+        if lo:
+            _check_live(request, context)
+        hi = min(n_rows, lo + step)
+        part_loss, part_gradient = context.objective.value_and_gradient(
+            weights,
+            shard.design(X[lo:hi]),
+            y[lo:hi],
+            None if sample_weight is None else sample_weight[lo:hi],
+        )
+        loss += part_loss
+        gradient += part_gradient
+    return loss, gradient
+
+
 def _sliced_sum(
     shard: Shard, weights: np.ndarray, context: RoundContext, request: RoundRequest
 ) -> tuple[np.ndarray, int]:
     """The plain sum of (loss, gradient) over the request's slices; their rows."""
-    objective = context.objective
     total = np.zeros(1 + weights.size)
     rows = 0
     for index, (block_index, lo, hi) in enumerate(request.slices or ()):
@@ -278,9 +318,8 @@ def _sliced_sum(
         if request.batch is not None:
             first = shard.first_rows[block_index] + lo
             block, scale = sample_block(block, first, request.iteration, request.batch)
-        X, y, sample_weight = block
-        loss, gradient = objective.value_and_gradient(
-            weights, shard.design(X), y, sample_weight
+        loss, gradient = _block_value_and_gradient(
+            shard, weights, block, context, request
         )
         total[0] += scale * loss
         total[1:] += scale * gradient

@@ -7,6 +7,7 @@ import pytest
 
 from dask_gradcode.codes import make_code
 from dask_gradcode.objectives import get_objective
+from dask_gradcode.scheduler import worker as worker_module
 from dask_gradcode.scheduler.protocol import Batch, RoundContext, RoundRequest
 from dask_gradcode.scheduler.worker import (
     as_block,
@@ -160,3 +161,27 @@ def test_a_running_round_stops_at_the_next_partition_once_decoded():
     reply = run_round(shard_of(0), context, RoundRequest(0, 0, weights=W))
     assert reply.dropped
     assert context.objective.calls == 1  # the second partition was never computed
+
+
+def test_a_large_block_is_computed_in_chunks_that_a_decoded_round_stops(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    monkeypatch.setattr(worker_module, "CHUNK_ELEMENTS", 1024 * X.shape[1])
+    rows = 3000
+    X_big = np.tile(X, (rows // len(Y) + 1, 1))[:rows]
+    y_big = np.tile(Y, rows // len(Y) + 1)[:rows]
+    code = make_code("fractional-repetition", 2, 1, random_state=0)
+    shard = build_shard(code.worker_encoder(0), [0], [0], as_block(X_big, y_big, None))
+    whole = run_round(
+        shard,
+        RoundContext(OBJECTIVE, "chunked", 0, 2),
+        RoundRequest(0, 0, weights=W, slices=((0, 0, rows),)),
+    )
+    loss, gradient = OBJECTIVE.value_and_gradient(W, X_big, y_big)
+    np.testing.assert_allclose(whole.message, np.concatenate([[loss], gradient]))
+    context = _dropping_context("chunk-dropped", after_calls=1)
+    reply = run_round(
+        shard, context, RoundRequest(0, 0, weights=W, slices=((0, 0, rows),))
+    )
+    assert reply.dropped
+    assert context.objective.calls == 1  # its 2 other chunks were never computed
