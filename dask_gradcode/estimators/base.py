@@ -12,10 +12,11 @@ by full-gradient steps whose gradients are coded rounds on a Dask cluster
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import dask
@@ -350,12 +351,48 @@ class CodedSGD(LinearModel):
         """
         self._check_params()
         self._warn_ineffective(partial=False)
-        if not self.warm_start or coef_init is not None:
-            for attribute in self._learned:
-                self.__dict__.pop(attribute, None)
-        self._init = (coef_init, intercept_init)
-        self.t_ = 1
-        return self._fit(X, y, sample_weight, self.max_iter, reset=True)
+        with self._all_or_nothing(keep_last_iterate=bool(self.warm_start)):
+            if not self.warm_start or coef_init is not None:
+                for attribute in self._learned:
+                    self.__dict__.pop(attribute, None)
+            self._init = (coef_init, intercept_init)
+            self.t_ = 1
+            return self._fit(X, y, sample_weight, self.max_iter, reset=True)
+
+    @contextlib.contextmanager
+    def _all_or_nothing(self, *, keep_last_iterate: bool) -> Iterator[None]:
+        """A fit that fails leaves the estimator as it was before it.
+
+        Unfitted stays unfitted (``NotFittedError``), a fitted model stays
+        the previous model.  The one exception: when the cluster is lost
+        (``NoWorkersError``) during a ``warm_start`` fit or a
+        ``partial_fit``, the estimator keeps the fit's last good iterate, as a
+        whole model (every fitted attribute from that fit), so fitting again
+        continues from it; the error says which.
+        """
+        before = dict(self.__dict__)
+        try:
+            yield
+        except NoWorkersError as error:
+            if keep_last_iterate and "_iterate" in self.__dict__:
+                raise NoWorkersError(
+                    f"{error}. The last good iterate is kept: coef_ and intercept_ "
+                    "(and every fitted attribute) are those of this fit so far; "
+                    "fit again once the cluster has workers to continue from it"
+                ) from error
+            self._restore(before)
+            raise NoWorkersError(
+                f"{error}. The estimator is as it was before this fit (its "
+                "previous model, or unfitted); with warm_start=True a lost "
+                "cluster keeps the last good iterate instead"
+            ) from error
+        except BaseException:
+            self._restore(before)
+            raise
+
+    def _restore(self, before: dict[str, Any]) -> None:
+        self.__dict__.clear()
+        self.__dict__.update(before)
 
     def _run(
         self,
@@ -493,9 +530,7 @@ class CodedSGD(LinearModel):
         except NoWorkersError as error:
             self._keep_last_iterate(monitor, start, *shape)
             raise NoWorkersError(
-                f"{error}. The last iterate (after {len(monitor.history)} "
-                "iterations) is kept in coef_ and intercept_; fit again with "
-                "warm_start=True once the cluster has workers to continue"
+                f"{error} (after {len(monitor.history)} iterations)"
             ) from error
         finally:
             monitor.close()
@@ -547,6 +582,14 @@ class CodedSGD(LinearModel):
         self._iterate = monitor.full(np.asarray(last)).copy()
         self._set_coef(monitor.full(monitor.current(last)).reshape(n_rows, n_targets))
         self.n_iter_ = len(monitor.history)
+        self.history_ = monitor.history
+        self.rounds_ = list(monitor.coded.history)
+        self.code_ = monitor.coded.code
+        self.objective_ = (
+            monitor.history[-1]["objective"] if monitor.history else math.nan
+        )
+        self.t_ = int(getattr(self, "t_", 1)) + len(monitor.history)
+        self.__dict__.pop("fit_profile_", None)  # the profile of a finished fit
 
     def _code(self, n_workers: int) -> GradientCode | AutoCode:
         """The code, or with ``n_stragglers="auto"`` what the run chooses from."""

@@ -331,11 +331,12 @@ class CodedSGDClassifier(ClassifierMixin, CodedSGD):
                 f"the first call to partial_fit ({self.classes_.tolist()})"
             )
         self._warn_ineffective(partial=True)
-        if first:
-            self.t_ = 1
-        return self._fit(
-            X, y, sample_weight, 1, reset=first, classes=classes, partial=True
-        )
+        with self._all_or_nothing(keep_last_iterate=True):
+            if first:
+                self.t_ = 1
+            return self._fit(
+                X, y, sample_weight, 1, reset=first, classes=classes, partial=True
+            )
 
     def _fit(
         self,

@@ -132,9 +132,10 @@ class CodedSGDRegressor(RegressorMixin, CodedSGD):
         self._check_params()
         self._warn_ineffective(partial=True)
         first = not hasattr(self, "coef_")
-        if first:
-            self.t_ = 1
-        return self._fit(X, y, sample_weight, 1, reset=first, partial=True)
+        with self._all_or_nothing(keep_last_iterate=True):
+            if first:
+                self.t_ = 1
+            return self._fit(X, y, sample_weight, 1, reset=first, partial=True)
 
     def _fit(
         self,

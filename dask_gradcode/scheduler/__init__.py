@@ -39,6 +39,7 @@ from dask_gradcode.scheduler.plans import (
 )
 from dask_gradcode.scheduler.records import (
     DecodingAccuracyWarning,
+    IntegrityWarning,
     NoWorkersError,
     RoundRecord,
     WorkerErrorWarning,
@@ -98,6 +99,7 @@ __all__ = [
     "AdaptivePolicy",
     "CodedGradient",
     "DecodingAccuracyWarning",
+    "IntegrityWarning",
     "NoWorkersError",
     "Policy",
     "RoundRecord",

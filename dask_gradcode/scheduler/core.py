@@ -22,6 +22,7 @@ from distributed import Client
 from dask_gradcode.autocode import AutoCode, CodeChoice
 from dask_gradcode.codes import GradientCode
 from dask_gradcode.objectives import Objective
+from dask_gradcode.scheduler.auditing import WrongWorkers
 from dask_gradcode.scheduler.autocoding import AutoCoding
 from dask_gradcode.scheduler.clients import n_cluster_workers
 from dask_gradcode.scheduler.executors import (
@@ -149,9 +150,33 @@ class CodedGradient:
         scheduler (each round shows in the task stream).  Results and
         failure handling are the same: a dead actor's worker is planned out
         and the actors are created again at the re-plan.
+    fault_model : object with a ``corrupt`` method, optional
+        Injected wrong results, e.g.
+        :class:`~dask_gradcode.faults.WrongResults`: the workers it names
+        compute wrong partial gradients, for testing the integrity checks.
+    verify : bool, default=True
+        Check each coded round's spare replies against the decoded ones and
+        audit a disagreement (see Notes); False skips both (every round is
+        then unverified).
 
     Notes
     -----
+    **Integrity.** A coded round takes, besides the first decodable replies,
+    those already in when it can decode (in the first round and every
+    :data:`~.executors.VERIFY_EVERY` th, 10, it waits up to as long again
+    as its wait for them), and checks that they agree (every decodable
+    subset gives the same sum:
+    :func:`~dask_gradcode.codes.integrity.check_replies`); ``verified`` in
+    its record says so.  When they disagree, an audit round asks every
+    worker for its partitions' partial gradients unencoded, names the
+    workers that differ from their partitions' other holders, drops them
+    (an :class:`IntegrityWarning` names their addresses) and computes the
+    round again without them.  Where two holders of a partition disagree
+    with no third opinion, both are dropped.  Rounds without spare replies
+    (uncoded codes, split rounds, a straggler using up the code's
+    tolerance, spares that came too late) are unverified: a wrong worker's
+    message may be decoded there before a checked round catches it.
+
     The code is re-planned when it can no longer decode (it shrinks to the
     responsive workers) and when it runs below its planned size or in
     approximate mode while workers that are not in it are available (it
@@ -193,6 +218,8 @@ class CodedGradient:
         fit_intercept: bool = False,
         policy: str | Policy = "static",
         transport: Literal["direct", "futures"] | None = None,
+        fault_model: Any = None,
+        verify: bool = True,
     ) -> None:
         self.transport = check_transport(transport)
         self.settings = RunSettings.check(
@@ -203,6 +230,8 @@ class CodedGradient:
             check_interval=check_interval,
             stale_after=stale_after,
             fit_intercept=fit_intercept,
+            fault_model=fault_model,
+            verify=verify,
         )
         self.client = client
         self.policy = make_policy(policy)
@@ -229,6 +258,7 @@ class CodedGradient:
             n_workers=code.n_workers,
             straggler_model=self.settings.straggler_model,
             bandwidth=self.settings.bandwidth,
+            fault_model=self.settings.fault_model,
         )
         self._layout = Layout(
             client,
@@ -250,6 +280,7 @@ class CodedGradient:
             releaser=self._releaser,
             check_interval=self.settings.check_interval,
             dim=self.dim,
+            verify=self.settings.verify,
         )
         self._coded = CodedRound(parts)
         self._split = SplitRound(parts)
@@ -360,6 +391,8 @@ class CodedGradient:
             except SplitIncomplete:
                 planned = False  # the same round again, coded
                 continue
+            except WrongWorkers:
+                continue  # dropped: the same round again without them
             except RoundFailure as failure:
                 self._adapt(str(failure), failure.bad)
                 continue

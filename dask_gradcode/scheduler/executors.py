@@ -22,6 +22,8 @@ import numpy as np
 from distributed import Client
 
 from dask_gradcode.codes._sparse import as_dense
+from dask_gradcode.codes.integrity import Consistency, check_replies
+from dask_gradcode.scheduler.auditing import Auditor
 from dask_gradcode.scheduler.clients import bounded_run
 from dask_gradcode.scheduler.feedback import coded_timing, split_timing
 from dask_gradcode.scheduler.judging import (
@@ -45,12 +47,37 @@ from dask_gradcode.scheduler.rounds import (
     Collected,
     CollectedSplit,
     collect,
+    collect_spares,
     collect_split,
 )
 from dask_gradcode.scheduler.transports import Transport
 from dask_gradcode.scheduler.worker import forget_run
 
-__all__ = ["CodedRound", "Releaser", "RoundInput", "RoundParts", "SplitRound"]
+__all__ = [
+    "FULL_CHECK_GRACE",
+    "SPARE_GRACE",
+    "VERIFY_EVERY",
+    "CodedRound",
+    "Releaser",
+    "RoundInput",
+    "RoundParts",
+    "SplitRound",
+]
+
+#: Once a coded round can decode, it still takes the replies already in,
+#: and those that arrive within this fraction of its wait so far, to check
+#: them against each other.  0: only those already in (waiting for more
+#: would cost every round its share).
+SPARE_GRACE = 0.0
+
+#: Every this many rounds (and in the first), a coded round waits up to
+#: ``FULL_CHECK_GRACE`` times its wait so far for its spare replies, so that
+#: a wrong worker is caught within this many rounds even when no other
+#: round's spares were in when it decoded.  Without stragglers the spares
+#: come a moment after the decodable set; with one, the wait costs at most
+#: ``FULL_CHECK_GRACE / VERIFY_EVERY`` of a round on average.
+VERIFY_EVERY = 10
+FULL_CHECK_GRACE = 1.0
 
 
 class Releaser:
@@ -126,6 +153,7 @@ class RoundParts:
     releaser: Releaser
     check_interval: float
     dim: int
+    verify: bool = True
     submissions: Iterator[int] = field(default_factory=itertools.count)
 
     def report_errors(self, errors: dict[int, BaseException]) -> None:
@@ -187,6 +215,7 @@ class CodedRound:
 
     def __init__(self, parts: RoundParts) -> None:
         self.parts = parts
+        self.auditor = Auditor(parts)
 
     def run(
         self, round_input: RoundInput, *, approximate: bool
@@ -218,6 +247,19 @@ class CodedRound:
             parts.release(dict(handles), submission)
             raise
         collected_at = time.perf_counter()
+        checking = parts.verify and not approximate and code.n_stragglers > 0
+        if checking and collected.pending:
+            grace = (
+                FULL_CHECK_GRACE
+                if round_input.iteration % VERIFY_EVERY == 0
+                else SPARE_GRACE
+            )
+            collect_spares(
+                collected,
+                arrivals=arrivals,
+                until=time.monotonic() + grace * (collected_at - submitted),
+                started=time.monotonic() - (collected_at - round_input.submitted),
+            )
         self._judge(collected, round_input, deadline_seconds, approximate)
         messages = {w: reply.message for w, reply in collected.replies.items()}
         collected_cpu = time.thread_time()
@@ -225,11 +267,15 @@ class CodedRound:
             vector, decoder = code.decode(
                 messages, 1 + parts.dim, approximate=approximate, return_info=True
             )
+            consistency = check_replies(code, messages) if checking else None
         finally:
             decoded, decoded_cpu = time.perf_counter(), time.thread_time()
             # After decoding, so the cancel and wake-up RPCs do not compete
             # with the decode for the client's CPU.
             parts.release(collected.pending, submission)
+        disagreed = consistency is not None and not _agreed(consistency)
+        if disagreed and consistency is not None:
+            self.auditor.audit(round_input, messages, consistency)
         if not approximate:
             parts.deadline.observe(collected_at - submitted)
             parts.policy.observe(
@@ -273,11 +319,14 @@ class CodedRound:
                 w: r.compute_seconds + r.emulated_seconds
                 for w, r in collected.replies.items()
             },
-            exact=decoder.exact,
+            exact=decoder.exact and not disagreed,
             error_bound=decoder.error_bound,
             waited_for_accuracy=collected.waited_for_accuracy,
             plan="coded",
             response_seconds=dict(collected.arrived),
+            verified=consistency is not None and consistency.verified,
+            discrepancy=0.0 if consistency is None else consistency.discrepancy,
+            checked_replies=tuple(sorted(messages)) if consistency else (),
         )
         return record, vector[1:]
 
@@ -309,6 +358,11 @@ class CodedRound:
             deadline=deadline,
             approximate=approximate,
         )
+
+
+def _agreed(consistency: Consistency) -> bool:
+    """Checked and agreed, or nothing to check: only a disagreement is audited."""
+    return consistency.verified or not consistency.checked
 
 
 class SplitRound:

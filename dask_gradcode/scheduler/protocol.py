@@ -52,6 +52,8 @@ class RoundContext:
         The size the code was planned for (straggler models see it).
     straggler_model, bandwidth : optional
         Injected delays (:mod:`~dask_gradcode.stragglers`).
+    fault_model : optional
+        Injected wrong results (:class:`~dask_gradcode.faults.WrongResults`).
     """
 
     objective: Objective
@@ -60,6 +62,7 @@ class RoundContext:
     n_workers: int
     straggler_model: Any = None
     bandwidth: Bandwidth | None = None
+    fault_model: Any = None
 
     @property
     def sleeps(self) -> bool:
@@ -86,6 +89,10 @@ class RoundRequest:
         otherwise a split round's share: the plain sum over these rows.
     weights : ndarray or None
         The weights, when they travel inside the request (else beside it).
+    audit : bool
+        An audit of a coded round: the worker sends its partitions' partial
+        (loss, gradient)s unencoded, one row each (see
+        :func:`~dask_gradcode.codes.integrity.locate_faults`).
     """
 
     iteration: int
@@ -93,10 +100,13 @@ class RoundRequest:
     batch: Batch | None = None
     slices: tuple[Slice, ...] | None = None
     weights: np.ndarray | None = None
+    audit: bool = False
 
     @property
     def kind(self) -> str:
-        """``"coded"`` or ``"split"``."""
+        """``"coded"``, ``"split"`` or ``"audit"``."""
+        if self.audit:
+            return "audit"
         return "coded" if self.slices is None else "split"
 
     def carrying(self, weights: np.ndarray | None) -> RoundRequest:

@@ -11,6 +11,7 @@ from dask_gradcode.warn import warn_from_caller
 
 __all__ = [
     "DecodingAccuracyWarning",
+    "IntegrityWarning",
     "NoWorkersError",
     "RoundRecord",
     "WorkerErrorWarning",
@@ -39,6 +40,10 @@ class WorkerFailureWarning(RuntimeWarning):
 
 class WorkerErrorWarning(RuntimeWarning):
     """A worker's task raised; the round decoded without it."""
+
+
+class IntegrityWarning(RuntimeWarning):
+    """A round's replies disagreed: the workers found wrong were dropped."""
 
 
 class DecodingAccuracyWarning(RuntimeWarning):
@@ -98,8 +103,9 @@ class RoundRecord:
     injected_delay : dict of int to float
         Delay each responder's straggler and bandwidth models added.
     exact : bool
-        Whether the gradient is exact to the code's ``rtol`` (False only for
-        approximate decoding).
+        Whether the gradient is exact to the code's ``rtol`` (False for
+        approximate decoding, and for replies that disagreed with no worker
+        found wrong).
     error_bound : float
         Bound on the decoded gradient's error relative to the root-sum-square
         of the partial gradients, see :class:`~dask_gradcode.codes.Decoder`.
@@ -128,6 +134,15 @@ class RoundRecord:
         The part of each responder's time that grows with the rows it
         computes: its computation plus emulated computation
         (:class:`~dask_gradcode.stragglers.ComputeTime`).
+    verified : bool
+        Whether spare replies were checked against the decoded ones and
+        agreed (:func:`~dask_gradcode.codes.integrity.check_replies`); False
+        for a round with no redundancy to check (uncoded, split rounds, no
+        spare reply in time).
+    discrepancy : float
+        The replies' relative disagreement (0.0 when not checked).
+    checked_replies : tuple of int
+        The replies the check covered (decoded ones and spares).
     """
 
     iteration: int
@@ -160,6 +175,9 @@ class RoundRecord:
     response_seconds: dict[int, float] = field(default_factory=dict, repr=False)
     backups: dict[int, tuple[int, ...]] = field(default_factory=dict, repr=False)
     work_seconds: dict[int, float] = field(default_factory=dict, repr=False)
+    verified: bool = False
+    discrepancy: float = 0.0
+    checked_replies: tuple[int, ...] = field(default=(), repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         """The record as a plain dict."""

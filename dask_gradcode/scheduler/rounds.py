@@ -26,7 +26,14 @@ from dask_gradcode.scheduler.plans import (
 )
 from dask_gradcode.scheduler.protocol import Reply
 
-__all__ = ["Collected", "CollectedSplit", "collect", "collect_split"]
+__all__ = [
+    "Collected",
+    "CollectedSplit",
+    "collect",
+    "collect_all",
+    "collect_spares",
+    "collect_split",
+]
 
 
 @dataclass
@@ -109,6 +116,10 @@ def collect(
         if remaining <= 0:
             result.timed_out |= set(result.pending.values())
             break
+        enough = False
+        # Every call of the batch is filed, even past the decodable set: the
+        # batch is gone from the arrivals, and a spare reply is what the
+        # integrity check compares (codes.integrity).
         for handle, kind, value in arrivals.wait(min(check_interval, remaining)):
             worker = result.pending.pop(handle, None)
             if worker is None:
@@ -118,8 +129,9 @@ def collect(
             if worker in result.replies:
                 result.arrived[worker] = clock() - started
                 tracker.add(worker)
-            if _enough(result, tracker, code, approximate, submitted):
-                return result
+            enough = enough or _enough(result, tracker, code, approximate, submitted)
+        if enough:
+            return result
         lost = gone(waiting.set())
         if lost:
             result.lost |= lost
@@ -132,6 +144,49 @@ def collect(
             hopeless = _hopeless(result, code, hopeless)
             if hopeless[1] and (result.replies or not result.errors):
                 break
+    return result
+
+
+def collect_spares(
+    result: Collected,
+    *,
+    arrivals: Any,
+    until: float,
+    started: float,
+    clock: Callable[[], float] = time.monotonic,
+) -> None:
+    """Add the replies that arrive by ``until`` (and those already in) to ``result``.
+
+    The integrity check compares them with the decoded ones; nobody is
+    declared failed here (a worker still computing is a straggler).
+    """
+    while result.pending:
+        remaining = max(0.0, until - clock())
+        for handle, kind, value in arrivals.wait(remaining):
+            worker = result.pending.pop(handle, None)
+            if worker is None:
+                continue
+            _take(kind, value, worker, result)
+            if worker in result.replies:
+                result.arrived[worker] = clock() - started
+        if remaining <= 0:
+            return
+
+
+def collect_all(
+    handles: dict[Any, int],
+    *,
+    arrivals: Any,
+    deadline: float,
+    clock: Callable[[], float] = time.monotonic,
+) -> Collected:
+    """Every handle's reply or erasure, or the deadline: an audit's collection."""
+    result = Collected(pending=dict(handles))
+    started = clock()
+    collect_spares(
+        result, arrivals=arrivals, until=deadline, started=started, clock=clock
+    )
+    result.timed_out |= set(result.pending.values())
     return result
 
 

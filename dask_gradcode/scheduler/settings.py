@@ -35,6 +35,8 @@ class RunSettings:
     check_interval: float
     stale_after: float
     fit_intercept: bool
+    fault_model: Any = None
+    verify: bool = True
 
     @classmethod
     def check(
@@ -47,6 +49,8 @@ class RunSettings:
         check_interval: float = 2.0,
         stale_after: float = 5.0,
         fit_intercept: bool = False,
+        fault_model: Any = None,
+        verify: bool = True,
     ) -> RunSettings:
         """The settings, checked; raises ``ValueError``/``TypeError`` otherwise."""
         if on_failure not in ON_FAILURE:
@@ -59,6 +63,13 @@ class RunSettings:
             raise TypeError(
                 "straggler_model needs a delay(iteration, worker, n_workers, "
                 f"compute_seconds) method; got {straggler_model!r}"
+            )
+        if fault_model is not None and not callable(
+            getattr(fault_model, "corrupt", None)
+        ):
+            raise TypeError(
+                "fault_model needs a corrupt(values, worker, iteration) method "
+                f"(see dask_gradcode.faults.WrongResults); got {fault_model!r}"
             )
         if bandwidth is not None and not isinstance(bandwidth, Bandwidth):
             bandwidth = Bandwidth(bandwidth)
@@ -81,6 +92,8 @@ class RunSettings:
             check_interval=float(check_interval),
             stale_after=float(stale_after),
             fit_intercept=bool(fit_intercept),
+            fault_model=fault_model,
+            verify=bool(verify),
         )
 
 

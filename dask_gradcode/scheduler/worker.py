@@ -232,6 +232,8 @@ def _coded_message(
 ) -> tuple[np.ndarray | SparseMessage, int]:
     """Every partition's (loss, gradient), encoded; and the shard's row count.
 
+    An audit request gets the partials unencoded (one row per partition).
+
     Raises RoundDropped between two chunks of rows (or before encoding) once
     the round is over.
     """
@@ -253,6 +255,12 @@ def _coded_message(
         partials[row, 1:] = scale * gradient
     rows = sum(block[1].shape[0] for block in shard.blocks)
     _check_live(request, context)
+    if context.fault_model is not None:
+        partials = context.fault_model.corrupt(
+            partials, context.worker_id, request.iteration
+        )
+    if request.audit:
+        return partials, rows
     return sparse_or_dense(shard.encoder(partials)), rows
 
 
@@ -324,6 +332,8 @@ def _sliced_sum(
         total[0] += scale * loss
         total[1:] += scale * gradient
         rows += hi - lo
+    if context.fault_model is not None:
+        total = context.fault_model.corrupt(total, context.worker_id, request.iteration)
     return total, rows
 
 

@@ -318,3 +318,37 @@ def test_dask_dataframe_input_with_a_dask_series_of_string_labels():
     eager = CodedSGDClassifier(**kwargs).fit(X, names)
     assert list(lazy.classes_) == ["no", "yes"]
     np.testing.assert_allclose(lazy.coef_, eager.coef_, rtol=1e-6, atol=1e-8)
+
+
+def _failing():
+    from dask_gradcode.stragglers import FailingWorkers
+
+    return FailingWorkers("all", iterations=range(2, 10**6), error=ValueError)
+
+
+@pytest.mark.filterwarnings("ignore::dask_gradcode.scheduler.WorkerErrorWarning")
+@pytest.mark.parametrize("Estimator", [CodedSGDClassifier, CodedSGDRegressor])
+def test_a_failed_fit_leaves_the_estimator_as_it_was(Estimator):
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    X, y = make_classification(200, 4, random_state=0)
+    unfitted = Estimator(
+        random_state=0, n_workers=2, n_stragglers=1, straggler_model=_failing()
+    )
+    with pytest.raises(ValueError, match="injected"):
+        unfitted.fit(X, y)
+    with pytest.raises(NotFittedError):
+        check_is_fitted(unfitted)
+    assert not hasattr(unfitted, "classes_") and not hasattr(unfitted, "t_")
+
+    model = Estimator(random_state=0, n_workers=2, n_stragglers=1).fit(X, y)
+    before = dict(model.__dict__)
+    model.set_params(straggler_model=_failing(), early_stopping=True)
+    with pytest.raises(ValueError, match="injected"):
+        model.fit(X[:, :3], y)  # new width, classes, early stopping: all undone
+    after = {k: v for k, v in model.__dict__.items() if k not in model.get_params()}
+    assert after.keys() == {k for k in before if k not in model.get_params()}
+    for name, value in after.items():
+        assert value is before[name], name  # the previous model, untouched
+    assert model.predict(X).shape == (200,)

@@ -315,10 +315,11 @@ def test_a_raising_worker_is_an_erasure_then_dropped_and_a_bug_surfaces(
 
 
 def test_losing_every_worker_keeps_the_last_iterate(repaired):
-    """Every worker killed during an estimator's fit.
+    """Every worker killed during a warm-started estimator's fit.
 
-    Outcome: ``NoWorkersError`` saying what happened; the estimator keeps the
-    last iterate in ``coef_`` and can continue with ``warm_start=True``.
+    Outcome: ``NoWorkersError`` saying what happened; the estimator is the
+    last good iterate as a whole model (it predicts, its records are those
+    of this fit), so fitting again continues from it.
     """
     cluster = repaired
     X, y = make_classification(400, 5, random_state=0)
@@ -331,15 +332,22 @@ def test_losing_every_worker_keeps_the_last_iterate(repaired):
         tol=None,
         n_stragglers=1,
         random_state=0,
+        warm_start=True,
     )
     pids = list(cluster.pids().values())
     killer = threading.Timer(2.0, lambda: [cluster.kill(p) for p in pids])
     killer.start()
-    with cluster.client.as_current(), pytest.raises(NoWorkersError, match="warm_start"):
+    with (
+        cluster.client.as_current(),
+        pytest.raises(NoWorkersError, match="last good iterate is kept"),
+    ):
         model.fit(X, y)
     killer.join()
     assert model.coef_.shape == (1, 5) and np.any(model.coef_ != 0)
     assert 0 < model.n_iter_ < 10_000
+    assert model.predict(X).shape == (400,)
+    assert len(model.history_) == model.n_iter_ and model.rounds_
+    assert not hasattr(model, "fit_profile_")
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)

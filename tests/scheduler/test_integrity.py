@@ -1,0 +1,127 @@
+"""Workers that send wrong numbers, on separate `dask worker` processes.
+
+One worker's partial gradients are silently wrong (scaled, zeroed or noisy,
+injected with :class:`~dask_gradcode.faults.WrongResults`).  The code's own
+redundancy must catch it: the worker is named, dropped within a few rounds,
+every gradient returned is exact, and a fit ends where a clean one does.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import scipy.optimize
+from sklearn.datasets import make_classification
+
+from dask_gradcode.bench.processes import ProcessCluster
+from dask_gradcode.codes import make_code
+from dask_gradcode.faults import WrongResults
+from dask_gradcode.objectives import get_objective
+from dask_gradcode.scheduler import TRANSPORTS, CodedGradient, IntegrityWarning
+from tests.conftest import binary_problem
+
+N = 5
+
+pytestmark = [
+    pytest.mark.worker_processes,
+    pytest.mark.filterwarnings("ignore::dask_gradcode.scheduler.WorkerFailureWarning"),
+]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with ProcessCluster(N) as processes:
+        yield processes
+
+
+@pytest.fixture(scope="module")
+def problem():
+    X, y, w = binary_problem(
+        seed=1, n_samples=2000, n_features=8, positive_rate=0.5, weight_scale=0.3
+    )
+    return X, y, w, get_objective("log_loss").value_and_gradient(w, X, y)
+
+
+def coded(cluster, problem, **options):
+    X, y, _, _ = problem
+    code = make_code("cyclic-repetition", N, 1, random_state=0)
+    return CodedGradient(cluster.client, code, X, y, "log_loss", **options)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("mode", ["scale", "zeros", "noise"])
+def test_a_wrong_worker_is_named_dropped_and_never_used(
+    cluster, problem, mode, transport
+):
+    _, _, w, (loss, gradient) = problem
+    with (
+        warnings.catch_warnings(record=True) as caught,
+        coded(
+            cluster,
+            problem,
+            transport=transport,
+            fault_model=WrongResults([2], mode=mode),
+        ) as cg,
+    ):
+        warnings.simplefilter("always")
+        faulty = cg.workers[2]
+        results = [cg(w) for _ in range(20)]
+        found = [c for c in caught if issubclass(c.category, IntegrityWarning)]
+        assert len(found) == 1, [str(c.message) for c in caught]
+        assert faulty in str(found[0].message)
+        assert faulty not in cg.workers  # dropped for the rest of the fit
+        caught_in = next(i for i, r in enumerate(cg.history) if r.attempts > 1)
+        for index, (record, (got_loss, got_gradient)) in enumerate(
+            zip(cg.history, results, strict=True)
+        ):
+            right = got_loss == pytest.approx(loss, rel=1e-9) and np.allclose(
+                got_gradient, gradient, rtol=1e-9, atol=1e-12
+            )
+            # Before it was caught, a wrong gradient is never called verified;
+            # from the round that caught it on, every gradient is right.
+            assert right or (index < caught_in and not record.verified)
+            if index >= caught_in:
+                assert right and faulty not in record.workers
+
+
+def test_without_faults_rounds_verify_and_nobody_is_dropped(cluster, problem):
+    _, _, w, _ = problem
+    with (
+        warnings.catch_warnings(record=True) as caught,
+        coded(cluster, problem) as cg,
+    ):
+        warnings.simplefilter("always")
+        for _ in range(20):
+            cg(w)
+        assert not [c for c in caught if issubclass(c.category, IntegrityWarning)]
+        assert cg.code.n_workers == N
+        verified = [r for r in cg.history if r.verified]
+        assert verified, "no round had a spare reply in its grace"
+        assert all(r.discrepancy <= 1e-7 for r in verified)
+        assert all(r.checked_replies for r in verified)
+
+
+def test_a_fit_with_a_wrong_worker_ends_where_a_clean_one_does(cluster):
+    X, y = make_classification(2000, 10, n_informative=6, random_state=0)
+
+    def fit(**options):
+        code = make_code("cyclic-repetition", N, 1, random_state=0)
+        with CodedGradient(cluster.client, code, X, y, "log_loss", **options) as cg:
+            result = scipy.optimize.minimize(
+                lambda v: cg(v),
+                np.zeros(X.shape[1]),
+                jac=True,
+                method="L-BFGS-B",
+                options={"ftol": 1e-15, "gtol": 1e-9, "maxiter": 200},
+            )
+            assert len(cg.history) > 10  # a full check came (VERIFY_EVERY)
+        return result.x
+
+    clean = fit()
+    with pytest.warns(IntegrityWarning, match="wrong"):
+        dirty = fit(fault_model=WrongResults([0], mode="scale", first_iteration=3))
+    # The rounds before the check caught it sent L-BFGS astray; the checked
+    # gradients after it bring it to the same optimum.
+    np.testing.assert_allclose(dirty, clean, rtol=1e-6, atol=1e-8)
