@@ -187,7 +187,9 @@ class SimulatedArrivals:
         if not heap:
             if 0 < timeout < math.inf:
                 clock.now += timeout
-        elif timeout <= 0 or heap[0][0] <= clock.now + timeout:
+        elif timeout <= 0 and heap[0][0] > clock.now:
+            pass  # as a real transport's: only what is in already
+        elif heap[0][0] <= clock.now + timeout:
             clock.now = max(clock.now, heap[0][0])
             while heap and heap[0][0] <= clock.now:
                 call = heapq.heappop(heap)[2]

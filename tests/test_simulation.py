@@ -184,7 +184,9 @@ def test_simulated_arrivals_run_a_workers_calls_one_after_another():
     [(handle, kind, reply)] = arrivals.wait(10.0)  # up to the next arrival only
     assert (handle, kind, clock()) == (other, "reply", 11.25)
     assert (reply.compute_seconds, reply.rows) == (1.0, 4)
-    assert [h for h, _, _ in arrivals.wait(0.0)] == [own]  # polling: to the next
+    assert arrivals.wait(0.0) == []  # polling: only what is in, as a transport
+    assert clock() == pytest.approx(11.25)
+    assert [h for h, _, _ in arrivals.wait(5.0)] == [own]
     assert clock() == pytest.approx(12.25)
     assert [h for h, _, _ in arrivals.wait(5.0)] == [backup]
     assert arrivals.wait(1.0) == [] and clock() == pytest.approx(14.25)

@@ -130,6 +130,13 @@ class ProcessCluster:
             self._folder.cleanup()
             self._folder = None
 
+    @property
+    def scheduler_pid(self) -> int:
+        """The ``dask scheduler`` process's id (only while the block runs)."""
+        if not self._processes:
+            raise RuntimeError("the ProcessCluster has not started")
+        return self._processes[0].pid
+
     def _spawn(self, *arguments: str) -> subprocess.Popen:
         process = subprocess.Popen(
             [dask_command(), *arguments],

@@ -42,6 +42,7 @@ from dask_gradcode.scheduler.records import (
     IntegrityWarning,
     NoWorkersError,
     RoundRecord,
+    SchedulerUnavailableError,
     WorkerErrorWarning,
     WorkerFailureWarning,
 )
@@ -103,6 +104,7 @@ __all__ = [
     "NoWorkersError",
     "Policy",
     "RoundRecord",
+    "SchedulerUnavailableError",
     "SpeculativePolicy",
     "StaticPolicy",
     "Transport",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import atexit
+import concurrent.futures
 import os
 import threading
 import time
@@ -201,6 +203,27 @@ def heartbeats(client: Client, timeout: float = SCHEDULER_TIMEOUT) -> dict[str, 
         address: float(info.get("last_seen", 0.0))
         for address, info in identity["workers"].items()
     }
+
+
+def ask_heartbeats(client: Client) -> concurrent.futures.Future:
+    """:func:`heartbeats` without waiting: a future of the scheduler's answer.
+
+    For the membership checks inside a round: asking must not hold a round
+    up while the scheduler is slow to answer.
+    """
+    scheduler: Any = client.scheduler
+    loop: Any = client.loop
+    if scheduler is None or loop is None:
+        raise RuntimeError("the client is not connected to a scheduler")
+
+    async def ask() -> dict[str, float]:
+        identity = await scheduler.identity(n_workers=-1)
+        return {
+            address: float(info.get("last_seen", 0.0))
+            for address, info in identity["workers"].items()
+        }
+
+    return asyncio.run_coroutine_threadsafe(ask(), loop.asyncio_loop)
 
 
 def worker_addresses(client: Client) -> list[str]:

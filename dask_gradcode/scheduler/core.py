@@ -25,6 +25,7 @@ from dask_gradcode.objectives import Objective
 from dask_gradcode.scheduler.auditing import WrongWorkers
 from dask_gradcode.scheduler.autocoding import AutoCoding
 from dask_gradcode.scheduler.clients import n_cluster_workers
+from dask_gradcode.scheduler.control import SchedulerStalled, SchedulerWatch
 from dask_gradcode.scheduler.executors import (
     CodedRound,
     Releaser,
@@ -251,6 +252,7 @@ class CodedGradient:
         self._membership = Membership(
             client, self.settings.check_interval, self.settings.stale_after
         )
+        self._watch = SchedulerWatch(client, self._membership)
         context = RoundContext(
             self.objective,
             self._token,
@@ -373,6 +375,12 @@ class CodedGradient:
         ------
         NoWorkersError
             If no worker is left to compute with.
+        SchedulerUnavailableError
+            If the scheduler has not answered for ``SCHEDULER_PATIENCE`` (60 s)
+            or the client's connection to it is closed (a subclass of
+            ``NoWorkersError``).  Shorter stalls cost the direct transport's
+            rounds nothing; the futures transport's rounds wait for the
+            scheduler and go on.
         """
         if not self._releaser.started:
             raise RuntimeError(
@@ -383,17 +391,29 @@ class CodedGradient:
         start = time.perf_counter()
         planned = True
         for attempt in range(1, MAX_ATTEMPTS + 1):
-            self._maintain()
+            self._watch.check()
             try:
+                self._maintain()
                 record, gradient = self._round(
                     weights, batch, start, attempt, planned=planned
                 )
+            except SchedulerStalled:
+                self._watch.wait()  # the same round again once it answers
+                continue
+            except (OSError, TimeoutError):
+                if self._watch.answers():
+                    raise  # not the scheduler's: the error is the caller's
+                self._watch.wait()
+                continue
             except SplitIncomplete:
                 planned = False  # the same round again, coded
                 continue
             except WrongWorkers:
                 continue  # dropped: the same round again without them
             except RoundFailure as failure:
+                if not self._watch.answers():
+                    self._watch.wait()  # the scheduler's failure, not the workers'
+                    continue
                 self._adapt(str(failure), failure.bad)
                 continue
             self.history.append(record)

@@ -25,6 +25,7 @@ from dask_gradcode.codes._sparse import as_dense
 from dask_gradcode.codes.integrity import Consistency, check_replies
 from dask_gradcode.scheduler.auditing import Auditor
 from dask_gradcode.scheduler.clients import bounded_run
+from dask_gradcode.scheduler.control import SchedulerStalled
 from dask_gradcode.scheduler.feedback import coded_timing, split_timing
 from dask_gradcode.scheduler.judging import (
     SplitIncomplete,
@@ -178,6 +179,24 @@ class RoundParts:
         """Release a round's unfinished calls (see :meth:`Releaser.release`)."""
         self.releaser.release(pending, submission, self.layout.addresses, everywhere)
 
+    def suspect_late(self, timed_out: set[int]) -> None:
+        """Suspect the workers that missed the deadline, unless the scheduler did.
+
+        Rounds through the scheduler all miss their deadline when it stalls:
+        if it does not answer now either, it is the suspect
+        (:class:`~.control.SchedulerStalled`), not the workers.
+        """
+        if not timed_out:
+            return
+        if self.transport.through_scheduler:
+            self.membership.refresh(force=True)
+            if self.membership.scheduler_silent:
+                raise SchedulerStalled(
+                    f"workers {sorted(timed_out)} missed the round's deadline while "
+                    "the scheduler did not answer either"
+                )
+        self.membership.suspect([self.layout.addresses[w] for w in timed_out])
+
 
 @dataclass(frozen=True)
 class RoundInput:
@@ -260,7 +279,11 @@ class CodedRound:
                 until=time.monotonic() + grace * (collected_at - submitted),
                 started=time.monotonic() - (collected_at - round_input.submitted),
             )
-        self._judge(collected, round_input, deadline_seconds, approximate)
+        try:
+            self._judge(collected, round_input, deadline_seconds, approximate)
+        except BaseException:
+            parts.release(collected.pending, submission)
+            raise
         messages = {w: reply.message for w, reply in collected.replies.items()}
         collected_cpu = time.thread_time()
         try:
@@ -339,9 +362,7 @@ class CodedRound:
     ) -> None:
         """Suspect the late, raise the data's own error, report errors, judge."""
         parts, code = self.parts, self.parts.layout.code
-        parts.membership.suspect(
-            [parts.layout.addresses[w] for w in collected.timed_out]
-        )
+        parts.suspect_late(collected.timed_out)
         if (
             collected.errors
             and not approximate
@@ -400,9 +421,11 @@ class SplitRound:
             raise
         collected_at = time.perf_counter()
         pending = {f: w for f, (w, _) in collected.pending.items()}
-        parts.membership.suspect(
-            [parts.layout.addresses[w] for w in collected.timed_out]
-        )
+        try:
+            parts.suspect_late(collected.timed_out)
+        except SchedulerStalled:
+            parts.release(pending, submission)
+            raise
         parts.report_errors(collected.errors)
         shortfall = split_shortfall(collected, plan)
         if shortfall is not None:

@@ -10,6 +10,8 @@ every later code.  The round deadline comes from the rounds measured so far.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import math
 import statistics
 import time
@@ -17,12 +19,27 @@ from collections import deque
 
 from distributed import Client
 
-from dask_gradcode.scheduler.clients import heartbeats
+from dask_gradcode.scheduler.clients import SCHEDULER_TIMEOUT, ask_heartbeats
 
-__all__ = ["MAX_STRIKES", "Membership", "RoundDeadline"]
+__all__ = [
+    "MAX_STRIKES",
+    "REFRESH_TIMEOUT",
+    "SCHEDULER_PATIENCE",
+    "Membership",
+    "RoundDeadline",
+]
 
 #: Rounds in a row a worker's task may raise before it is dropped.
 MAX_STRIKES = 3
+
+#: Seconds a membership refresh waits for the scheduler.  A refresh that
+#: times out keeps the last view: a stalled scheduler delays nothing that
+#: does not need it, and says nothing about the workers.
+REFRESH_TIMEOUT = 2.0
+
+#: Seconds the scheduler may stay silent (stalled or dead) before a fit
+#: gives up on it with a :class:`SchedulerUnavailableError`.
+SCHEDULER_PATIENCE = 60.0
 
 
 class Membership:
@@ -46,13 +63,79 @@ class Membership:
         self._suspects: dict[str, float] = {}  # address -> beat when suspected
         self.strikes: dict[str, int] = {}
         self.dropped: set[str] = set()
+        #: ``time.monotonic()`` of the first refresh the scheduler did not
+        #: answer, since it last answered (None while it answers).
+        self.silent_since: float | None = None
+        self._every_beat_stale = False
+        self._asking: concurrent.futures.Future | None = None
+        self._asked = -math.inf
+        self._answering_since = -math.inf
 
-    def refresh(self, *, force: bool = False) -> None:
-        """Ask the scheduler for its workers, at most every ``check_interval``."""
+    @property
+    def scheduler_silent(self) -> bool:
+        """Whether the scheduler missed the last refresh (stalled, or gone)."""
+        return self.silent_since is not None
+
+    def refresh(self, *, force: bool = False, timeout: float | None = None) -> None:
+        """Ask the scheduler for its workers, at most every ``check_interval``.
+
+        Without ``force`` the question is asked in the background and its
+        answer taken at a later call: a round never waits for the scheduler.
+        ``force`` (and the first refresh) waits up to ``timeout`` (default
+        :data:`REFRESH_TIMEOUT`).  A question unanswered for
+        ``REFRESH_TIMEOUT`` makes the scheduler *silent*
+        (:attr:`silent_since`); the last view stays.
+        """
         now = time.monotonic()
-        if not force and now - self._refreshed < self.check_interval:
+        self._take_answer(0.0)
+        if not force and self._refreshed > -math.inf:
+            if now - self._refreshed >= self.check_interval and self._asking is None:
+                self._ask(now)
+            elif self._asking is not None and now - self._asked > REFRESH_TIMEOUT:
+                self._fall_silent(self._asked)
             return
-        beats = heartbeats(self.client)
+        if timeout is None:
+            # The first answer of a run may be slow on a busy scheduler.
+            first = self._refreshed == -math.inf
+            timeout = SCHEDULER_TIMEOUT if first else REFRESH_TIMEOUT
+        if self._asking is None:
+            self._ask(now)
+        self._take_answer(max(0.05, timeout))
+        if self._asking is not None:
+            self._fall_silent(self._asked)
+
+    def _ask(self, now: float) -> None:
+        try:
+            self._asking, self._asked = ask_heartbeats(self.client), now
+        except RuntimeError:
+            self._fall_silent(now)  # no scheduler connection at all
+
+    def _fall_silent(self, since: float) -> None:
+        if self.silent_since is None:
+            self.silent_since = since
+
+    def _take_answer(self, timeout: float) -> None:
+        """Take the scheduler's answer if it came within ``timeout``."""
+        if self._asking is None:
+            return
+        try:
+            beats = self._asking.result(timeout=timeout)
+        except concurrent.futures.TimeoutError:
+            return
+        except (OSError, RuntimeError, asyncio.CancelledError):
+            self._asking = None
+            self._fall_silent(self._asked)
+            return
+        self._asking = None
+        self._update(beats, time.monotonic())
+
+    def _update(self, beats: dict[str, float], now: float) -> None:
+        """The scheduler answered with ``beats``."""
+        if self.silent_since is not None or now - self._refreshed > self.stale_after:
+            # Back from a silence: the beats it has not processed yet say
+            # nothing, so staleness counts from now.
+            self._answering_since = now
+        self.silent_since = None
         self._refreshed = now
         for address, beat in beats.items():
             previous = self._beats.get(address)
@@ -64,6 +147,17 @@ class Membership:
             # A heartbeat newer than the suspicion: the worker is back.
             if address not in beats or beats[address] != beat:
                 del self._suspects[address]
+        # Every heartbeat stale at once is the scheduler's delay (it stalled
+        # and has not processed the beats yet), not every worker hanging.
+        self._every_beat_stale = bool(self._beats) and all(
+            now - seen > self.stale_after for _, seen in self._beats.values()
+        )
+
+    def silent_for(self) -> float:
+        """Seconds since the scheduler last missed an answer (0.0 while it answers)."""
+        if self.silent_since is None:
+            return 0.0
+        return time.monotonic() - self.silent_since
 
     def live(self) -> set[str]:
         """Addresses the scheduler lists (refreshed if due)."""
@@ -71,13 +165,28 @@ class Membership:
         return set(self._beats)
 
     def responsive(self, address: str) -> bool:
-        """Listed, heartbeating, not suspected of hanging and not dropped."""
+        """Listed, heartbeating, not suspected of hanging and not dropped.
+
+        While the scheduler is silent, or every heartbeat is stale at once,
+        heartbeats say nothing (the scheduler is behind, not the workers):
+        only the rounds' own deadlines judge the workers then.
+        """
         entry = self._beats.get(address)
+        fresh = (
+            self.scheduler_silent
+            or self._every_beat_stale
+            # Judged at the scheduler's last answer, not now: a scheduler
+            # that stopped answering cannot make its workers look hung.
+            or self._refreshed - max(entry[1], self._answering_since)
+            <= self.stale_after
+            if entry is not None
+            else False
+        )
         return (
             entry is not None
             and address not in self.dropped
             and address not in self._suspects
-            and time.monotonic() - entry[1] <= self.stale_after
+            and fresh
         )
 
     def suspect(self, addresses: set[str] | list[str]) -> None:

@@ -14,6 +14,7 @@ __all__ = [
     "IntegrityWarning",
     "NoWorkersError",
     "RoundRecord",
+    "SchedulerUnavailableError",
     "WorkerErrorWarning",
     "WorkerFailureWarning",
     "warn_caller",
@@ -55,6 +56,14 @@ class NoWorkersError(RuntimeError):
 
     Raised by a round; the weights the round was asked for are untouched, so
     the caller (an estimator) keeps its last iterate and can resume.
+    """
+
+
+class SchedulerUnavailableError(NoWorkersError):
+    """The Dask scheduler stopped answering (stalled past patience, or dead).
+
+    Raised by a round like :class:`NoWorkersError` (of which it is a
+    subclass): the weights are untouched and an estimator keeps its state.
     """
 
 

@@ -113,14 +113,14 @@ def collect(
     hopeless: tuple[int, bool] | None = None
     while result.pending:
         remaining = deadline - clock()
-        if remaining <= 0:
-            result.timed_out |= set(result.pending.values())
-            break
-        enough = False
         # Every call of the batch is filed, even past the decodable set: the
         # batch is gone from the arrivals, and a spare reply is what the
-        # integrity check compares (codes.integrity).
-        for handle, kind, value in arrivals.wait(min(check_interval, remaining)):
+        # integrity check compares (codes.integrity).  At the deadline, the
+        # replies already in are read before anyone is declared late.
+        enough = False
+        for handle, kind, value in arrivals.wait(
+            min(check_interval, max(0.0, remaining))
+        ):
             worker = result.pending.pop(handle, None)
             if worker is None:
                 continue  # released earlier
@@ -132,6 +132,9 @@ def collect(
             enough = enough or _enough(result, tracker, code, approximate, submitted)
         if enough:
             return result
+        if remaining <= 0:
+            result.timed_out |= set(result.pending.values())
+            break
         lost = gone(waiting.set())
         if lost:
             result.lost |= lost
@@ -349,6 +352,7 @@ def collect_split(
     for worker, share in shares.items():
         start_share(worker, share)
     memo = _Speculation(shares)
+    stuck = False  # a backup is due but no holder is free: wait for a reply
     while len(result.covered) < len(shares):
         now = clock()
         if now >= deadline:
@@ -356,12 +360,11 @@ def collect_split(
                 w for w, o in result.pending.values() if o not in result.covered
             }
             break
-        wait = min(
-            check_interval,
-            deadline - now,
-            _until_speculation(result, shares, start, clock(), memo),
-        )
-        for handle, kind, value in arrivals.wait(max(wait, 0.0)):
+        wait = min(check_interval, deadline - now)
+        if not stuck:
+            wait = min(wait, _until_speculation(result, shares, start, now, memo))
+        arrived = arrivals.wait(max(wait, 0.0))
+        for handle, kind, value in arrived:
             entry = result.pending.pop(handle, None)
             if entry is None:
                 continue
@@ -376,7 +379,10 @@ def collect_split(
                 f: e for f, e in result.pending.items() if e[0] not in lost
             }
             busy.calls = {w: c for w, c in busy.calls.items() if w not in lost}
+        started = len(result.pending)
         _speculate(result, shares, start_share, code, start, clock(), memo, busy)
+        due = _until_speculation(result, shares, start, clock(), memo) <= 0
+        stuck = due and len(result.pending) == started and not arrived and not lost
         if not result.pending:
             break  # nothing left that could cover the rest
     return result

@@ -119,6 +119,8 @@ class Transport(Protocol):
     name: str
     #: Whether ``release`` blocks (then the caller runs it in the background).
     releases_in_background: bool
+    #: Whether rounds go through the scheduler (a stalled scheduler stalls them).
+    through_scheduler: bool
 
     def bind(
         self,
@@ -202,6 +204,7 @@ class FuturesTransport:
 
     name = "futures"
     releases_in_background = True  # cancelling and waking go through the scheduler
+    through_scheduler = True
 
     def __init__(self, client: Client) -> None:
         self.client = client
@@ -399,6 +402,7 @@ class DirectTransport:
 
     name = "direct"
     releases_in_background = False
+    through_scheduler = False
 
     def __init__(self, client: Client, *, timeout: float = 10.0) -> None:
         self.client = client
