@@ -44,6 +44,7 @@ from dask_gradcode.objectives import ElasticNet, make_penalty
 from dask_gradcode.scheduler import (
     CodedGradient,
     NoWorkersError,
+    WorkerMemoryError,
     client_for_fit,
     n_cluster_workers,
 )
@@ -373,15 +374,15 @@ class CodedSGD(LinearModel):
         before = dict(self.__dict__)
         try:
             yield
-        except NoWorkersError as error:
+        except (NoWorkersError, WorkerMemoryError) as error:
             if keep_last_iterate and "_iterate" in self.__dict__:
-                raise NoWorkersError(
+                raise type(error)(
                     f"{error}. The last good iterate is kept: coef_ and intercept_ "
                     "(and every fitted attribute) are those of this fit so far; "
                     "fit again once the cluster has workers to continue from it"
                 ) from error
             self._restore(before)
-            raise NoWorkersError(
+            raise type(error)(
                 f"{error}. The estimator is as it was before this fit (its "
                 "previous model, or unfitted); with warm_start=True a lost "
                 "cluster keeps the last good iterate instead"
@@ -527,9 +528,9 @@ class CodedSGD(LinearModel):
                 t0=t0,
                 callback=monitor,
             )
-        except NoWorkersError as error:
+        except (NoWorkersError, WorkerMemoryError) as error:
             self._keep_last_iterate(monitor, start, *shape)
-            raise NoWorkersError(
+            raise type(error)(
                 f"{error} (after {len(monitor.history)} iterations)"
             ) from error
         finally:

@@ -45,6 +45,7 @@ from dask_gradcode.scheduler.records import (
     SchedulerUnavailableError,
     WorkerErrorWarning,
     WorkerFailureWarning,
+    WorkerMemoryError,
 )
 
 if TYPE_CHECKING:
@@ -111,6 +112,7 @@ __all__ = [
     "TransportFallbackWarning",
     "WorkerErrorWarning",
     "WorkerFailureWarning",
+    "WorkerMemoryError",
     "client_for_fit",
     "close_embedded_cluster",
     "embedded_client",

@@ -208,6 +208,9 @@ def heartbeats(client: Client, timeout: float = SCHEDULER_TIMEOUT) -> dict[str, 
 def ask_heartbeats(client: Client) -> concurrent.futures.Future:
     """:func:`heartbeats` without waiting: a future of the scheduler's answer.
 
+    The answer maps each worker's address to its last heartbeat and its
+    status (``"running"``, ``"paused"``, ...).
+
     For the membership checks inside a round: asking must not hold a round
     up while the scheduler is slow to answer.
     """
@@ -216,14 +219,30 @@ def ask_heartbeats(client: Client) -> concurrent.futures.Future:
     if scheduler is None or loop is None:
         raise RuntimeError("the client is not connected to a scheduler")
 
-    async def ask() -> dict[str, float]:
+    async def ask() -> dict[str, tuple[float, str]]:
         identity = await scheduler.identity(n_workers=-1)
         return {
-            address: float(info.get("last_seen", 0.0))
+            address: (float(info.get("last_seen", 0.0)), str(info.get("status", "")))
             for address, info in identity["workers"].items()
         }
 
     return asyncio.run_coroutine_threadsafe(ask(), loop.asyncio_loop)
+
+
+def memory_limits(client: Client) -> dict[str, int | None]:
+    """Each worker's ``memory_limit`` in bytes (None where it has none)."""
+    scheduler: Any = client.scheduler
+    if scheduler is None:
+        raise RuntimeError("the client is not connected to a scheduler")
+    identity = client.sync(
+        scheduler.identity, n_workers=-1, callback_timeout=SCHEDULER_TIMEOUT
+    )
+    return {
+        address: (int(info["memory_limit"]) or None)
+        if info.get("memory_limit")
+        else None
+        for address, info in identity["workers"].items()
+    }
 
 
 def worker_addresses(client: Client) -> list[str]:

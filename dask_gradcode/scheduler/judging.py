@@ -25,6 +25,7 @@ __all__ = [
     "failure_addresses",
     "growth",
     "judge_coded",
+    "memory_shortfall",
     "split_shortfall",
 ]
 
@@ -204,3 +205,38 @@ def growth(
     if len(chosen) > len(keep):
         changes.append(f"workers {chosen[len(keep) :]} joined the cluster")
     return Growth(chosen, "; ".join(changes))
+
+
+#: Share of a worker's ``memory_limit`` its shard may take: Dask's default
+#: memory *target*, above which a worker starts spilling to disk (and pauses
+#: at 0.8), so rounds would compute on spilled or paused data.
+SHARD_MEMORY_FRACTION = 0.6
+
+
+def memory_shortfall(
+    share_bytes: dict[str, int],
+    limits: dict[str, int | None],
+    *,
+    fraction: float = SHARD_MEMORY_FRACTION,
+) -> str | None:
+    """Why the shards do not fit the workers' memory (None: they fit).
+
+    ``share_bytes`` maps each worker's address to the bytes of its shard;
+    ``limits`` to its ``memory_limit`` (None or 0: no limit).
+    """
+    over = {
+        address: (size, limits[address])
+        for address, size in share_bytes.items()
+        if limits.get(address) and size > fraction * float(limits[address] or 0)
+    }
+    if not over:
+        return None
+    address, (size, limit) = max(over.items(), key=lambda item: item[1][0])
+    return (
+        f"{len(over)} of {len(share_bytes)} workers would hold more data than "
+        f"{fraction:.0%} of their memory_limit (Dask's memory target: above it a "
+        f"worker spills to disk and then pauses): {address} would hold "
+        f"{size / 2**20:.0f} MiB with a limit of {(limit or 0) / 2**20:.0f} MiB. "
+        "Use more workers, a smaller n_stragglers (each partition is stored "
+        "n_stragglers + 1 times), or workers with a larger --memory-limit"
+    )

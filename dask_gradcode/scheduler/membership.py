@@ -20,6 +20,7 @@ from collections import deque
 from distributed import Client
 
 from dask_gradcode.scheduler.clients import SCHEDULER_TIMEOUT, ask_heartbeats
+from dask_gradcode.scheduler.records import WorkerFailureWarning, warn_caller
 
 __all__ = [
     "MAX_STRIKES",
@@ -70,6 +71,9 @@ class Membership:
         self._asking: concurrent.futures.Future | None = None
         self._asked = -math.inf
         self._answering_since = -math.inf
+        #: Workers Dask's memory manager paused: slow, so out of the rounds.
+        self.paused: set[str] = set()
+        self._warned_paused: set[str] = set()
 
     @property
     def scheduler_silent(self) -> bool:
@@ -129,8 +133,21 @@ class Membership:
         self._asking = None
         self._update(beats, time.monotonic())
 
-    def _update(self, beats: dict[str, float], now: float) -> None:
-        """The scheduler answered with ``beats``."""
+    def _update(self, answer: dict[str, tuple[float, str]], now: float) -> None:
+        """The scheduler answered: each worker's last heartbeat and status."""
+        beats = {address: beat for address, (beat, _) in answer.items()}
+        paused = {
+            address for address, (_, status) in answer.items() if status == "paused"
+        }
+        for address in sorted(paused - self.paused - self._warned_paused):
+            self._warned_paused.add(address)
+            warn_caller(
+                f"worker {address} is paused by Dask's memory manager (its memory "
+                "is above the pause fraction of its memory_limit): its rounds are "
+                "computed without it while it is paused",
+                WorkerFailureWarning,
+            )
+        self.paused = paused
         if self.silent_since is not None or now - self._refreshed > self.stale_after:
             # Back from a silence: the beats it has not processed yet say
             # nothing, so staleness counts from now.
@@ -169,7 +186,8 @@ class Membership:
 
         While the scheduler is silent, or every heartbeat is stale at once,
         heartbeats say nothing (the scheduler is behind, not the workers):
-        only the rounds' own deadlines judge the workers then.
+        only the rounds' own deadlines judge the workers then.  A worker
+        Dask's memory manager paused is not responsive while it is paused.
         """
         entry = self._beats.get(address)
         fresh = (
@@ -186,6 +204,7 @@ class Membership:
             entry is not None
             and address not in self.dropped
             and address not in self._suspects
+            and address not in self.paused
             and fresh
         )
 

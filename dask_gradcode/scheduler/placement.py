@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -14,7 +15,9 @@ from distributed import Client, Future
 
 from dask_gradcode.codes import GradientCode
 from dask_gradcode.objectives import Objective, Softmax, get_objective
-from dask_gradcode.scheduler.clients import heartbeats, settle
+from dask_gradcode.scheduler.clients import heartbeats, memory_limits
+from dask_gradcode.scheduler.judging import memory_shortfall
+from dask_gradcode.scheduler.records import WorkerMemoryError
 from dask_gradcode.scheduler.worker import as_block, build_shard
 
 __all__ = ["PlacementError", "check_data", "place", "resolve_objective"]
@@ -66,9 +69,13 @@ def place(
     ------
     PlacementError
         Naming the workers whose shards did not arrive (dead or hung).
+    WorkerMemoryError
+        Before anything is sent, when a worker's shard would take more than
+        ``SHARD_MEMORY_FRACTION`` of its ``memory_limit``.
     """
     X = data[0]
     bounds = code.partition_bounds(X.shape[0])
+    check_memory(client, code, addresses, data, bounds)
     if _is_dask(X):
         return _place_dask(
             client, code, addresses, data, bounds, fit_intercept, key_prefix, timeout
@@ -211,7 +218,7 @@ def _place_dask(
         )
         for worker, address in enumerate(addresses)
     ]
-    settle(client, shards, addresses, timeout)
+    await_graph(client, block_futures, shards, addresses, stale_after=timeout)
     failed = set()
     for worker, future in enumerate(shards):
         if future.status == "error":
@@ -225,6 +232,96 @@ def _place_dask(
             failed, f"shards of workers {sorted(failed)} did not arrive"
         )
     return shards
+
+
+def _bytes_per_row(data: tuple[Any, Any, Any]) -> float:
+    """Bytes one row of ``(X, y, sample_weight)`` takes, as placed (float64)."""
+    X, _, sample_weight = data
+    n_rows = max(1, int(X.shape[0]))
+    if scipy.sparse.issparse(X):
+        sparse: Any = X
+        x_bytes = int(sparse.nnz) * (8 + 4) + 8 * (n_rows + 1)  # CSR, int32
+    else:
+        x_bytes = 8 * n_rows * int(X.shape[1])
+    return x_bytes / n_rows + 8 * (1 + (sample_weight is not None))
+
+
+def check_memory(
+    client: Client,
+    code: GradientCode,
+    addresses: Sequence[str],
+    data: tuple[Any, Any, Any],
+    bounds: np.ndarray,
+) -> None:
+    """Refuse, before sending anything, shards that would not fit the workers."""
+    limits = memory_limits(client)
+    if not any(limits.get(a) for a in addresses):
+        return
+    per_row = _bytes_per_row(data)
+    rows = np.diff(bounds)
+    share = {
+        address: int(per_row * sum(int(rows[j]) for j in code.partitions(worker)))
+        for worker, address in enumerate(addresses)
+    }
+    reason = memory_shortfall(share, limits)
+    if reason is not None:
+        raise WorkerMemoryError(reason)
+
+
+def await_graph(
+    client: Client,
+    blocks: Sequence[Future],
+    shards: Sequence[Future],
+    addresses: Sequence[str],
+    *,
+    stale_after: float,
+    poll: float = 0.05,
+    check_interval: float = 1.0,
+) -> None:
+    """Wait for dask input's graph for as long as it computes.
+
+    A graph that takes minutes (parquet, ETL, object storage) is waited for,
+    with a progress bar of its partitions once it has taken two seconds.
+    The wait ends when every shard is placed, when a block raises (its own
+    error is raised), when a worker a shard waits for leaves the cluster, or
+    when the cluster stops making progress: no block finished and no
+    heartbeat of a target worker reached the scheduler for ``stale_after``
+    seconds (the workers are hung, not slow).
+    """
+    from tqdm.auto import tqdm
+
+    beats: dict[str, float] = {}
+    progress_at = time.monotonic()
+    done = 0
+    with tqdm(
+        total=len(blocks), desc="computing the dask input", unit="partition", delay=2
+    ) as bar:
+        while any(f.status == "pending" for f in shards):
+            finished = 0
+            for block in blocks:
+                if block.status == "error":
+                    block.result()  # the graph's own error, with its traceback
+                finished += block.status == "finished"
+            now = time.monotonic()
+            if finished > done:
+                bar.update(finished - done)
+                done, progress_at = finished, now
+            if now - progress_at > check_interval:
+                live = heartbeats(client)
+                waiting = {
+                    a
+                    for a, f in zip(addresses, shards, strict=True)
+                    if f.status == "pending"
+                }
+                if waiting - set(live):
+                    return  # a target died: its shard will never arrive
+                for address in waiting:
+                    if beats.get(address) != live[address]:
+                        beats[address] = live[address]
+                        progress_at = now  # it is alive: the graph is just slow
+                if now - progress_at > stale_after:
+                    return  # nothing finished and nobody heartbeat: hung
+            time.sleep(poll)
 
 
 # ------------------------------------------------------------------ checks

@@ -17,6 +17,7 @@ __all__ = [
     "SchedulerUnavailableError",
     "WorkerErrorWarning",
     "WorkerFailureWarning",
+    "WorkerMemoryError",
     "warn_caller",
 ]
 
@@ -57,6 +58,10 @@ class NoWorkersError(RuntimeError):
     Raised by a round; the weights the round was asked for are untouched, so
     the caller (an estimator) keeps its last iterate and can resume.
     """
+
+
+class WorkerMemoryError(MemoryError):
+    """The shards would not fit the workers' ``memory_limit``: nothing was sent."""
 
 
 class SchedulerUnavailableError(NoWorkersError):

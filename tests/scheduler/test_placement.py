@@ -41,3 +41,84 @@ def test_a_hung_worker_is_not_retried_through_the_scheduler():
     with pytest.raises(TimeoutError):
         _send(client, "shard", "tcp://w:1", 5.0)
     assert client.calls == [True]
+
+
+def _slow_blocks(X, seconds):
+    """``X`` as a dask array whose every chunk takes ``seconds`` to compute."""
+    import time
+
+    import dask.array as da
+
+    def slow(block):
+        time.sleep(seconds)
+        return block
+
+    chunks = (len(X) // 4, X.shape[1])
+    return da.from_array(X, chunks=chunks).map_blocks(slow, dtype=X.dtype)
+
+
+def test_a_slow_dask_graph_is_waited_for_not_taken_for_dead_workers(
+    client, monkeypatch
+):
+    import dask.array as da
+
+    from dask_gradcode.codes import make_code
+    from dask_gradcode.objectives import get_objective
+    from dask_gradcode.scheduler import CodedGradient, layout
+    from tests.conftest import binary_problem
+
+    X, y, w = binary_problem(3, 400, 5)
+    monkeypatch.setattr(layout, "PLACEMENT_TIMEOUT", 1.0)  # the graph takes 3
+    code = make_code("cyclic-repetition", 4, 1, random_state=0)
+    X_dask = _slow_blocks(X, 3.0)
+    with CodedGradient(
+        client, code, X_dask, da.from_array(y, chunks=100), "log_loss"
+    ) as cg:
+        loss, gradient = cg(w)
+    expected = get_objective("log_loss").value_and_gradient(w, X, y)
+    assert loss == pytest.approx(expected[0], rel=1e-12)
+    assert gradient == pytest.approx(expected[1], rel=1e-9)
+
+
+def test_a_dask_graph_that_raises_raises_its_own_error(client):
+    import dask.array as da
+
+    from dask_gradcode.codes import make_code
+    from dask_gradcode.scheduler import CodedGradient
+    from tests.conftest import binary_problem
+
+    X, y, _ = binary_problem(3, 400, 5)
+
+    def broken(block):
+        raise ValueError("the parquet file is corrupt")
+
+    X_dask = da.from_array(X, chunks=(100, 5)).map_blocks(broken, dtype=X.dtype)
+    code = make_code("cyclic-repetition", 4, 1, random_state=0)
+    with (
+        pytest.raises(ValueError, match="parquet file is corrupt"),
+        CodedGradient(client, code, X_dask, da.from_array(y, chunks=100), "log_loss"),
+    ):
+        pass
+
+
+def test_shards_larger_than_the_workers_memory_are_refused_before_sending(
+    local_client,
+):
+    import numpy as np
+
+    from dask_gradcode.codes import make_code
+    from dask_gradcode.scheduler import CodedGradient, WorkerMemoryError
+
+    _, client = local_client(2, memory_limit="40MB")
+    X = np.ones((40_000, 100))  # 32 MB: each worker would hold all of it (s = 1)
+    y = np.zeros(40_000)
+    code = make_code("cyclic-repetition", 2, 1, random_state=0)
+    with (
+        pytest.raises(WorkerMemoryError, match=r"memory_limit.*n_stragglers"),
+        CodedGradient(client, code, X, y, "log_loss"),
+    ):
+        pass
+    assert not client.who_has()  # nothing was sent
+    uncoded = make_code("uncoded", 2, 0, random_state=0)  # half each: it fits
+    with CodedGradient(client, uncoded, X[:20_000], y[:20_000], "log_loss") as cg:
+        cg(np.zeros(100))
