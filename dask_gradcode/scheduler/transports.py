@@ -32,11 +32,13 @@ task raised ``value``) or ``"lost"`` (its worker is gone).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import itertools
 import logging
 import math
 import threading
+import traceback
 from collections import deque
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -319,17 +321,18 @@ class RoundServer:
         # On the event loop, before queueing behind the actor's thread: the
         # rounds queued there before this one are over and will be dropped.
         note_submission(self.context.token, request.submission)
+        compute = functools.partial(
+            _as_travelling_error, run_round, self.shard, self.context, request, weights
+        )
         if not self.context.sleeps and self._last_compute < INLINE_SECONDS:
-            reply = run_round(self.shard, self.context, request, weights)
+            reply = compute()
         else:
             executor = get_worker().executors["actor"]
             loop = asyncio.get_running_loop()
-            reply = await loop.run_in_executor(
-                executor,
-                functools.partial(
-                    run_round, self.shard, self.context, request, weights
-                ),
-            )
+            # The event loop's context carries the worker, so an objective's
+            # distributed.get_worker() works in the actor's thread as in a task.
+            context = contextvars.copy_context()
+            reply = await loop.run_in_executor(executor, context.run, compute)
         self._last_compute = reply.compute_seconds
         return pickle.dumps(reply)
 
@@ -344,6 +347,29 @@ class RoundServer:
     async def ping(self) -> bool:
         """Answer at once: the client can reach this actor."""
         return True
+
+
+def _as_travelling_error(function: Any, *args: Any) -> Any:
+    """``function(*args)``; an error that cannot be pickled travels as its text.
+
+    An actor's exception goes back to the client pickled: one that cannot be
+    (it holds a lock, a socket, a local class) would break the reply and
+    look like a lost worker, so it is replaced by a ``RuntimeError`` that
+    names it and carries its traceback as text.
+    """
+    try:
+        return function(*args)
+    except Exception as error:
+        try:
+            pickle.dumps(error)
+        except Exception:  # noqa: BLE001 - any reason it cannot travel
+            text = "".join(traceback.format_exception(error))
+            raise RuntimeError(
+                f"{type(error).__name__}: {error} (this exception cannot be "
+                f"pickled, so it is sent as text; its traceback on the worker:\n"
+                f"{text})"
+            ) from None
+        raise
 
 
 class DirectCall:

@@ -246,3 +246,53 @@ def test_the_default_transport_comes_from_dask_config(client, data):
         CodedGradient(client, code, X, y, "log_loss")
     args = build_parser().parse_args(["bench", "adaptive", "--transport", "futures"])
     assert args.transport == "futures"
+
+
+class _WorkerAwareLoss(type(get_objective("log_loss"))):  # type: ignore[misc]
+    """The log loss, asking ``distributed.get_worker()`` as user code may."""
+
+    def value_and_gradient(self, coef, X, y, sample_weight=None):
+        from distributed import get_worker
+
+        assert get_worker().address.startswith("inproc://")
+        return super().value_and_gradient(coef, X, y, sample_weight)
+
+
+class _Unpicklable(Exception):
+    def __init__(self) -> None:
+        super().__init__("holds a lock")
+        self.lock = __import__("threading").Lock()
+
+
+class _LossRaisingUnpicklable(type(get_objective("log_loss"))):  # type: ignore[misc]
+    def value_and_gradient(self, coef, X, y, sample_weight=None):
+        raise _Unpicklable
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_objectives_may_ask_for_their_worker_under_every_transport(
+    client, data, transport
+):
+    X, y, w = data
+    code = make_code("gaussian-mds", N_WORKERS, 1, 1, random_state=0)
+    with CodedGradient(
+        client, code, X, y, _WorkerAwareLoss(), transport=transport
+    ) as cg:
+        for _ in range(3):  # the actor's thread first, then inline
+            assert_exact(cg(w), reference(X, y, w))
+
+
+def test_an_error_that_cannot_be_pickled_is_the_workers_error_not_a_lost_worker(
+    client, data
+):
+    X, y, w = data
+    code = make_code("gaussian-mds", N_WORKERS, 1, 1, random_state=0)
+    with (
+        CodedGradient(
+            client, code, X, y, _LossRaisingUnpicklable(), transport="direct"
+        ) as cg,
+        pytest.raises(
+            RuntimeError, match=r"_Unpicklable: holds a lock.*cannot be pickled"
+        ),
+    ):
+        cg(w)
