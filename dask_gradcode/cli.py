@@ -124,15 +124,15 @@ def _demo(args: argparse.Namespace) -> int:
 def _local_link(client: Client) -> str:
     """The dashboard link a browser on this machine opens.
 
-    An embedded cluster serves on every interface, and Dask names the
-    machine's outward address, which a local browser may not reach.
+    An embedded cluster serves on 127.0.0.1 only, and Dask may name the
+    machine's outward address, which that server does not listen on.
     """
     from urllib.parse import urlsplit, urlunsplit
 
     link = client.dashboard_link
     parts = urlsplit(link)
     if parts.hostname in (None, "", "0.0.0.0") or client.cluster is not None:
-        netloc = f"localhost:{parts.port}" if parts.port else "localhost"
+        netloc = f"127.0.0.1:{parts.port}" if parts.port else "127.0.0.1"
         return urlunsplit(parts._replace(netloc=netloc))
     return link
 

@@ -11,7 +11,7 @@ import numpy as np
 from distributed import Client, LocalCluster, as_completed
 
 from dask_gradcode.scheduler import worker_addresses
-from dask_gradcode.scheduler.clients import connect
+from dask_gradcode.scheduler.clients import connect, loopback_options
 
 __all__ = ["ClusterTarget", "round_trip_floor"]
 
@@ -71,7 +71,8 @@ class ClusterTarget:
             (arguments and results really serialised) instead of in-process
             workers (fast to start, stable timings).
         dashboard : bool, default=False
-            For an embedded cluster: serve the dashboard on a free port.
+            For an embedded cluster: serve the dashboard on a free port (of
+            127.0.0.1, as every HTTP server of an embedded cluster).
         """
         if self.embedded:
             with (
@@ -79,7 +80,7 @@ class ClusterTarget:
                     n_workers=n_workers,
                     threads_per_worker=1,
                     processes=processes,
-                    dashboard_address=":0" if dashboard else None,
+                    **loopback_options(dashboard=dashboard),
                     # In-process workers would each compare the whole
                     # process's memory with 1/n of the machine, and pause.
                     memory_limit="auto" if processes else 0,

@@ -87,6 +87,21 @@ def default_embedded_workers() -> int:
     return max(4, min(os.cpu_count() or 1, 16))
 
 
+def loopback_options(*, dashboard: bool = False) -> dict[str, Any]:
+    """``LocalCluster`` options that keep its HTTP servers on this machine.
+
+    An in-process cluster's comms never leave the process, but Dask still
+    starts an HTTP server (metrics, and the dashboard if asked) in the
+    scheduler and every worker, on all interfaces unless told otherwise:
+    these options bind them to 127.0.0.1.
+    """
+    return {
+        "dashboard_address": "127.0.0.1:0",
+        "worker_dashboard_address": "127.0.0.1:0",
+        "scheduler_kwargs": {"dashboard": dashboard},
+    }
+
+
 def embedded_client(n_workers: int | None = None) -> Client:
     """The process's embedded in-process cluster, started on first use.
 
@@ -116,7 +131,7 @@ def embedded_client(n_workers: int | None = None) -> Client:
                 n_workers=max(wanted, default_embedded_workers()),
                 threads_per_worker=1,
                 processes=False,
-                dashboard_address=None,
+                **loopback_options(),
                 # Workers in one process would each compare the whole
                 # process's memory (every shard, the caller's data) with
                 # 1/n of the machine and pause at 80%, stalling the fit.

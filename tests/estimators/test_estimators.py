@@ -255,6 +255,10 @@ def test_fits_without_a_client_share_one_embedded_cluster():
         "    raise SystemExit('the embedded client became the default client')\n"
         "except ValueError:\n"
         "    pass\n"
+        "import os, psutil\n"
+        "listening = {c.laddr.ip for c in psutil.Process(os.getpid()).net_connections()\n"
+        "             if c.status == psutil.CONN_LISTEN}\n"
+        "assert listening <= {'127.0.0.1'}, listening  # loopback only\n"
         "print(model.score(X, y) > 0.8)\n"
     )
     out = subprocess.run(
@@ -266,6 +270,8 @@ def test_fits_without_a_client_share_one_embedded_cluster():
     )
     assert out.returncode == 0, out.stderr[-2000:]  # closed cleanly at exit
     assert out.stdout.strip().endswith("True"), out.stderr[-2000:]
+    # No warning a user did not cause: Dask's own logs stay quiet.
+    assert "distributed" not in out.stderr and "dangling" not in out.stderr, out.stderr
 
 
 def test_more_embedded_workers_than_cores_warn(monkeypatch):
