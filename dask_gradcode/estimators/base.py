@@ -48,6 +48,7 @@ from dask_gradcode.scheduler import (
     client_for_fit,
     n_cluster_workers,
 )
+from dask_gradcode.scheduler.clients import warn_if_leaving_its_client
 from dask_gradcode.scheduler.plans import make_policy
 from dask_gradcode.scheduler.transports import check_transport
 from dask_gradcode.solvers import (
@@ -643,6 +644,10 @@ class CodedSGD(LinearModel):
     def _on_cluster(client: Any):
         """Dask computations in this block run on ``client``'s cluster."""
         return dask.config.set(scheduler=client)
+
+    def __getstate__(self) -> dict[str, Any]:
+        warn_if_leaving_its_client(type(self).__name__, self.scheduler_address)
+        return super().__getstate__()
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -6,6 +6,7 @@ import asyncio
 import atexit
 import concurrent.futures
 import os
+import sys
 import threading
 import time
 import warnings
@@ -192,6 +193,57 @@ def client_for_fit(
     except ValueError:  # no client: the embedded cluster
         current = None
     yield current if current is not None else embedded_client(n_workers)
+
+
+_WARNED_LEAVING: set[str] = set()
+
+
+def warn_if_leaving_its_client(name: str, scheduler_address: str | None) -> None:
+    """Warn once when an estimator is pickled away from the client it would use.
+
+    ``GridSearchCV(n_jobs=2)`` and other joblib process pools pickle each
+    candidate into another process, where this process's Dask client does
+    not exist: the fit there would start that process's own embedded
+    cluster.  Nothing to say when the estimator names its scheduler, when
+    it is pickled inside a Dask task or for joblib's Dask backend (it then
+    runs on the cluster), or when no client is active.
+    """
+    if scheduler_address is not None or name in _WARNED_LEAVING or _in_a_task():
+        return
+    if _pickled_by_dask():
+        return  # sent to the cluster's workers: it runs where the client is
+    try:
+        get_client()
+    except ValueError:
+        return  # no client here: the embedded cluster either way
+    import joblib.parallel
+
+    backend, _ = joblib.parallel.get_active_backend()
+    if "dask" in type(backend).__name__.lower():
+        return
+    _WARNED_LEAVING.add(name)
+    warnings.warn(
+        f"a {name} is being pickled while a Dask client is active; unpickled "
+        "in another process (GridSearchCV(n_jobs=2) and joblib's process pools "
+        "do this) it cannot use this client and fits on that process's own "
+        "embedded cluster instead. To search on this cluster, run the search "
+        "with joblib's Dask backend (with joblib.parallel_backend('dask'): "
+        "search.fit(X, y)) or n_jobs=None, or pass "
+        "scheduler_address=client.scheduler.address",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+
+
+def _pickled_by_dask() -> bool:
+    """Whether Dask's own serialisation is pickling (a task for its workers)."""
+    marker = os.sep + os.path.join("distributed", "protocol") + os.sep
+    frame: Any = sys._getframe(2)
+    while frame is not None:
+        if marker in frame.f_code.co_filename:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _in_a_task() -> bool:

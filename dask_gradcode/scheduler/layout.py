@@ -171,7 +171,13 @@ class Layout:
 
     def replan(self, addresses: list[str], reason: str, on_failure: str) -> None:
         """A code of the same scheme on ``addresses``, and the data placed again."""
-        self.code = replan_code(self.code, len(addresses))
+        before = self.code
+        self.code = replan_code(before, len(addresses))
+        # code_ says what runs now, and why it is not the code the fit began with.
+        self.code.selection_reason = (
+            f"re-planned from {before.scheme} on {before.n_workers} workers "
+            f"(s={before.n_stragglers}) to {len(addresses)} workers: {reason}"
+        )
         self._warn(
             f"{reason}; re-planned on {len(addresses)} workers with {self.code!r} "
             f"and placed the data again (on_failure={on_failure!r})"

@@ -358,3 +358,23 @@ def test_a_failed_fit_leaves_the_estimator_as_it_was(Estimator):
     for name, value in after.items():
         assert value is before[name], name  # the previous model, untouched
     assert model.predict(X).shape == (200,)
+
+
+def test_pickling_away_from_the_active_client_warns_once(monkeypatch):
+    import pickle
+
+    import joblib
+
+    from dask_gradcode.scheduler import clients
+
+    monkeypatch.setattr(clients, "_WARNED_LEAVING", set())
+    model = CodedSGDRegressor()
+    with pytest.warns(RuntimeWarning, match="parallel_backend\\('dask'\\)"):
+        pickle.dumps(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pickle.dumps(model)  # once per process
+        monkeypatch.setattr(clients, "_WARNED_LEAVING", set())
+        pickle.dumps(CodedSGDRegressor(scheduler_address="tcp://127.0.0.1:1"))
+        with joblib.parallel_backend("dask"):
+            pickle.dumps(model)  # the search runs on the cluster: nothing to say
