@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dask_gradcode.codes._sparse import SparseMessage
-from dask_gradcode.codes.integrity import Consistency, locate_faults
+from dask_gradcode.codes._sparse import SparseMessage, as_dense
+from dask_gradcode.codes.integrity import VERIFY_RTOL, Consistency, locate_faults
 from dask_gradcode.scheduler.protocol import RoundRequest
 from dask_gradcode.scheduler.records import IntegrityWarning, warn_caller
 from dask_gradcode.scheduler.rounds import collect_all
@@ -90,6 +90,44 @@ class Auditor:
         )
         warn_caller(reason, IntegrityWarning)
         raise WrongWorkers(reason, suspects)
+
+    def spot_check(
+        self,
+        round_input: RoundInput,
+        messages: Mapping[int, np.ndarray | SparseMessage],
+        weights: np.ndarray | None,
+    ) -> bool:
+        """Recompute one responder's message on the client; drop it if wrong.
+
+        The periodic audit (``audit_every``) for rounds with nothing to
+        compare (uncoded codes, no spare reply): the responders take turns,
+        and the client computes the chosen one's partitions from the
+        caller's own rows.  Returns whether a check ran (not for dask
+        input, whose rows the client does not hold); raises
+        :class:`WrongWorkers` when the message differs.
+        """
+        parts = self.parts
+        if weights is None or not messages:
+            return False
+        responders = sorted(messages)
+        worker = responders[round_input.iteration % len(responders)]
+        expected = parts.layout.expected_message(worker, weights)
+        if expected is None:
+            return False
+        got = np.asarray(as_dense(messages[worker]), dtype=np.float64)
+        scale = max(float(np.linalg.norm(expected)), float(np.linalg.norm(got)))
+        if np.linalg.norm(got - expected) <= VERIFY_RTOL * scale:
+            return True
+        address = parts.layout.addresses[worker]
+        parts.membership.dropped.add(address)
+        reason = (
+            f"round {round_input.iteration}: the audit recomputed the message of "
+            f"{_named([address], [worker])} on the client and it differs "
+            f"(relative difference {np.linalg.norm(got - expected) / scale:.2g}). "
+            "Dropped from this fit; the round is computed again without it"
+        )
+        warn_caller(reason, IntegrityWarning)
+        raise WrongWorkers(reason, {worker})
 
     def _partials(self, round_input: RoundInput) -> dict[int, np.ndarray]:
         """Every usable worker's unencoded partials at the round's weights."""

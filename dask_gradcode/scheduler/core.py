@@ -159,6 +159,15 @@ class CodedGradient:
         Check each coded round's spare replies against the decoded ones and
         audit a disagreement (see Notes); False skips both (every round is
         then unverified).
+    audit_every : int, optional
+        Off by default.  Every ``audit_every`` th coded round that no spare
+        reply verified (every uncoded round, for one), the client recomputes
+        one responder's message from the caller's rows (the responders take
+        turns) and drops that worker if it differs: detection for plans with
+        no redundancy, at the cost of the client computing ``1 / n`` of the
+        data every ``audit_every`` rounds.  NumPy, SciPy and pandas input
+        only (the client does not hold dask input's rows); rounds of a
+        mini-batch are not audited.
 
     Notes
     -----
@@ -221,6 +230,7 @@ class CodedGradient:
         transport: Literal["direct", "futures"] | None = None,
         fault_model: Any = None,
         verify: bool = True,
+        audit_every: int | None = None,
     ) -> None:
         self.transport = check_transport(transport)
         self.settings = RunSettings.check(
@@ -233,6 +243,7 @@ class CodedGradient:
             fit_intercept=fit_intercept,
             fault_model=fault_model,
             verify=verify,
+            audit_every=audit_every,
         )
         self.client = client
         self.policy = make_policy(policy)
@@ -283,6 +294,7 @@ class CodedGradient:
             check_interval=self.settings.check_interval,
             dim=self.dim,
             verify=self.settings.verify,
+            audit_every=self.settings.audit_every,
         )
         self._coded = CodedRound(parts)
         self._split = SplitRound(parts)
@@ -465,6 +477,7 @@ class CodedGradient:
             usable=usable,
             weights=self._transport.ship_weights(weights, addresses),
             batch=batch,
+            values=weights,
         )
         if plan.name == "split":
             return self._split.run(round_input, plan)

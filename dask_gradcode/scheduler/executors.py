@@ -155,6 +155,7 @@ class RoundParts:
     check_interval: float
     dim: int
     verify: bool = True
+    audit_every: int | None = None
     submissions: Iterator[int] = field(default_factory=itertools.count)
 
     def report_errors(self, errors: dict[int, BaseException]) -> None:
@@ -209,6 +210,7 @@ class RoundInput:
     usable: list[int]
     weights: Any  # as the transport ships them
     batch: Batch | None
+    values: np.ndarray | None = None  # the weights themselves (audits)
 
 
 def _record(parts: RoundParts, round_input: RoundInput, **fields: Any) -> RoundRecord:
@@ -299,6 +301,9 @@ class CodedRound:
         disagreed = consistency is not None and not _agreed(consistency)
         if disagreed and consistency is not None:
             self.auditor.audit(round_input, messages, consistency)
+        elif self._spot_check_due(round_input, approximate, consistency):
+            used = {w: messages[w] for w in decoder.responders}
+            self.auditor.spot_check(round_input, used, round_input.values)
         if not approximate:
             parts.deadline.observe(collected_at - submitted)
             parts.policy.observe(
@@ -352,6 +357,23 @@ class CodedRound:
             checked_replies=tuple(sorted(messages)) if consistency else (),
         )
         return record, vector[1:]
+
+    def _spot_check_due(
+        self,
+        round_input: RoundInput,
+        approximate: bool,
+        consistency: Consistency | None,
+    ) -> bool:
+        """Whether this round's periodic audit (``audit_every``) runs."""
+        every = self.parts.audit_every
+        return bool(
+            every
+            and round_input.values is not None
+            and round_input.batch is None
+            and not approximate
+            and not (consistency is not None and consistency.verified)
+            and (round_input.iteration + 1) % every == 0
+        )
 
     def _judge(
         self,

@@ -10,6 +10,7 @@ too.  No Dask.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,7 @@ class RunSettings:
     fit_intercept: bool
     fault_model: Any = None
     verify: bool = True
+    audit_every: int | None = None
 
     @classmethod
     def check(
@@ -51,6 +53,7 @@ class RunSettings:
         fit_intercept: bool = False,
         fault_model: Any = None,
         verify: bool = True,
+        audit_every: int | None = None,
     ) -> RunSettings:
         """The settings, checked; raises ``ValueError``/``TypeError`` otherwise."""
         if on_failure not in ON_FAILURE:
@@ -70,6 +73,15 @@ class RunSettings:
             raise TypeError(
                 "fault_model needs a corrupt(values, worker, iteration) method "
                 f"(see dask_gradcode.faults.WrongResults); got {fault_model!r}"
+            )
+        if audit_every is not None and (
+            isinstance(audit_every, bool)
+            or not isinstance(audit_every, numbers.Integral)
+            or audit_every < 1
+        ):
+            raise ValueError(
+                f"audit_every must be a positive int (audit every k-th round) or "
+                f"None (no audit), got {audit_every!r}"
             )
         if bandwidth is not None and not isinstance(bandwidth, Bandwidth):
             bandwidth = Bandwidth(bandwidth)
@@ -94,6 +106,7 @@ class RunSettings:
             fit_intercept=bool(fit_intercept),
             fault_model=fault_model,
             verify=bool(verify),
+            audit_every=None if audit_every is None else int(audit_every),
         )
 
 

@@ -125,3 +125,41 @@ def test_a_fit_with_a_wrong_worker_ends_where_a_clean_one_does(cluster):
     # The rounds before the check caught it sent L-BFGS astray; the checked
     # gradients after it bring it to the same optimum.
     np.testing.assert_allclose(dirty, clean, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_the_periodic_audit_catches_a_wrong_worker_of_an_uncoded_plan(
+    cluster, problem, transport
+):
+    X, y, w, (loss, gradient) = problem
+    code = make_code("uncoded", N, 0, random_state=0)
+    with (
+        warnings.catch_warnings(record=True) as caught,
+        CodedGradient(
+            cluster.client,
+            code,
+            X,
+            y,
+            "log_loss",
+            transport=transport,
+            audit_every=2,
+            fault_model=WrongResults([3], mode="scale"),
+        ) as cg,
+    ):
+        warnings.simplefilter("always")
+        for _ in range(2 * N):  # each responder's turn comes within 2 n rounds
+            cg(w)
+        got_loss, got_gradient = cg(w)
+    found = [c for c in caught if issubclass(c.category, IntegrityWarning)]
+    assert len(found) == 1 and "recomputed the message" in str(found[0].message)
+    assert cg.code.n_workers == N - 1  # re-planned without it
+    assert got_loss == pytest.approx(loss, rel=1e-9)
+    np.testing.assert_allclose(got_gradient, gradient, rtol=1e-9, atol=1e-12)
+    assert not any(r.verified for r in cg.history)  # nothing to compare: unverified
+
+
+def test_audit_every_is_checked(cluster, problem):
+    X, y, _, _ = problem
+    code = make_code("uncoded", N, 0, random_state=0)
+    with pytest.raises(ValueError, match="audit_every must be a positive int"):
+        CodedGradient(cluster.client, code, X, y, "log_loss", audit_every=0)
