@@ -48,6 +48,9 @@ class ProcessCluster:
         address, when it dies).
     startup_timeout : float, default=90
         Seconds to wait for the scheduler and the workers.
+    memory_limit : str, optional
+        Each worker's ``--memory-limit`` (for example ``"300MB"``); by
+        default Dask's (its share of the machine).
 
     Attributes
     ----------
@@ -58,10 +61,16 @@ class ProcessCluster:
     """
 
     def __init__(
-        self, n_workers: int, *, nanny: bool = False, startup_timeout: float = 90.0
+        self,
+        n_workers: int,
+        *,
+        nanny: bool = False,
+        startup_timeout: float = 90.0,
+        memory_limit: str | None = None,
     ) -> None:
         self.n_workers = n_workers
         self.nanny = nanny
+        self.memory_limit = memory_limit
         self.startup_timeout = startup_timeout
         self._processes: list[subprocess.Popen] = []
         self._stopped: set[int] = set()
@@ -157,6 +166,11 @@ class ProcessCluster:
             "127.0.0.1",
             "--no-dashboard",
             "--nanny" if self.nanny else "--no-nanny",
+            *(
+                ()
+                if self.memory_limit is None
+                else ("--memory-limit", self.memory_limit)
+            ),
         )
 
     # ----------------------------------------------------------------- faults

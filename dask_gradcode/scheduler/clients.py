@@ -296,8 +296,8 @@ def ask_heartbeats(client: Client) -> concurrent.futures.Future:
     return asyncio.run_coroutine_threadsafe(ask(), loop.asyncio_loop)
 
 
-def memory_limits(client: Client) -> dict[str, int | None]:
-    """Each worker's ``memory_limit`` in bytes (None where it has none)."""
+def memory_limits(client: Client) -> dict[str, tuple[int | None, int]]:
+    """Each worker's ``memory_limit`` (None: none) and the memory it uses now."""
     scheduler: Any = client.scheduler
     if scheduler is None:
         raise RuntimeError("the client is not connected to a scheduler")
@@ -305,9 +305,10 @@ def memory_limits(client: Client) -> dict[str, int | None]:
         scheduler.identity, n_workers=-1, callback_timeout=SCHEDULER_TIMEOUT
     )
     return {
-        address: (int(info["memory_limit"]) or None)
-        if info.get("memory_limit")
-        else None
+        address: (
+            int(info.get("memory_limit") or 0) or None,
+            int((info.get("metrics") or {}).get("memory") or 0),
+        )
         for address, info in identity["workers"].items()
     }
 

@@ -215,28 +215,31 @@ SHARD_MEMORY_FRACTION = 0.6
 
 def memory_shortfall(
     share_bytes: dict[str, int],
-    limits: dict[str, int | None],
+    limits: dict[str, tuple[int | None, int]],
     *,
     fraction: float = SHARD_MEMORY_FRACTION,
 ) -> str | None:
     """Why the shards do not fit the workers' memory (None: they fit).
 
     ``share_bytes`` maps each worker's address to the bytes of its shard;
-    ``limits`` to its ``memory_limit`` (None or 0: no limit).
+    ``limits`` to its ``memory_limit`` (None: no limit) and the memory its
+    process uses already (the limit counts the whole process).
     """
-    over = {
-        address: (size, limits[address])
-        for address, size in share_bytes.items()
-        if limits.get(address) and size > fraction * float(limits[address] or 0)
-    }
+    over = {}
+    for address, size in share_bytes.items():
+        limit, used = limits.get(address, (None, 0))
+        if limit and size > fraction * limit - used:
+            over[address] = (size, limit, used)
     if not over:
         return None
-    address, (size, limit) = max(over.items(), key=lambda item: item[1][0])
+    address, (size, limit, used) = max(over.items(), key=lambda item: item[1][0])
+    mib = 2**20
     return (
-        f"{len(over)} of {len(share_bytes)} workers would hold more data than "
-        f"{fraction:.0%} of their memory_limit (Dask's memory target: above it a "
-        f"worker spills to disk and then pauses): {address} would hold "
-        f"{size / 2**20:.0f} MiB with a limit of {(limit or 0) / 2**20:.0f} MiB. "
-        "Use more workers, a smaller n_stragglers (each partition is stored "
-        "n_stragglers + 1 times), or workers with a larger --memory-limit"
+        f"{len(over)} of {len(share_bytes)} workers would go over {fraction:.0%} "
+        f"of their memory_limit (Dask's memory target: above it a worker spills "
+        f"to disk, then pauses): {address} would hold {size / mib:.0f} MiB of "
+        f"data beside the {used / mib:.0f} MiB its process uses, with a limit of "
+        f"{limit / mib:.0f} MiB. Use more workers, a smaller n_stragglers (each "
+        "partition is stored n_stragglers + 1 times), or workers with a larger "
+        "--memory-limit"
     )

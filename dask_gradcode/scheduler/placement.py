@@ -255,7 +255,7 @@ def check_memory(
 ) -> None:
     """Refuse, before sending anything, shards that would not fit the workers."""
     limits = memory_limits(client)
-    if not any(limits.get(a) for a in addresses):
+    if not any(limits.get(a, (None, 0))[0] for a in addresses):
         return
     per_row = _bytes_per_row(data)
     rows = np.diff(bounds)

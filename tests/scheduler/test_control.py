@@ -102,3 +102,24 @@ def test_a_dead_scheduler_is_named_within_its_patience(problem, transport, monke
                 cg(w)
         assert time.monotonic() - began < 3.0 + 10.0
         assert address in str(error.value) and "untouched" in str(error.value)
+
+
+@pytest.mark.parametrize("nanny", [False, True])
+def test_a_memory_limited_cluster_is_refused_naming_memory(nanny):
+    from dask_gradcode import CodedSGDClassifier
+    from dask_gradcode.scheduler import WorkerMemoryError
+
+    X = np.random.default_rng(0).standard_normal((300_000, 100))  # 240 MB
+    y = (X[:, 0] > 0).astype(int)
+    with ProcessCluster(3, nanny=nanny, memory_limit="300MB") as cluster:
+        model = CodedSGDClassifier(n_stragglers=1, n_workers=3, max_iter=2)
+        began = time.monotonic()
+        with (
+            cluster.client.as_current(),
+            pytest.raises(WorkerMemoryError, match="memory_limit") as error,
+        ):
+            model.fit(X, y)  # each of 3 workers would hold 2/3 of the data
+        assert time.monotonic() - began < 10  # refused before sending
+        assert "more workers" in str(error.value)
+        assert not cluster.client.who_has()  # nothing was sent
+        assert not hasattr(model, "coef_")

@@ -134,3 +134,20 @@ def test_growth_drops_failing_workers_and_takes_in_joined_ones():
     assert growth(["a"], set(), everyone, ["a"], planned=3, approximate=False) is None
     # Approximate mode with every planned worker responsive: nothing to change.
     assert growth(["a", "b"], set(), everyone, ["a", "b", "c"], 2, True) is None
+
+
+def test_shards_are_weighed_against_each_workers_memory_limit_and_use():
+    from dask_gradcode.scheduler.judging import memory_shortfall
+
+    mib = 2**20
+    limits = {
+        "a": (1000 * mib, 100 * mib),
+        "b": (1000 * mib, 300 * mib),
+        "c": (None, 0),
+    }
+    shares = {"a": 400 * mib, "b": 400 * mib, "c": 10**12}
+    reason = memory_shortfall(shares, limits)  # b: 400 > 0.6 * 1000 - 300
+    assert reason is not None and reason.startswith("1 of 3 workers")
+    assert "b would hold 400 MiB" in reason and "300 MiB its process uses" in reason
+    assert "more workers" in reason and "n_stragglers" in reason
+    assert memory_shortfall({"a": 400 * mib, "c": 10**12}, limits) is None

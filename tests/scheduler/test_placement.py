@@ -99,26 +99,3 @@ def test_a_dask_graph_that_raises_raises_its_own_error(client):
         CodedGradient(client, code, X_dask, da.from_array(y, chunks=100), "log_loss"),
     ):
         pass
-
-
-def test_shards_larger_than_the_workers_memory_are_refused_before_sending(
-    local_client,
-):
-    import numpy as np
-
-    from dask_gradcode.codes import make_code
-    from dask_gradcode.scheduler import CodedGradient, WorkerMemoryError
-
-    _, client = local_client(2, memory_limit="40MB")
-    X = np.ones((40_000, 100))  # 32 MB: each worker would hold all of it (s = 1)
-    y = np.zeros(40_000)
-    code = make_code("cyclic-repetition", 2, 1, random_state=0)
-    with (
-        pytest.raises(WorkerMemoryError, match=r"memory_limit.*n_stragglers"),
-        CodedGradient(client, code, X, y, "log_loss"),
-    ):
-        pass
-    assert not client.who_has()  # nothing was sent
-    uncoded = make_code("uncoded", 2, 0, random_state=0)  # half each: it fits
-    with CodedGradient(client, uncoded, X[:20_000], y[:20_000], "log_loss") as cg:
-        cg(np.zeros(100))
