@@ -9,7 +9,7 @@ functions below as ``from tests.conftest import binary_problem``.
 What is here, and when to use which
 -----------------------------------
 Clusters, all in-process: ``LocalCluster(n_workers, threads_per_worker=1,
-processes=False, dashboard_address=None)`` and a ``Client`` to it.
+processes=False)`` (HTTP on 127.0.0.1 only) and a ``Client`` to it.
 
 - ``client`` (fixture, module scope): one client to a cluster shared by every
   test of a module.  Its size is the module's ``N_WORKERS`` constant (4 when
@@ -75,13 +75,17 @@ DEFAULT_WORKERS = 4
 def in_process_cluster(n_workers: int, **options: Any) -> LocalCluster:
     """A LocalCluster of ``n_workers`` single-thread in-process workers.
 
-    No dashboard unless ``options`` ask for one (``dashboard_address=":0"``);
-    any other ``options`` (``protocol``, ``security``, ...) go to
-    ``LocalCluster``.  Use it as a context manager, which closes it.
+    No dashboard unless ``options`` ask for one (``dashboard_address=":0"``),
+    and its HTTP servers on 127.0.0.1 (as the embedded cluster's); any other
+    ``options`` (``protocol``, ``security``, ...) go to ``LocalCluster``.
+    Use it as a context manager, which closes it.
     """
     from distributed import LocalCluster
 
-    options.setdefault("dashboard_address", None)
+    from dask_gradcode.scheduler.clients import loopback_options
+
+    if "dashboard_address" not in options:
+        options = {**loopback_options(), **options}
     return LocalCluster(
         n_workers=n_workers, threads_per_worker=1, processes=False, **options
     )

@@ -12,11 +12,10 @@ by full-gradient steps whose gradients are coded rounds on a Dask cluster
 
 from __future__ import annotations
 
-import contextlib
 import math
 import numbers
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import dask
@@ -40,6 +39,7 @@ from dask_gradcode.estimators.monitoring import (
     warn_about_accuracy,
     warn_from_caller,
 )
+from dask_gradcode.estimators.transactions import all_or_nothing
 from dask_gradcode.objectives import ElasticNet, make_penalty
 from dask_gradcode.scheduler import (
     CodedGradient,
@@ -50,6 +50,7 @@ from dask_gradcode.scheduler import (
 )
 from dask_gradcode.scheduler.clients import warn_if_leaving_its_client
 from dask_gradcode.scheduler.plans import make_policy
+from dask_gradcode.scheduler.settings import RunSettings
 from dask_gradcode.scheduler.transports import check_transport
 from dask_gradcode.solvers import (
     LEARNING_RATES,
@@ -209,6 +210,7 @@ class CodedSGD(LinearModel):
             self._code(1)  # the scheme and comm_reduction it may grow
         make_policy(self.policy)
         check_transport(self.transport)
+        RunSettings.check(audit_every=self.audit_every)
         if self.batch_size is not None:
             if not _is_int(self.batch_size) or self.batch_size < 1:
                 raise ValueError(
@@ -353,48 +355,13 @@ class CodedSGD(LinearModel):
         """
         self._check_params()
         self._warn_ineffective(partial=False)
-        with self._all_or_nothing(keep_last_iterate=bool(self.warm_start)):
+        with all_or_nothing(self, keep_last_iterate=bool(self.warm_start)):
             if not self.warm_start or coef_init is not None:
                 for attribute in self._learned:
                     self.__dict__.pop(attribute, None)
             self._init = (coef_init, intercept_init)
             self.t_ = 1
             return self._fit(X, y, sample_weight, self.max_iter, reset=True)
-
-    @contextlib.contextmanager
-    def _all_or_nothing(self, *, keep_last_iterate: bool) -> Iterator[None]:
-        """A fit that fails leaves the estimator as it was before it.
-
-        Unfitted stays unfitted (``NotFittedError``), a fitted model stays
-        the previous model.  The one exception: when the cluster is lost
-        (``NoWorkersError``) during a ``warm_start`` fit or a
-        ``partial_fit``, the estimator keeps the fit's last good iterate, as a
-        whole model (every fitted attribute from that fit), so fitting again
-        continues from it; the error says which.
-        """
-        before = dict(self.__dict__)
-        try:
-            yield
-        except (NoWorkersError, WorkerMemoryError) as error:
-            if keep_last_iterate and "_iterate" in self.__dict__:
-                raise type(error)(
-                    f"{error}. The last good iterate is kept: coef_ and intercept_ "
-                    "(and every fitted attribute) are those of this fit so far; "
-                    "fit again once the cluster has workers to continue from it"
-                ) from error
-            self._restore(before)
-            raise type(error)(
-                f"{error}. The estimator is as it was before this fit (its "
-                "previous model, or unfitted); with warm_start=True a lost "
-                "cluster keeps the last good iterate instead"
-            ) from error
-        except BaseException:
-            self._restore(before)
-            raise
-
-    def _restore(self, before: dict[str, Any]) -> None:
-        self.__dict__.clear()
-        self.__dict__.update(before)
 
     def _run(
         self,
@@ -442,6 +409,7 @@ class CodedSGD(LinearModel):
             fit_intercept=self.fit_intercept,
             policy=self.policy,
             transport=self.transport,
+            audit_every=self.audit_every,
         )
         planned = time.perf_counter()
         with coded:

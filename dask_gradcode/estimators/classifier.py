@@ -18,6 +18,7 @@ from dask_gradcode.estimators.inputs import (
     label_counts,
     lazy_rows,
 )
+from dask_gradcode.estimators.transactions import all_or_nothing
 from dask_gradcode.objectives import (
     OneVsRest,
     SignedTargets,
@@ -181,6 +182,14 @@ class CodedSGDClassifier(ClassifierMixin, CodedSGD):
         scheduler off the round's path (several times lower latency per
         round); ``"futures"``, one pinned Dask task per worker per round
         through the scheduler, shown in the dashboard's task stream.
+    audit_every : int, optional
+        Off by default.  Every ``audit_every`` th round that no spare reply
+        verified (every round of an uncoded plan, which has nothing to
+        compare), the client recomputes one worker's reply from the rows it
+        holds and drops that worker if the reply is wrong (see
+        :class:`~dask_gradcode.scheduler.CodedGradient`); NumPy, SciPy and
+        pandas input.  Coded rounds check their spare replies whatever this
+        says.
 
     Attributes
     ----------
@@ -251,6 +260,7 @@ class CodedSGDClassifier(ClassifierMixin, CodedSGD):
         batch_size: int | None = None,
         policy: str = "static",
         transport: str | None = None,
+        audit_every: int | None = None,
     ) -> None:
         self.loss = loss
         self.penalty = penalty
@@ -284,6 +294,7 @@ class CodedSGDClassifier(ClassifierMixin, CodedSGD):
         self.batch_size = batch_size
         self.policy = policy
         self.transport = transport
+        self.audit_every = audit_every
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -331,7 +342,7 @@ class CodedSGDClassifier(ClassifierMixin, CodedSGD):
                 f"the first call to partial_fit ({self.classes_.tolist()})"
             )
         self._warn_ineffective(partial=True)
-        with self._all_or_nothing(keep_last_iterate=True):
+        with all_or_nothing(self, keep_last_iterate=True):
             if first:
                 self.t_ = 1
             return self._fit(

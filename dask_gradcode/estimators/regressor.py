@@ -9,6 +9,7 @@ from sklearn.base import RegressorMixin
 
 from dask_gradcode.estimators.base import CodedSGD
 from dask_gradcode.estimators.inputs import as_dask_rows, is_dask
+from dask_gradcode.estimators.transactions import all_or_nothing
 from dask_gradcode.objectives import get_objective
 
 __all__ = ["CodedSGDRegressor"]
@@ -86,6 +87,7 @@ class CodedSGDRegressor(RegressorMixin, CodedSGD):
         batch_size: int | None = None,
         policy: str = "static",
         transport: str | None = None,
+        audit_every: int | None = None,
     ) -> None:
         self.loss = loss
         self.penalty = penalty
@@ -116,6 +118,7 @@ class CodedSGDRegressor(RegressorMixin, CodedSGD):
         self.batch_size = batch_size
         self.policy = policy
         self.transport = transport
+        self.audit_every = audit_every
 
     def partial_fit(
         self, X: Any, y: Any, sample_weight: Any = None
@@ -132,7 +135,7 @@ class CodedSGDRegressor(RegressorMixin, CodedSGD):
         self._check_params()
         self._warn_ineffective(partial=True)
         first = not hasattr(self, "coef_")
-        with self._all_or_nothing(keep_last_iterate=True):
+        with all_or_nothing(self, keep_last_iterate=True):
             if first:
                 self.t_ = 1
             return self._fit(X, y, sample_weight, 1, reset=first, partial=True)

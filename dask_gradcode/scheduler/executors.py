@@ -244,57 +244,22 @@ class CodedRound:
         """Submit, collect, judge, decode; raises ``RoundFailure`` when it cannot."""
         parts, code = self.parts, self.parts.layout.code
         submission = next(parts.submissions)
-        request = RoundRequest(round_input.iteration, submission, round_input.batch)
-        arrivals = parts.transport.arrivals()
-        handles = {}
-        for worker in round_input.usable:
-            handle = parts.transport.submit(worker, request, round_input.weights)
-            arrivals.add(handle)
-            handles[handle] = worker
-        submitted = time.perf_counter()
-        deadline_seconds = parts.deadline.seconds()
-        try:
-            collected = collect(
-                handles,
-                code,
-                arrivals=arrivals,
-                deadline=time.monotonic() + deadline_seconds,
-                check_interval=parts.check_interval,
-                approximate=approximate,
-                gone=parts.layout.gone,
-                started=time.monotonic() - (submitted - round_input.submitted),
-            )
-        except BaseException:
-            parts.release(dict(handles), submission)
-            raise
-        collected_at = time.perf_counter()
         checking = parts.verify and not approximate and code.n_stragglers > 0
-        if checking and collected.pending:
-            grace = (
-                FULL_CHECK_GRACE
-                if round_input.iteration % VERIFY_EVERY == 0
-                else SPARE_GRACE
-            )
-            collect_spares(
-                collected,
-                arrivals=arrivals,
-                until=time.monotonic() + grace * (collected_at - submitted),
-                started=time.monotonic() - (collected_at - round_input.submitted),
-            )
+        collected, times = self._collect(round_input, submission, approximate, checking)
         try:
-            self._judge(collected, round_input, deadline_seconds, approximate)
+            self._judge(collected, round_input, times.deadline, approximate)
         except BaseException:
             parts.release(collected.pending, submission)
             raise
         messages = {w: reply.message for w, reply in collected.replies.items()}
-        collected_cpu = time.thread_time()
+        times.collected_cpu = time.thread_time()
         try:
             vector, decoder = code.decode(
                 messages, 1 + parts.dim, approximate=approximate, return_info=True
             )
             consistency = check_replies(code, messages) if checking else None
         finally:
-            decoded, decoded_cpu = time.perf_counter(), time.thread_time()
+            times.decoded, times.decoded_cpu = time.perf_counter(), time.thread_time()
             # After decoding, so the cancel and wake-up RPCs do not compete
             # with the decode for the client's CPU.
             parts.release(collected.pending, submission)
@@ -305,7 +270,7 @@ class CodedRound:
             used = {w: messages[w] for w in decoder.responders}
             self.auditor.spot_check(round_input, used, round_input.values)
         if not approximate:
-            parts.deadline.observe(collected_at - submitted)
+            parts.deadline.observe(times.collected - times.submitted)
             parts.policy.observe(
                 coded_timing(
                     parts.policy,
@@ -314,49 +279,66 @@ class CodedRound:
                     round_input.usable,
                     parts.layout.partition_rows(),
                     parts.layout.physical_ids(),
-                    collected_at - round_input.submitted,
+                    times.collected - round_input.submitted,
                 )
             )
         for worker in collected.replies:
             parts.membership.forgive(parts.layout.addresses[worker])
-        unusable = set(range(code.n_workers)) - set(round_input.usable)
-        failed = collected.failed | unusable
-        record = _record(
+        record = _coded_record(
             parts,
             round_input,
+            collected,
+            times,
+            decoder,
+            consistency,
             loss=float(vector[0]),
-            wall_seconds=decoded - round_input.started,
-            submit_seconds=submitted - round_input.submitted,
-            wait_seconds=collected_at - submitted,
-            decode_seconds=decoded - collected_at,
-            decode_cpu_seconds=decoded_cpu - collected_cpu,
-            responders=decoder.responders,
-            stragglers=tuple(
-                sorted(set(round_input.usable) - set(collected.replies) - failed)
-            ),
-            failed=tuple(sorted(failed)),
-            errors={w: describe(e) for w, e in collected.errors.items()},
-            timed_out=tuple(sorted(collected.timed_out)),
-            deadline_seconds=deadline_seconds,
-            bytes_received=int(sum(messages[w].nbytes for w in decoder.responders)),
-            compute_seconds={
-                w: r.compute_seconds for w, r in collected.replies.items()
-            },
-            injected_delay={w: r.injected_delay for w, r in collected.replies.items()},
-            work_seconds={
-                w: r.compute_seconds + r.emulated_seconds
-                for w, r in collected.replies.items()
-            },
             exact=decoder.exact and not disagreed,
-            error_bound=decoder.error_bound,
-            waited_for_accuracy=collected.waited_for_accuracy,
-            plan="coded",
-            response_seconds=dict(collected.arrived),
-            verified=consistency is not None and consistency.verified,
-            discrepancy=0.0 if consistency is None else consistency.discrepancy,
-            checked_replies=tuple(sorted(messages)) if consistency else (),
         )
         return record, vector[1:]
+
+    def _collect(
+        self,
+        round_input: RoundInput,
+        submission: int,
+        approximate: bool,
+        checking: bool,
+    ) -> tuple[Collected, _Times]:
+        """Submit to every usable worker; collect until decodable, then the spares."""
+        parts, code = self.parts, self.parts.layout.code
+        request = RoundRequest(round_input.iteration, submission, round_input.batch)
+        arrivals = parts.transport.arrivals()
+        handles = {}
+        for worker in round_input.usable:
+            handle = parts.transport.submit(worker, request, round_input.weights)
+            arrivals.add(handle)
+            handles[handle] = worker
+        times = _Times(submitted=time.perf_counter(), deadline=parts.deadline.seconds())
+        try:
+            collected = collect(
+                handles,
+                code,
+                arrivals=arrivals,
+                deadline=time.monotonic() + times.deadline,
+                check_interval=parts.check_interval,
+                approximate=approximate,
+                gone=parts.layout.gone,
+                started=time.monotonic() - (times.submitted - round_input.submitted),
+            )
+        except BaseException:
+            parts.release(dict(handles), submission)
+            raise
+        times.collected = time.perf_counter()
+        if checking and collected.pending:
+            full = round_input.iteration % VERIFY_EVERY == 0
+            grace = FULL_CHECK_GRACE if full else SPARE_GRACE
+            waited = times.collected - times.submitted
+            collect_spares(
+                collected,
+                arrivals=arrivals,
+                until=time.monotonic() + grace * waited,
+                started=time.monotonic() - (times.collected - round_input.submitted),
+            )
+        return collected, times
 
     def _spot_check_due(
         self,
@@ -401,6 +383,66 @@ class CodedRound:
             deadline=deadline,
             approximate=approximate,
         )
+
+
+@dataclass
+class _Times:
+    """When a coded round's stages ended (``perf_counter`` and thread CPU)."""
+
+    submitted: float
+    deadline: float  # seconds the round waited under
+    collected: float = 0.0
+    collected_cpu: float = 0.0
+    decoded: float = 0.0
+    decoded_cpu: float = 0.0
+
+
+def _coded_record(
+    parts: RoundParts,
+    round_input: RoundInput,
+    collected: Collected,
+    times: _Times,
+    decoder: Any,
+    consistency: Consistency | None,
+    *,
+    loss: float,
+    exact: bool,
+) -> RoundRecord:
+    """A coded round's record."""
+    code = parts.layout.code
+    messages = {w: reply.message for w, reply in collected.replies.items()}
+    replies = collected.replies
+    failed = collected.failed | (set(range(code.n_workers)) - set(round_input.usable))
+    return _record(
+        parts,
+        round_input,
+        loss=loss,
+        wall_seconds=times.decoded - round_input.started,
+        submit_seconds=times.submitted - round_input.submitted,
+        wait_seconds=times.collected - times.submitted,
+        decode_seconds=times.decoded - times.collected,
+        decode_cpu_seconds=times.decoded_cpu - times.collected_cpu,
+        responders=decoder.responders,
+        stragglers=tuple(sorted(set(round_input.usable) - set(replies) - failed)),
+        failed=tuple(sorted(failed)),
+        errors={w: describe(e) for w, e in collected.errors.items()},
+        timed_out=tuple(sorted(collected.timed_out)),
+        deadline_seconds=times.deadline,
+        bytes_received=int(sum(messages[w].nbytes for w in decoder.responders)),
+        compute_seconds={w: r.compute_seconds for w, r in replies.items()},
+        injected_delay={w: r.injected_delay for w, r in replies.items()},
+        work_seconds={
+            w: r.compute_seconds + r.emulated_seconds for w, r in replies.items()
+        },
+        exact=exact,
+        error_bound=decoder.error_bound,
+        waited_for_accuracy=collected.waited_for_accuracy,
+        plan="coded",
+        response_seconds=dict(collected.arrived),
+        verified=consistency is not None and consistency.verified,
+        discrepancy=0.0 if consistency is None else consistency.discrepancy,
+        checked_replies=tuple(sorted(messages)) if consistency else (),
+    )
 
 
 def _agreed(consistency: Consistency) -> bool:

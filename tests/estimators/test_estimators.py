@@ -378,3 +378,27 @@ def test_pickling_away_from_the_active_client_warns_once(monkeypatch):
         pickle.dumps(CodedSGDRegressor(scheduler_address="tcp://127.0.0.1:1"))
         with joblib.parallel_backend("dask"):
             pickle.dumps(model)  # the search runs on the cluster: nothing to say
+
+
+def test_audit_every_is_passed_on_and_checked():
+    X, y = make_classification(300, 4, random_state=0)
+    common = {"random_state": 0, "n_workers": 2, "max_iter": 30}
+    plain = CodedSGDClassifier(**common).fit(X, y)
+    audited = CodedSGDClassifier(audit_every=1, **common).fit(X, y)
+    np.testing.assert_allclose(audited.coef_, plain.coef_)  # honest workers
+    with pytest.raises(ValueError, match="audit_every must be a positive int"):
+        CodedSGDClassifier(audit_every=-1).fit(X, y)
+
+
+@pytest.mark.filterwarnings("ignore::dask_gradcode.scheduler.WorkerErrorWarning")
+@pytest.mark.filterwarnings("ignore::dask_gradcode.scheduler.WorkerFailureWarning")
+def test_code_describes_the_code_in_use_after_a_replan():
+    from dask_gradcode.stragglers import FailingWorkers
+
+    X, y = make_classification(400, 4, random_state=0)
+    failing = FailingWorkers([0], iterations=range(2, 10**6), others_delay=0.01)
+    model = CodedSGDClassifier(
+        random_state=0, n_workers=4, n_stragglers=1, straggler_model=failing
+    ).fit(X, y)
+    assert model.code_.n_workers == 3 == model.rounds_[-1].n_workers
+    assert "re-planned from" in model.code_.selection_reason
