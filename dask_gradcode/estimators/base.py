@@ -76,7 +76,9 @@ class LinearModel(BaseEstimator):
     def _set_coef(self, coef: np.ndarray) -> None:
         weights = coef[:-1] if self.fit_intercept else coef
         intercept = coef[-1] if self.fit_intercept else np.zeros(coef.shape[1])
-        self.coef_ = weights.T.copy()
+        # scikit-learn's dtypes: coef_ follows X (float32 in, float32 out; the
+        # rounds compute in float64), intercept_ is float64.
+        self.coef_ = weights.T.astype(getattr(self, "_coef_dtype", np.float64))
         self.intercept_ = intercept.copy()
 
     def _check_n_features_dask(self, X: Any, reset: bool) -> None:
@@ -189,7 +191,10 @@ class CodedSGD(LinearModel):
                 raise ValueError(f"{name} must be a finite number, got {value!r}")
         if self.alpha < 0 or self.eta0 < 0:
             raise ValueError("alpha and eta0 must be >= 0")
-        if not 0 <= self.l1_ratio <= 1:
+        if self.l1_ratio is None:
+            if self.penalty == "elasticnet":  # scikit-learn's rule and message
+                raise ValueError("l1_ratio must be set when penalty is 'elasticnet'")
+        elif not 0 <= self.l1_ratio <= 1:
             raise ValueError(f"l1_ratio must be in [0, 1], got {self.l1_ratio!r}")
         if self.tol is not None and not self.tol >= 0:
             raise ValueError(f"tol must be >= 0 or None, got {self.tol!r}")
@@ -256,8 +261,21 @@ class CodedSGD(LinearModel):
             unused.append(("n_jobs", "nothing: the parallelism is the Dask cluster's"))
         return unused
 
+    def _check_fit_kind(self, *, partial: bool) -> None:
+        """scikit-learn's checks that depend on fit or partial_fit, and its warnings."""
+        if partial and self.early_stopping:
+            raise ValueError("early_stopping should be False with partial_fit")
+        if self.power_t < 0:
+            warn_from_caller(
+                "Negative values for `power_t` are deprecated in version 1.8 "
+                "and will raise an error in 1.10. "
+                "Use values in the range [0.0, inf) instead.",
+                FutureWarning,
+            )
+
     def _warn_ineffective(self, *, partial: bool) -> None:
         """Warn about each parameter set away from its default that does nothing here."""
+        self._check_fit_kind(partial=partial)
         defaults = {
             name: parameter.default
             for name, parameter in _init_parameters(type(self)).items()
@@ -282,16 +300,21 @@ class CodedSGD(LinearModel):
             self._check_n_features_dask(X, reset)
             if reset and hasattr(X, "columns"):
                 self.feature_names_in_ = np.asarray(X.columns, dtype=object)
-            return as_dask_rows(X, "X"), as_dask_rows(y, "y")
-        return validate_data(
-            self,
-            X,
-            y,
-            accept_sparse="csr",
-            dtype=[np.float64, np.float32],
-            reset=reset,
-            y_numeric=not isinstance(self, ClassifierMixin),
-        )
+            checked = as_dask_rows(X, "X"), as_dask_rows(y, "y")
+        else:
+            checked = validate_data(
+                self,
+                X,
+                y,
+                accept_sparse="csr",
+                dtype=[np.float64, np.float32],
+                reset=reset,
+                y_numeric=not isinstance(self, ClassifierMixin),
+            )
+        if reset or not hasattr(self, "_coef_dtype"):
+            dtype = getattr(checked[0], "dtype", None)
+            self._coef_dtype = np.float32 if dtype == np.float32 else np.float64
+        return checked
 
     def _sample_weight(self, sample_weight: Any, X: Any) -> Any:
         """scikit-learn's checked weights; dask weights stay on the cluster."""
@@ -304,7 +327,9 @@ class CodedSGD(LinearModel):
     def _hold_out(self, X: Any, targets: Any, weights: Any, *, stratify: bool) -> tuple:
         """Split off ``validation_fraction`` for early stopping.
 
-        Returns ``(X, targets, weights, X_val, targets_val)``.
+        Returns ``(X, targets, weights, X_val, targets_val, weights_val)``;
+        the validation score weighs its rows as the loss does, and all-zero
+        validation weights are scikit-learn's error.
         """
         if is_dask(X):
             raise ValueError(
@@ -314,7 +339,7 @@ class CodedSGD(LinearModel):
             )
         if weights is None:
             weights = np.ones(X.shape[0])
-        X, X_val, targets, targets_val, weights, _ = train_test_split(
+        X, X_val, targets, targets_val, weights, weights_val = train_test_split(
             X,
             targets,
             weights,
@@ -322,7 +347,12 @@ class CodedSGD(LinearModel):
             random_state=_seed(self.random_state),
             stratify=targets if stratify else None,
         )
-        return X, targets, weights, X_val, targets_val
+        if not np.any(weights_val):
+            raise ValueError(
+                "The sample weights for validation set are all zero, consider using a"
+                " different random state."
+            )
+        return X, targets, weights, X_val, targets_val, weights_val
 
     # ------------------------------------------------------------------- fit
     #: Learned attributes a fresh (not warm-started) fit forgets.
@@ -439,10 +469,10 @@ class CodedSGD(LinearModel):
             coded.history, result.n_iter, began, planned, placed, solved, closed
         )
         self._set_fitted(result, monitor, coded, code, shape)
-        if not result.converged and max_iter > 1 and self.tol is not None:
-            warn_from_caller(
-                f"{type(self).__name__} did not converge in max_iter={max_iter} "
-                "iterations; increase max_iter or tol",
+        if not partial and not result.converged and self.tol is not None:
+            warn_from_caller(  # scikit-learn's words: its tests match them
+                "Maximum number of iteration reached before convergence. "
+                "Consider increasing max_iter to improve the fit.",
                 ConvergenceWarning,
             )
 
@@ -451,7 +481,9 @@ class CodedSGD(LinearModel):
         mask = np.ones((n_coef_rows, n_targets), dtype=bool)
         if self.fit_intercept:
             mask[-1] = False
-        return make_penalty(self.penalty, self.alpha, self.l1_ratio, mask.ravel())
+        # l1_ratio=None is only allowed where it is not used (not elasticnet).
+        l1_ratio = 0.0 if self.l1_ratio is None else self.l1_ratio
+        return make_penalty(self.penalty, self.alpha, l1_ratio, mask.ravel())
 
     def _mean_loss(self, coded: CodedGradient, n_samples: int) -> LossAndGradient:
         """The mean loss and its gradient, by coded rounds (mini-batches if asked)."""
@@ -514,7 +546,7 @@ class CodedSGD(LinearModel):
         shape: tuple[int, int],
     ) -> None:
         """The fitted attributes of a finished run."""
-        iterate = monitor.best if monitor.best is not None else result.coef
+        iterate = result.coef  # the last iterate, early stopping too (scikit-learn's)
         self._iterate = monitor.full(iterate).copy()
         mean = None if monitor.mean is None else monitor.full(monitor.mean)
         self._averaged = (mean, monitor.count) if monitor.start else None
@@ -586,18 +618,17 @@ class CodedSGD(LinearModel):
         if coef_init is not None or intercept_init is not None:
             coef = np.zeros((n_rows, n_targets))
             if coef_init is not None:
-                given = np.asarray(coef_init, dtype=np.float64).reshape(n_targets, -1)
-                if given.shape[1] != self.n_features_in_:
-                    raise ValueError(
-                        f"coef_init has shape {np.shape(coef_init)}; it needs "
-                        f"({n_targets}, {self.n_features_in_}) (or "
-                        f"({self.n_features_in_},) for one target)"
-                    )
-                coef[: self.n_features_in_] = given.T
-            if intercept_init is not None and self.fit_intercept:
-                coef[-1] = np.asarray(intercept_init, dtype=np.float64).reshape(
-                    n_targets
-                )
+                coef[: self.n_features_in_] = _checked_coef_init(
+                    coef_init, n_targets, self.n_features_in_
+                ).T
+            if intercept_init is not None:
+                given = np.asarray(intercept_init, dtype=np.float64)
+                allowed = {(n_targets,)} | ({()} if n_targets == 1 else set())
+                if given.shape not in allowed:
+                    # scikit-learn's message (its tests match it)
+                    raise ValueError("Provided intercept_init does not match dataset.")
+                if self.fit_intercept:
+                    coef[-1] = given.reshape(n_targets)
             return coef.ravel()
         iterate = getattr(self, "_iterate", None)
         if iterate is not None and iterate.size == n_rows * n_targets:
@@ -621,6 +652,23 @@ class CodedSGD(LinearModel):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         return tags
+
+
+def _checked_coef_init(coef_init: Any, n_targets: int, n_features: int) -> np.ndarray:
+    """``coef_init`` as ``(n_targets, n_features)``, or scikit-learn's error.
+
+    One target (binary classification, regression) takes any shape of
+    ``n_features`` values, as scikit-learn's ravel does; several classes take
+    exactly ``(n_classes, n_features)``.
+    """
+    given = np.asarray(coef_init, dtype=np.float64)
+    if n_targets == 1:
+        if given.size != n_features:
+            raise ValueError("Provided coef_init does not match dataset.")
+        return given.reshape(1, n_features)
+    if given.shape != (n_targets, n_features):
+        raise ValueError("Provided ``coef_`` does not match dataset. ")
+    return given
 
 
 def _fit_profile(

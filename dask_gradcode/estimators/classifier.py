@@ -76,8 +76,9 @@ class CodedSGDClassifier(ClassifierMixin, CodedSGD):
     penalty : {"l2", "l1", "elasticnet"} or None, default="l2"
     alpha : float, default=1e-4
         Strength of the penalty.
-    l1_ratio : float, default=0.15
-        Share of l1 in ``"elasticnet"``.
+    l1_ratio : float or None, default=0.15
+        Share of l1 in ``"elasticnet"``; None is allowed with the other
+        penalties (it is not used there), as in scikit-learn.
     fit_intercept : bool, default=True
         The intercept is not penalised.
     max_iter : int, default=1000
@@ -115,8 +116,9 @@ class CodedSGDClassifier(ClassifierMixin, CodedSGD):
         Exponent of ``"invscaling"``.
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the data (not dask input) and stop
-        when its accuracy has not improved by ``tol`` for ``n_iter_no_change``
-        iterations; the best model is kept.
+        when its accuracy (weighted by the rows' sample weights) has not
+        improved by ``tol`` for ``n_iter_no_change`` iterations; as in
+        scikit-learn, the last model is kept.
     validation_fraction : float, default=0.1
     n_iter_no_change : int, default=5
     class_weight : dict, "balanced" or None, default=None
@@ -231,7 +233,7 @@ class CodedSGDClassifier(ClassifierMixin, CodedSGD):
         *,
         penalty: str | None = "l2",
         alpha: float = 1e-4,
-        l1_ratio: float = 0.15,
+        l1_ratio: float | None = 0.15,
         fit_intercept: bool = True,
         max_iter: int = 1000,
         tol: float | None = 1e-3,
@@ -409,10 +411,14 @@ class CodedSGDClassifier(ClassifierMixin, CodedSGD):
                 per_class = None
             validation = None
             if self.early_stopping and not partial:
-                X, labels, weights, X_val, val_labels = self._hold_out(
+                X, labels, weights, X_val, val_labels, val_weights = self._hold_out(
                     X, labels, weights, stratify=True
                 )
-                validation = (X_val, classes_[val_labels.astype(np.intp)])
+                validation = (
+                    X_val,
+                    classes_[val_labels.astype(np.intp)],
+                    val_weights,
+                )
             objective = self._objective(n_targets, per_class)
             self._run(
                 client,

@@ -32,7 +32,7 @@ class Monitor:
     ----------
     estimator : the estimator being fitted
     coded : CodedGradient
-    validation : (X_val, y_val) or None
+    validation : (X_val, y_val, sample_weight_val) or None
         Early stopping on the estimator's ``score`` of the held-out rows.
     n_targets : int
     max_iter : int
@@ -70,7 +70,6 @@ class Monitor:
         self.start = 1 if average is True else int(average) if average else 0
         self.mean, self.count = averaged if averaged is not None else (None, 0)
         self.history: list[dict[str, Any]] = []
-        self.best: np.ndarray | None = None
         self.last: np.ndarray | None = None
         self.best_score = -np.inf
         self.no_improvement = 0
@@ -97,17 +96,16 @@ class Monitor:
             )
         if self.validation is None:
             return False
-        X_val, y_val = self.validation
+        X_val, y_val, w_val = self.validation
         estimator = self.estimator
         estimator._set_coef(self.full(self.current(w)).reshape(-1, self.n_targets))
-        score = estimator.score(X_val, y_val)
+        score = estimator.score(X_val, y_val, sample_weight=w_val)
         tol = estimator.tol if estimator.tol is not None else -np.inf
         if score > self.best_score + tol:
-            self.best_score, self.best, self.no_improvement = score, w.copy(), 0
+            self.best_score, self.no_improvement = score, 0
         else:
             self.no_improvement += 1
-        if score > self.best_score:
-            self.best_score, self.best = score, w.copy()
+        self.best_score = max(self.best_score, score)
         return self.no_improvement >= estimator.n_iter_no_change
 
     def full(self, w: np.ndarray) -> np.ndarray:

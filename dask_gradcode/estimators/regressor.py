@@ -61,7 +61,7 @@ class CodedSGDRegressor(RegressorMixin, CodedSGD):
         *,
         penalty: str | None = "l2",
         alpha: float = 1e-4,
-        l1_ratio: float = 0.15,
+        l1_ratio: float | None = 0.15,
         fit_intercept: bool = True,
         max_iter: int = 1000,
         tol: float | None = 1e-3,
@@ -155,10 +155,10 @@ class CodedSGDRegressor(RegressorMixin, CodedSGD):
             weights = self._sample_weight(sample_weight, X)
             validation = None
             if self.early_stopping and not partial:
-                X, y, weights, X_val, y_val = self._hold_out(
+                X, y, weights, X_val, y_val, w_val = self._hold_out(
                     X, y, weights, stratify=False
                 )
-                validation = (X_val, y_val)
+                validation = (X_val, y_val, w_val)
             if self.loss == "squared_error":
                 objective = get_objective(self.loss)
             else:

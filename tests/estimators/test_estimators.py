@@ -402,3 +402,53 @@ def test_code_describes_the_code_in_use_after_a_replan():
     ).fit(X, y)
     assert model.code_.n_workers == 3 == model.rounds_[-1].n_workers
     assert "re-planned from" in model.code_.selection_reason
+
+
+@pytest.mark.parametrize("Estimator", [CodedSGDClassifier, CodedSGDRegressor])
+def test_scikit_learns_own_rules_for_l1_ratio_early_stopping_and_power_t(Estimator):
+    X, y = make_classification(200, 4, random_state=0)
+    common = {"n_workers": 2, "max_iter": 3, "tol": None, "random_state": 0}
+    with_none = Estimator(l1_ratio=None, **common).fit(X, y)  # not used with l2
+    plain = Estimator(**common).fit(X, y)
+    np.testing.assert_allclose(with_none.coef_, plain.coef_)
+    with pytest.raises(ValueError, match="l1_ratio must be set when penalty is"):
+        Estimator(l1_ratio=None, penalty="elasticnet").fit(X, y)
+    partial = {"classes": np.unique(y)} if Estimator is CodedSGDClassifier else {}
+    with pytest.raises(ValueError, match="early_stopping should be False with"):
+        Estimator(early_stopping=True).partial_fit(X, y, **partial)
+    with pytest.warns(FutureWarning, match="Negative values for `power_t`"):
+        Estimator(power_t=-0.5, **common).fit(X, y)
+
+
+@pytest.mark.parametrize("Estimator", [CodedSGDClassifier, CodedSGDRegressor])
+def test_dtypes_messages_and_warnings_follow_scikit_learn(Estimator):
+    from sklearn.exceptions import ConvergenceWarning
+
+    X, y = make_classification(200, 4, random_state=0)
+    common = {"n_workers": 2, "random_state": 0}
+    model = Estimator(max_iter=3, tol=None, **common).fit(X.astype(np.float32), y)
+    assert model.coef_.dtype == np.float32 and model.intercept_.dtype == np.float64
+    assert Estimator(max_iter=3, tol=None, **common).fit(X, y).coef_.dtype == np.float64
+    with pytest.raises(ValueError, match="Provided coef_init does not match dataset"):
+        Estimator(**common).fit(X, y, coef_init=np.zeros(3))
+    with pytest.raises(ValueError, match="Provided intercept_init does not match"):
+        Estimator(**common).fit(X, y, intercept_init=np.zeros(2))
+    with pytest.warns(ConvergenceWarning, match="Maximum number of iteration reached"):
+        Estimator(max_iter=1, **common).fit(X, y)
+    from sklearn.model_selection import train_test_split
+
+    stratify = y if Estimator is CodedSGDClassifier else None
+    _, validation_rows = train_test_split(  # the estimator's own split
+        np.arange(200), test_size=0.5, random_state=0, stratify=stratify
+    )
+    weights = np.ones(200)
+    weights[validation_rows] = 0.0
+    early = Estimator(early_stopping=True, validation_fraction=0.5, **common)
+    with pytest.raises(ValueError, match="validation set are all zero"):
+        early.fit(X, y, sample_weight=weights)
+
+
+def test_a_multiclass_coef_init_of_the_wrong_shape_gets_scikit_learns_message():
+    X, y = make_classification(300, 5, n_informative=3, n_classes=3, random_state=0)
+    with pytest.raises(ValueError, match="Provided ``coef_`` does not match dataset"):
+        CodedSGDClassifier(n_workers=2).fit(X, y, coef_init=np.zeros((2, 5)))
