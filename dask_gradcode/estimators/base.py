@@ -24,6 +24,7 @@ import scipy.sparse
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
 from sklearn.utils.validation import (
     _check_sample_weight,
     check_is_fitted,
@@ -715,9 +716,14 @@ def _same(value: Any, default: Any) -> bool:
 
 
 def _seed(random_state: Any) -> int:
-    """An int seed from None, an int (NumPy's too) or a RandomState."""
+    """An int seed from None, an int (NumPy's too) or a RandomState.
+
+    None draws from NumPy's global random state, as scikit-learn's
+    ``check_random_state(None)`` does: fresh randomness for each fit unless
+    ``np.random.seed`` fixed it.
+    """
     if random_state is None:
-        return 0
+        return int(check_random_state(None).randint(np.iinfo(np.int32).max))
     if isinstance(random_state, numbers.Integral):
         return int(random_state)
     if isinstance(random_state, np.random.RandomState):

@@ -102,7 +102,8 @@ class CodedSGDClassifier(ClassifierMixin, CodedSGD):
         workers.
     random_state : int, RandomState or None, default=None
         Seeds the code's random construction, the mini-batches and the
-        early-stopping split.
+        early-stopping split.  None is scikit-learn's: fresh randomness from
+        NumPy's global random state (fixed by ``np.random.seed``).
     learning_rate : {"optimal", "constant", "invscaling", "adaptive", "auto"}, default="optimal"
         The step schedule of ``solver="gd"`` and of ``partial_fit``, with
         scikit-learn's formulas, ``t`` counting full-gradient steps (where
