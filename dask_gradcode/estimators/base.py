@@ -149,7 +149,7 @@ class CodedSGD(LinearModel):
             )
         choices = {
             "penalty": (("l2", "l1", "elasticnet", None), self.penalty),
-            "solver": (SOLVERS, self.solver),
+            "solver": (("auto", *SOLVERS), self.solver),
             "learning_rate": (LEARNING_RATES, self.learning_rate),
             "scheme": (SCHEMES, self.scheme),
         }
@@ -222,25 +222,42 @@ class CodedSGD(LinearModel):
                 raise ValueError(
                     f"batch_size must be an integer >= 1 or None, got {self.batch_size!r}"
                 )
-            if self.solver != "gd" or self.learning_rate == "auto":
+            if self._solver() != "gd" or self.learning_rate == "auto":
                 raise ValueError(
                     "batch_size (coded mini-batches) needs solver='gd' with a "
                     "learning_rate schedule ('constant', 'optimal', 'invscaling' or "
                     "'adaptive'): line searches and L-BFGS need exact objective values"
                 )
-        if (
-            self.solver == "lbfgs"
-            and self.penalty in ("l1", "elasticnet")
-            and self.alpha > 0
-        ):
+        if self.solver == "lbfgs" and self._has_l1():
             raise ValueError(
                 f"solver='lbfgs' needs a smooth penalty, got penalty={self.penalty!r}; "
-                "use solver='nesterov' or solver='gd'"
+                "use solver='auto' (OWL-QN for l1 and elasticnet), 'owlqn', "
+                "'nesterov' or 'gd'"
             )
+
+    def _has_l1(self) -> bool:
+        """Whether the penalty has an l1 part (it is not smooth)."""
+        ratio = 1.0 if self.penalty == "l1" else (self.l1_ratio or 0.0)
+        return self.penalty in ("l1", "elasticnet") and self.alpha > 0 and ratio > 0
+
+    def _solver(self) -> str:
+        """The solver a fit runs: ``solver``, or what ``"auto"`` picks.
+
+        ``"auto"``: the ``learning_rate`` schedule (``"gd"``) when the user
+        set ``learning_rate`` away from its default or asked for
+        mini-batches; OWL-QN for penalties with an l1 part; L-BFGS otherwise.
+        """
+        if self.solver != "auto":
+            return self.solver
+        default = _init_parameters(type(self))["learning_rate"].default
+        if not _same(self.learning_rate, default) or self.batch_size is not None:
+            return "gd"
+        return "owlqn" if self._has_l1() else "lbfgs"
 
     def _ineffective(self, *, partial: bool) -> list[tuple[str, str]]:
         """``(parameter, what it needs)`` for the parameters that do nothing here."""
-        scheduled = partial or self.solver == "gd"
+        solver = self._solver()
+        scheduled = partial or solver == "gd"
         unused = []
         if not scheduled:
             needs = "solver='gd' (or partial_fit)"
@@ -252,7 +269,7 @@ class CodedSGD(LinearModel):
             ]
         elif self.learning_rate != "invscaling":
             unused.append(("power_t", "learning_rate='invscaling'"))
-        if self.solver == "lbfgs" and not partial:
+        if solver in ("lbfgs", "owlqn") and not partial:
             unused.append(("average", "solver='gd' or 'nesterov' (or partial_fit)"))
         if self.batch_size is None:
             unused.append(("shuffle", "batch_size (coded mini-batches)"))
@@ -286,7 +303,7 @@ class CodedSGD(LinearModel):
             if _same(value, defaults[name]):
                 continue
             warn_from_caller(
-                f"{name}={value!r} has no effect with solver={self.solver!r}"
+                f"{name}={value!r} has no effect with solver={self._solver()!r}"
                 f"{' in partial_fit' if partial else ''}; it needs {needs}",
                 UserWarning,
             )
@@ -454,7 +471,7 @@ class CodedSGD(LinearModel):
                 max_iter,
                 t0=t0,
                 average=False
-                if self.solver == "lbfgs" and not partial
+                if self._solver() in ("lbfgs", "owlqn") and not partial
                 else self.average,
                 averaged=getattr(self, "_averaged", None),
                 expand=None if columns is None else columns.expand,
@@ -470,6 +487,7 @@ class CodedSGD(LinearModel):
             coded.history, result.n_iter, began, planned, placed, solved, closed
         )
         self._set_fitted(result, monitor, coded, code, shape)
+        self.solver_ = self._steps(partial)[0]
         if not partial and not result.converged and self.tol is not None:
             warn_from_caller(  # scikit-learn's words: its tests match them
                 "Maximum number of iteration reached before convergence. "
@@ -532,6 +550,7 @@ class CodedSGD(LinearModel):
             )
         except (NoWorkersError, WorkerMemoryError) as error:
             self._keep_last_iterate(monitor, start, *shape)
+            self.solver_ = solver
             raise type(error)(
                 f"{error} (after {len(monitor.history)} iterations)"
             ) from error
@@ -575,7 +594,7 @@ class CodedSGD(LinearModel):
             )
         if partial:
             return "gd", self.learning_rate, self.eta0
-        return self.solver, self.learning_rate, self.eta0
+        return self._solver(), self.learning_rate, self.eta0
 
     def _keep_last_iterate(
         self, monitor: Monitor, start: np.ndarray, n_rows: int, n_targets: int

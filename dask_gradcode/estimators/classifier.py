@@ -132,10 +132,15 @@ class CodedSGDClassifier(ClassifierMixin, CodedSGD):
         Return the average of the iterates (from step ``average`` on for an
         int) with ``solver="gd"``, ``"nesterov"`` and in ``partial_fit``
         (carried across calls).
-    solver : {"lbfgs", "gd", "nesterov"}, default="lbfgs"
-        ``"lbfgs"`` needs a smooth penalty (``"l2"`` or None); ``"gd"`` is
-        proximal gradient descent with ``learning_rate``; ``"nesterov"`` is
-        accelerated proximal gradient.
+    solver : {"auto", "lbfgs", "owlqn", "gd", "nesterov"}, default="auto"
+        ``"auto"``: ``"gd"`` (the ``learning_rate`` schedule, full-gradient
+        steps) when ``learning_rate`` is set away from its default or
+        ``batch_size`` is set, ``"owlqn"`` for ``"l1"`` and ``"elasticnet"``,
+        ``"lbfgs"`` otherwise; the fitted ``solver_`` says which ran.
+        ``"lbfgs"`` needs a smooth penalty (``"l2"`` or None); ``"owlqn"`` is
+        orthant-wise L-BFGS (Spark MLlib's l1 solver: exact zeros at
+        quasi-Newton speed); ``"gd"`` is proximal gradient descent with
+        ``learning_rate``; ``"nesterov"`` is accelerated proximal gradient.
     multi_class : {"ovr", "multinomial"}, default="ovr"
         ``"multinomial"`` (softmax) needs ``loss="log_loss"``.
     scheme : str, default="auto"
@@ -252,7 +257,7 @@ class CodedSGDClassifier(ClassifierMixin, CodedSGD):
         class_weight: Any = None,
         warm_start: bool = False,
         average: bool | int = False,
-        solver: str = "lbfgs",
+        solver: str = "auto",
         multi_class: str = "ovr",
         scheme: str = "auto",
         n_workers: int | None = None,

@@ -77,7 +77,7 @@ class CodedSGDRegressor(RegressorMixin, CodedSGD):
         n_iter_no_change: int = 5,
         warm_start: bool = False,
         average: bool | int = False,
-        solver: str = "lbfgs",
+        solver: str = "auto",
         scheme: str = "auto",
         n_workers: int | None = None,
         n_stragglers: int | str = "auto",

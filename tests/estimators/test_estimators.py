@@ -204,7 +204,7 @@ def test_history_and_progress_bar(capsys):
         ({"loss": "nope"}, "loss 'nope' is not supported"),
         ({"scheme": "nope"}, "scheme must be one of"),
         ({"n_stragglers": 4}, "n_stragglers <= 3"),
-        ({"penalty": "l1"}, "solver='nesterov'"),
+        ({"penalty": "l1", "solver": "lbfgs"}, "solver='auto' \\(OWL-QN"),
         (
             {"comm_reduction": 2, "scheme": "cyclic-repetition"},
             "comm_reduction must be 1",
@@ -304,7 +304,8 @@ def test_coded_mini_batches_follow_uncoded_mini_batches():
     np.testing.assert_allclose(coded.coef_, uncoded.coef_, rtol=1e-8)
     assert coded.score(X, y) > 0.8
     with pytest.raises(ValueError, match=r"batch_size .* needs solver='gd'"):
-        CodedSGDClassifier(batch_size=10).fit(X, y)
+        CodedSGDClassifier(batch_size=10, solver="lbfgs").fit(X, y)
+    assert CodedSGDClassifier(batch_size=10, max_iter=3).fit(X, y).solver_ == "gd"
 
 
 def test_dask_dataframe_input_with_a_dask_series_of_string_labels():

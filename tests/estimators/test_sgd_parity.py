@@ -72,7 +72,10 @@ def test_every_sgd_parameter_with_its_default(ours, theirs):
         ({"shuffle": False}, "shuffle=False has no effect"),
         ({"n_jobs": 2}, "n_jobs=2 has no effect"),
         ({"average": True}, "average=True has no effect with solver='lbfgs'"),
-        ({"learning_rate": "constant"}, "learning_rate='constant' has no effect"),
+        (
+            {"solver": "lbfgs", "learning_rate": "constant"},
+            "learning_rate='constant' has no effect",
+        ),
         ({"eta0": 0.5}, "eta0=0.5 has no effect"),
         ({"power_t": 0.3}, "power_t=0.3 has no effect"),
         ({"tol": None, "n_iter_no_change": 3}, "n_iter_no_change=3 has no effect"),
@@ -465,3 +468,33 @@ def test_dask_ml_incremental_drives_partial_fit(cancer):
     incremental.fit(X_dask, y_dask, classes=[0, 1])
     assert incremental.estimator_.t_ == X_dask.numblocks[0] + 1
     assert incremental.score(X_dask, y_dask) > 0.9
+
+
+def test_the_auto_solver_picks_owlqn_for_l1_and_the_schedule_when_asked(cancer):
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = cancer
+    n = len(y)
+    C = 0.1
+    model = CodedSGDClassifier(
+        loss="log_loss", penalty="l1", alpha=1 / (C * n), tol=1e-10, max_iter=500
+    ).fit(X, y)
+    assert model.solver_ == "owlqn"
+    reference = LogisticRegression(
+        l1_ratio=1.0, C=C, solver="saga", tol=1e-12, max_iter=20_000
+    )
+    reference.fit(X, y)
+
+    def objective(coef, intercept):
+        z = X @ coef.ravel() + intercept
+        return np.mean(np.logaddexp(0, -np.where(y == 1, 1, -1) * z)) + np.abs(
+            coef
+        ).sum() / (C * n)
+
+    ours = objective(model.coef_, model.intercept_[0])
+    best = objective(reference.coef_, reference.intercept_[0])
+    assert ours == pytest.approx(best, rel=1e-6)
+    assert set(np.flatnonzero(model.coef_)) == set(np.flatnonzero(reference.coef_))
+    scheduled = CodedSGDClassifier(learning_rate="constant", eta0=0.1, max_iter=3)
+    assert scheduled.fit(X, y).solver_ == "gd"
+    assert CodedSGDClassifier(max_iter=3).fit(X, y).solver_ == "lbfgs"
