@@ -234,25 +234,35 @@ def _lbfgs(
         last["value"] = value
         return value, gradient
 
-    result = scipy.optimize.minimize(
-        value_and_gradient,
-        x0,
-        jac=True,
-        method="L-BFGS-B",
-        callback=record,
-        options={
-            "maxiter": max_iter,
-            "ftol": 0.0,  # the stopping rule is scikit-learn's (``_Stall``)
-            "gtol": 1e-12,
-            "maxfun": 20 * max_iter,
-        },
-    )
+    x, iterations, success = x0, 0, False
+    for _ in range(1 + LBFGS_RESTARTS):
+        result = scipy.optimize.minimize(
+            value_and_gradient,
+            x,
+            jac=True,
+            method="L-BFGS-B",
+            callback=record,
+            options={
+                "maxiter": max_iter - iterations,
+                "ftol": 0.0,  # the stopping rule is scikit-learn's (``_Stall``)
+                "gtol": 1e-12,
+                "maxfun": 20 * max_iter,
+            },
+        )
+        moved = not np.array_equal(result.x, x)
+        x, iterations = result.x, iterations + int(result.nit)
+        success = bool(result.success) or stopped["early"]
+        # A line search that failed before the stopping rule held: its
+        # curvature pairs may hold gradients a dropped (wrong) worker sent,
+        # so start again from the point with an empty memory.
+        if success or iterations >= max_iter or not moved or result.status != 2:
+            break
     return SolverResult(
-        coef=result.x,
+        coef=x,
         objective=float(result.fun),
-        n_iter=int(result.nit),
+        n_iter=iterations,
         n_evaluations=smooth.calls,
-        converged=bool(result.success) or stopped["early"],
+        converged=success,
         objectives=objectives,
     )
 
@@ -372,6 +382,10 @@ def _orthant_line_search(
             return trial, f_t, g_t, value
         step *= 0.5
     return None
+
+
+#: Fresh starts of L-BFGS after a failed line search (see ``_lbfgs``).
+LBFGS_RESTARTS = 2
 
 
 class _Stall:

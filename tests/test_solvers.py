@@ -157,3 +157,19 @@ def test_elastic_net_penalty_and_its_proximal_step():
 def test_bad_solver_arguments(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_lbfgs_starts_its_memory_afresh_after_wrong_gradients():
+    """Gradients that were wrong for a while (a worker caught lying) then right."""
+    target = np.array([1.0, -2.0, 3.0])
+    calls = {"n": 0}
+
+    def quadratic(w):
+        calls["n"] += 1
+        gradient = 2 * (w - target)
+        if 2 <= calls["n"] <= 10:  # wrong: its line search fails; then right
+            gradient = -gradient + np.array([0.3, 0.0, 0.0])
+        return float(np.sum((w - target) ** 2)), gradient
+
+    result = minimize(quadratic, np.zeros(3), solver="lbfgs", tol=1e-14, max_iter=200)
+    np.testing.assert_allclose(result.coef, target, atol=1e-6)
