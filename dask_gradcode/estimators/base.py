@@ -33,6 +33,12 @@ from sklearn.utils.validation import (
 
 from dask_gradcode.autocode import AutoCode
 from dask_gradcode.codes import SCHEMES, GradientCode, make_code
+from dask_gradcode.estimators.choices import (
+    check_fit_kind,
+    fit_solver,
+    has_l1,
+    ineffective,
+)
 from dask_gradcode.estimators.columns import UsedColumns
 from dask_gradcode.estimators.inputs import as_dask_rows, is_dask, lazy_rows
 from dask_gradcode.estimators.monitoring import (
@@ -40,7 +46,7 @@ from dask_gradcode.estimators.monitoring import (
     warn_about_accuracy,
     warn_from_caller,
 )
-from dask_gradcode.estimators.transactions import all_or_nothing
+from dask_gradcode.estimators.transactions import all_or_nothing, keep_last_iterate
 from dask_gradcode.objectives import ElasticNet, make_penalty
 from dask_gradcode.scheduler import (
     CodedGradient,
@@ -222,88 +228,32 @@ class CodedSGD(LinearModel):
                 raise ValueError(
                     f"batch_size must be an integer >= 1 or None, got {self.batch_size!r}"
                 )
-            if self._solver() != "gd" or self.learning_rate == "auto":
+            if fit_solver(self) != "gd" or self.learning_rate == "auto":
                 raise ValueError(
                     "batch_size (coded mini-batches) needs solver='gd' with a "
                     "learning_rate schedule ('constant', 'optimal', 'invscaling' or "
                     "'adaptive'): line searches and L-BFGS need exact objective values"
                 )
-        if self.solver == "lbfgs" and self._has_l1():
+        if self.solver == "lbfgs" and has_l1(self):
             raise ValueError(
                 f"solver='lbfgs' needs a smooth penalty, got penalty={self.penalty!r}; "
                 "use solver='auto' (OWL-QN for l1 and elasticnet), 'owlqn', "
                 "'nesterov' or 'gd'"
             )
 
-    def _has_l1(self) -> bool:
-        """Whether the penalty has an l1 part (it is not smooth)."""
-        ratio = 1.0 if self.penalty == "l1" else (self.l1_ratio or 0.0)
-        return self.penalty in ("l1", "elasticnet") and self.alpha > 0 and ratio > 0
-
-    def _solver(self) -> str:
-        """The solver a fit runs: ``solver``, or what ``"auto"`` picks.
-
-        ``"auto"``: the ``learning_rate`` schedule (``"gd"``) when the user
-        set ``learning_rate`` away from its default or asked for
-        mini-batches; OWL-QN for penalties with an l1 part; L-BFGS otherwise.
-        """
-        if self.solver != "auto":
-            return self.solver
-        default = _init_parameters(type(self))["learning_rate"].default
-        if not _same(self.learning_rate, default) or self.batch_size is not None:
-            return "gd"
-        return "owlqn" if self._has_l1() else "lbfgs"
-
-    def _ineffective(self, *, partial: bool) -> list[tuple[str, str]]:
-        """``(parameter, what it needs)`` for the parameters that do nothing here."""
-        solver = self._solver()
-        scheduled = partial or solver == "gd"
-        unused = []
-        if not scheduled:
-            needs = "solver='gd' (or partial_fit)"
-            unused += [("learning_rate", needs), ("eta0", needs), ("power_t", needs)]
-        elif self.learning_rate == "auto":
-            unused += [
-                ("eta0", "a learning_rate schedule"),
-                ("power_t", "learning_rate='invscaling'"),
-            ]
-        elif self.learning_rate != "invscaling":
-            unused.append(("power_t", "learning_rate='invscaling'"))
-        if solver in ("lbfgs", "owlqn") and not partial:
-            unused.append(("average", "solver='gd' or 'nesterov' (or partial_fit)"))
-        if self.batch_size is None:
-            unused.append(("shuffle", "batch_size (coded mini-batches)"))
-        if self.tol is None and not self.early_stopping:
-            unused.append(("n_iter_no_change", "tol or early_stopping"))
-        if hasattr(self, "n_jobs"):
-            unused.append(("n_jobs", "nothing: the parallelism is the Dask cluster's"))
-        return unused
-
-    def _check_fit_kind(self, *, partial: bool) -> None:
-        """scikit-learn's checks that depend on fit or partial_fit, and its warnings."""
-        if partial and self.early_stopping:
-            raise ValueError("early_stopping should be False with partial_fit")
-        if self.power_t < 0:
-            warn_from_caller(
-                "Negative values for `power_t` are deprecated in version 1.8 "
-                "and will raise an error in 1.10. "
-                "Use values in the range [0.0, inf) instead.",
-                FutureWarning,
-            )
-
     def _warn_ineffective(self, *, partial: bool) -> None:
         """Warn about each parameter set away from its default that does nothing here."""
-        self._check_fit_kind(partial=partial)
+        check_fit_kind(self, partial=partial)
         defaults = {
             name: parameter.default
             for name, parameter in _init_parameters(type(self)).items()
         }
-        for name, needs in self._ineffective(partial=partial):
+        for name, needs in ineffective(self, partial=partial):
             value = getattr(self, name)
             if _same(value, defaults[name]):
                 continue
             warn_from_caller(
-                f"{name}={value!r} has no effect with solver={self._solver()!r}"
+                f"{name}={value!r} has no effect with solver={fit_solver(self)!r}"
                 f"{' in partial_fit' if partial else ''}; it needs {needs}",
                 UserWarning,
             )
@@ -471,7 +421,7 @@ class CodedSGD(LinearModel):
                 max_iter,
                 t0=t0,
                 average=False
-                if self._solver() in ("lbfgs", "owlqn") and not partial
+                if fit_solver(self) in ("lbfgs", "owlqn") and not partial
                 else self.average,
                 averaged=getattr(self, "_averaged", None),
                 expand=None if columns is None else columns.expand,
@@ -549,7 +499,7 @@ class CodedSGD(LinearModel):
                 callback=monitor,
             )
         except (NoWorkersError, WorkerMemoryError) as error:
-            self._keep_last_iterate(monitor, start, *shape)
+            keep_last_iterate(self, monitor, start, *shape)
             self.solver_ = solver
             raise type(error)(
                 f"{error} (after {len(monitor.history)} iterations)"
@@ -594,24 +544,7 @@ class CodedSGD(LinearModel):
             )
         if partial:
             return "gd", self.learning_rate, self.eta0
-        return self._solver(), self.learning_rate, self.eta0
-
-    def _keep_last_iterate(
-        self, monitor: Monitor, start: np.ndarray, n_rows: int, n_targets: int
-    ) -> None:
-        """The optimisation state when the cluster failed: the last iterate."""
-        last = monitor.last if monitor.last is not None else start
-        self._iterate = monitor.full(np.asarray(last)).copy()
-        self._set_coef(monitor.full(monitor.current(last)).reshape(n_rows, n_targets))
-        self.n_iter_ = len(monitor.history)
-        self.history_ = monitor.history
-        self.rounds_ = list(monitor.coded.history)
-        self.code_ = monitor.coded.code
-        self.objective_ = (
-            monitor.history[-1]["objective"] if monitor.history else math.nan
-        )
-        self.t_ = int(getattr(self, "t_", 1)) + len(monitor.history)
-        self.__dict__.pop("fit_profile_", None)  # the profile of a finished fit
+        return fit_solver(self), self.learning_rate, self.eta0
 
     def _code(self, n_workers: int) -> GradientCode | AutoCode:
         """The code, or with ``n_stragglers="auto"`` what the run chooses from."""

@@ -7,12 +7,15 @@ Kept apart from the estimators so that the rule is one function, used by
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
+
 from dask_gradcode.scheduler import NoWorkersError, WorkerMemoryError
 
-__all__ = ["all_or_nothing"]
+__all__ = ["all_or_nothing", "keep_last_iterate"]
 
 
 @contextlib.contextmanager
@@ -51,3 +54,25 @@ def all_or_nothing(estimator: Any, *, keep_last_iterate: bool) -> Iterator[None]
 def _restore(estimator: Any, before: dict[str, Any]) -> None:
     estimator.__dict__.clear()
     estimator.__dict__.update(before)
+
+
+def keep_last_iterate(
+    estimator: Any, monitor: Any, start: np.ndarray, n_rows: int, n_targets: int
+) -> None:
+    """The optimisation state when the cluster failed: the last iterate, whole.
+
+    Every fitted attribute from the failed fit, consistent with each other,
+    so that :func:`all_or_nothing` can keep them (``warm_start``) or undo them.
+    """
+    last = monitor.last if monitor.last is not None else start
+    estimator._iterate = monitor.full(np.asarray(last)).copy()
+    estimator._set_coef(monitor.full(monitor.current(last)).reshape(n_rows, n_targets))
+    estimator.n_iter_ = len(monitor.history)
+    estimator.history_ = monitor.history
+    estimator.rounds_ = list(monitor.coded.history)
+    estimator.code_ = monitor.coded.code
+    estimator.objective_ = (
+        monitor.history[-1]["objective"] if monitor.history else math.nan
+    )
+    estimator.t_ = int(getattr(estimator, "t_", 1)) + len(monitor.history)
+    estimator.__dict__.pop("fit_profile_", None)  # the profile of a finished fit

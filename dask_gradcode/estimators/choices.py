@@ -1,0 +1,78 @@
+"""Pure decisions about a fit's parameters: which solver runs, what is unused.
+
+scikit-learn's rules that depend on the kind of fit (``fit`` or
+``partial_fit``) and the parameters that have no effect with the solver a
+fit runs.  No Dask, no data: the estimator's parameters only.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from dask_gradcode.warn import warn_from_caller
+
+__all__ = ["check_fit_kind", "fit_solver", "has_l1", "ineffective"]
+
+
+def has_l1(estimator: Any) -> bool:
+    """Whether the estimator's penalty has an l1 part (it is not smooth)."""
+    penalty = estimator.penalty
+    ratio = 1.0 if penalty == "l1" else (estimator.l1_ratio or 0.0)
+    return penalty in ("l1", "elasticnet") and estimator.alpha > 0 and ratio > 0
+
+
+def fit_solver(estimator: Any) -> str:
+    """The solver a fit runs: ``solver``, or what ``"auto"`` picks.
+
+    ``"auto"``: the ``learning_rate`` schedule (``"gd"``) when the user set
+    ``learning_rate`` away from the estimator's default or asked for
+    mini-batches; OWL-QN for penalties with an l1 part; L-BFGS otherwise.
+    """
+    if estimator.solver != "auto":
+        return str(estimator.solver)
+    default = (
+        inspect.signature(type(estimator).__init__).parameters["learning_rate"].default
+    )
+    rate = estimator.learning_rate
+    if not (isinstance(rate, str) and rate == default) or estimator.batch_size:
+        return "gd"
+    return "owlqn" if has_l1(estimator) else "lbfgs"
+
+
+def ineffective(estimator: Any, *, partial: bool) -> list[tuple[str, str]]:
+    """``(parameter, what it needs)`` for the parameters that do nothing here."""
+    solver = fit_solver(estimator)
+    unused = []
+    if not (partial or solver == "gd"):
+        needs = "solver='gd' (or partial_fit)"
+        unused += [("learning_rate", needs), ("eta0", needs), ("power_t", needs)]
+    elif estimator.learning_rate == "auto":
+        unused += [
+            ("eta0", "a learning_rate schedule"),
+            ("power_t", "learning_rate='invscaling'"),
+        ]
+    elif estimator.learning_rate != "invscaling":
+        unused.append(("power_t", "learning_rate='invscaling'"))
+    if solver in ("lbfgs", "owlqn") and not partial:
+        unused.append(("average", "solver='gd' or 'nesterov' (or partial_fit)"))
+    if estimator.batch_size is None:
+        unused.append(("shuffle", "batch_size (coded mini-batches)"))
+    if estimator.tol is None and not estimator.early_stopping:
+        unused.append(("n_iter_no_change", "tol or early_stopping"))
+    if hasattr(estimator, "n_jobs"):
+        unused.append(("n_jobs", "nothing: the parallelism is the Dask cluster's"))
+    return unused
+
+
+def check_fit_kind(estimator: Any, *, partial: bool) -> None:
+    """scikit-learn's checks that depend on fit or partial_fit, and its warnings."""
+    if partial and estimator.early_stopping:
+        raise ValueError("early_stopping should be False with partial_fit")
+    if estimator.power_t < 0:
+        warn_from_caller(
+            "Negative values for `power_t` are deprecated in version 1.8 "
+            "and will raise an error in 1.10. "
+            "Use values in the range [0.0, inf) instead.",
+            FutureWarning,
+        )
