@@ -40,6 +40,7 @@ __all__ = [
     "VERIFY_RTOL",
     "Consistency",
     "Located",
+    "agree",
     "check_replies",
     "locate_faults",
     "parity_checks",
@@ -206,7 +207,8 @@ class Located:
     consensus: dict[int, np.ndarray] = field(repr=False)
 
 
-def _agree(a: np.ndarray, b: np.ndarray, rtol: float) -> bool:
+def agree(a: np.ndarray, b: np.ndarray, rtol: float) -> bool:
+    """Whether ``a`` and ``b`` differ by at most ``rtol`` times the larger norm."""
     scale = max(float(np.linalg.norm(a)), float(np.linalg.norm(b)))
     return bool(np.linalg.norm(a - b) <= rtol * scale)
 
@@ -218,7 +220,7 @@ def _clusters(
     groups: list[tuple[list[int], np.ndarray]] = []
     for worker, value in sorted(values.items()):
         for members, representative in groups:
-            if _agree(value, representative, rtol):
+            if agree(value, representative, rtol):
                 members.append(worker)
                 break
         else:
@@ -302,6 +304,6 @@ def _wrong_messages(
         if not all(p in consensus for p in held):
             continue
         expected = code.encode(worker, np.array([consensus[p] for p in held]))
-        if not _agree(as_dense(message), expected, VERIFY_RTOL):
+        if not agree(as_dense(message), expected, VERIFY_RTOL):
             wrong.add(worker)
     return wrong

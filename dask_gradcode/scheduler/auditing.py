@@ -12,12 +12,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from dask_gradcode.codes._sparse import SparseMessage, as_dense
-from dask_gradcode.codes.integrity import VERIFY_RTOL, Consistency, locate_faults
+from dask_gradcode.codes.integrity import (
+    VERIFY_RTOL,
+    Consistency,
+    agree,
+    locate_faults,
+)
 from dask_gradcode.scheduler.protocol import RoundRequest
 from dask_gradcode.scheduler.records import IntegrityWarning, warn_caller
 from dask_gradcode.scheduler.rounds import collect_all
@@ -47,7 +52,6 @@ class Auditor:
 
     def __init__(self, parts: RoundParts) -> None:
         self.parts = parts
-        self.audits = 0
 
     def audit(
         self,
@@ -62,7 +66,6 @@ class Auditor:
         others): the caller records the round as neither verified nor exact.
         """
         parts, code = self.parts, self.parts.layout.code
-        self.audits += 1
         partials = self._partials(round_input)
         located = locate_faults(code, partials, messages)
         suspects = set(located.faulty)
@@ -115,11 +118,11 @@ class Auditor:
         if expected is None:
             return False
         got = np.asarray(as_dense(messages[worker]), dtype=np.float64)
-        scale = max(float(np.linalg.norm(expected)), float(np.linalg.norm(got)))
-        if np.linalg.norm(got - expected) <= VERIFY_RTOL * scale:
+        if agree(got, expected, VERIFY_RTOL):
             return True
         address = parts.layout.addresses[worker]
         parts.membership.dropped.add(address)
+        scale = max(float(np.linalg.norm(expected)), float(np.linalg.norm(got)))
         reason = (
             f"round {round_input.iteration}: the audit recomputed the message of "
             f"{_named([address], [worker])} on the client and it differs "
@@ -136,12 +139,7 @@ class Auditor:
         request = RoundRequest(
             round_input.iteration, submission, round_input.batch, audit=True
         )
-        arrivals = parts.transport.arrivals()
-        handles: dict[Any, int] = {}
-        for worker in round_input.usable:
-            handle = parts.transport.submit(worker, request, round_input.weights)
-            arrivals.add(handle)
-            handles[handle] = worker
+        arrivals, handles = parts.submit_all(request, round_input)
         collected = collect_all(
             handles,
             arrivals=arrivals,

@@ -180,6 +180,18 @@ class RoundParts:
         """Release a round's unfinished calls (see :meth:`Releaser.release`)."""
         self.releaser.release(pending, submission, self.layout.addresses, everywhere)
 
+    def submit_all(
+        self, request: RoundRequest, round_input: RoundInput
+    ) -> tuple[Any, dict[Any, int]]:
+        """``request`` to every usable worker: the arrivals and each call's worker."""
+        arrivals = self.transport.arrivals()
+        handles = {}
+        for worker in round_input.usable:
+            handle = self.transport.submit(worker, request, round_input.weights)
+            arrivals.add(handle)
+            handles[handle] = worker
+        return arrivals, handles
+
     def suspect_late(self, timed_out: set[int]) -> None:
         """Suspect the workers that missed the deadline, unless the scheduler did.
 
@@ -288,6 +300,7 @@ class CodedRound:
             parts,
             round_input,
             collected,
+            messages,
             times,
             decoder,
             consistency,
@@ -306,12 +319,7 @@ class CodedRound:
         """Submit to every usable worker; collect until decodable, then the spares."""
         parts, code = self.parts, self.parts.layout.code
         request = RoundRequest(round_input.iteration, submission, round_input.batch)
-        arrivals = parts.transport.arrivals()
-        handles = {}
-        for worker in round_input.usable:
-            handle = parts.transport.submit(worker, request, round_input.weights)
-            arrivals.add(handle)
-            handles[handle] = worker
+        arrivals, handles = parts.submit_all(request, round_input)
         times = _Times(submitted=time.perf_counter(), deadline=parts.deadline.seconds())
         try:
             collected = collect(
@@ -401,6 +409,7 @@ def _coded_record(
     parts: RoundParts,
     round_input: RoundInput,
     collected: Collected,
+    messages: dict[int, Any],
     times: _Times,
     decoder: Any,
     consistency: Consistency | None,
@@ -408,9 +417,8 @@ def _coded_record(
     loss: float,
     exact: bool,
 ) -> RoundRecord:
-    """A coded round's record."""
+    """A coded round's record (``messages``: every reply's, by worker)."""
     code = parts.layout.code
-    messages = {w: reply.message for w, reply in collected.replies.items()}
     replies = collected.replies
     failed = collected.failed | (set(range(code.n_workers)) - set(round_input.usable))
     return _record(

@@ -24,12 +24,13 @@ from dask import is_dask_collection
 from distributed import Client, Future
 
 from dask_gradcode.codes import GradientCode, replan_code
-from dask_gradcode.objectives import WithIntercept
+from dask_gradcode.codes._sparse import as_dense
 from dask_gradcode.scheduler.membership import Membership
-from dask_gradcode.scheduler.placement import PlacementError, _block, place
-from dask_gradcode.scheduler.protocol import RoundContext
+from dask_gradcode.scheduler.placement import PlacementError, place, shard_of
+from dask_gradcode.scheduler.protocol import RoundContext, RoundRequest
 from dask_gradcode.scheduler.records import NoWorkersError
 from dask_gradcode.scheduler.transports import Transport
+from dask_gradcode.scheduler.worker import run_round
 
 __all__ = ["MAX_ATTEMPTS", "PLACEMENT_TIMEOUT", "Layout"]
 
@@ -105,21 +106,25 @@ class Layout:
     def expected_message(self, worker: int, weights: np.ndarray) -> np.ndarray | None:
         """Code worker ``worker``'s message at ``weights``, computed here.
 
-        From the caller's own rows (NumPy, SciPy or pandas input); None for
-        dask input, whose rows live only on the cluster.
+        From the caller's own rows (NumPy, SciPy or pandas input) by the
+        workers' own round function, with no injected fault or delay; None
+        for dask input, whose rows live only on the cluster.
         """
         if is_dask_collection(self._data[0]):
             return None
         bounds = self.code.partition_bounds(self.n_samples)
-        partials = []
-        for j in self.code.partitions(worker):
-            block = _block(self._data, bounds, j)
-            X_j = WithIntercept(block[0]) if self._fit_intercept else block[0]
-            loss, gradient = self._context.objective.value_and_gradient(
-                weights, X_j, block[1], block[2]
-            )
-            partials.append(np.concatenate([[loss], gradient]))
-        return self.code.encode(worker, np.array(partials))
+        shard = shard_of(
+            self.code, worker, self._data, bounds, fit_intercept=self._fit_intercept
+        )
+        honest = replace(
+            self._context,
+            token=f"{self._context.token}-audit",  # never a live round's
+            straggler_model=None,
+            bandwidth=None,
+            fault_model=None,
+        )
+        reply = run_round(shard, honest, RoundRequest(0, 0, weights=weights))
+        return as_dense(reply.message)
 
     def physical_ids(self) -> list[int]:
         """Each code worker's physical id, in code order."""

@@ -83,14 +83,7 @@ def place(
     shards: list[Any] = []
     failed: set[int] = set()
     for worker, address in enumerate(addresses):
-        partitions = code.partitions(worker)
-        shard = build_shard(
-            code.worker_encoder(worker),
-            partitions,
-            [int(bounds[j]) for j in partitions],
-            *(_block(data, bounds, j) for j in partitions),
-            intercept=fit_intercept,
-        )
+        shard = shard_of(code, worker, data, bounds, fit_intercept=fit_intercept)
         try:
             shards.append(
                 _send(
@@ -170,6 +163,25 @@ def _not_arrived(
         }
     return {w for w, future in enumerate(shards) if future.status != "finished"} or set(
         range(len(shards))
+    )
+
+
+def shard_of(
+    code: GradientCode,
+    worker: int,
+    data: tuple,
+    bounds: np.ndarray,
+    *,
+    fit_intercept: bool,
+) -> Any:
+    """Code worker ``worker``'s shard of in-memory data (views of its rows)."""
+    partitions = code.partitions(worker)
+    return build_shard(
+        code.worker_encoder(worker),
+        partitions,
+        [int(bounds[j]) for j in partitions],
+        *(_block(data, bounds, j) for j in partitions),
+        intercept=fit_intercept,
     )
 
 

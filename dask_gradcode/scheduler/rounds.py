@@ -121,13 +121,11 @@ def collect(
         for handle, kind, value in arrivals.wait(
             min(check_interval, max(0.0, remaining))
         ):
-            worker = result.pending.pop(handle, None)
+            worker = _file(handle, kind, value, result, clock() - started)
             if worker is None:
                 continue  # released earlier
             waiting.remove(worker)
-            _take(kind, value, worker, result)
             if worker in result.replies:
-                result.arrived[worker] = clock() - started
                 tracker.add(worker)
             enough = enough or _enough(result, tracker, code, approximate, submitted)
         if enough:
@@ -166,12 +164,7 @@ def collect_spares(
     while result.pending:
         remaining = max(0.0, until - clock())
         for handle, kind, value in arrivals.wait(remaining):
-            worker = result.pending.pop(handle, None)
-            if worker is None:
-                continue
-            _take(kind, value, worker, result)
-            if worker in result.replies:
-                result.arrived[worker] = clock() - started
+            _file(handle, kind, value, result, clock() - started)
         if remaining <= 0:
             return
 
@@ -223,6 +216,19 @@ class _Workers:
     def set(self) -> set[int]:
         """The workers with a pending call (a new set: the caller's to keep)."""
         return set(self.calls)
+
+
+def _file(
+    handle: Any, kind: str, value: Any, result: Collected, arrival: float
+) -> int | None:
+    """File a finished call of ``result.pending``; its worker (None: released)."""
+    worker = result.pending.pop(handle, None)
+    if worker is None:
+        return None
+    _take(kind, value, worker, result)
+    if worker in result.replies:
+        result.arrived[worker] = arrival
+    return worker
 
 
 def _take(kind: str, value: Any, worker: int, result: Collected) -> None:
@@ -379,10 +385,11 @@ def collect_split(
                 f: e for f, e in result.pending.items() if e[0] not in lost
             }
             busy.calls = {w: c for w, c in busy.calls.items() if w not in lost}
-        started = len(result.pending)
+        pending_before = len(result.pending)
         _speculate(result, shares, start_share, code, start, clock(), memo, busy)
         due = _until_speculation(result, shares, start, clock(), memo) <= 0
-        stuck = due and len(result.pending) == started and not arrived and not lost
+        started_none = len(result.pending) == pending_before
+        stuck = due and started_none and not arrived and not lost
         if not result.pending:
             break  # nothing left that could cover the rest
     return result
