@@ -74,11 +74,39 @@ class Diverged(ValueError, FloatingPointError):
 class _Counted:
     """``fun`` plus the smooth penalty, counting evaluations, refusing overflow."""
 
-    def __init__(self, fun: LossAndGradient, penalty: ElasticNet) -> None:
+    def __init__(
+        self,
+        fun: LossAndGradient,
+        penalty: ElasticNet,
+        invalidations: Callable[[], int] | None = None,
+    ) -> None:
         self.fun = fun
         self.penalty = penalty
         self.calls = 0
         self.iteration = 0
+        self._invalidations = invalidations
+        self._seen = self._count()
+
+    @property
+    def invalidated(self) -> bool:
+        """Whether values returned before were found wrong since the last ask."""
+        return self._count() > self._seen
+
+    def _count(self) -> int:
+        return self._invalidations() if self._invalidations is not None else 0
+
+    def forget_if_invalidated(self, stall: _Stall) -> bool:
+        """Whether values returned before were found wrong since the last ask.
+
+        If so, the stopping rule forgets its best objective (it may be one
+        of the wrong values); the caller empties its own memory.
+        """
+        count = self._count()
+        if count <= self._seen:
+            return False
+        self._seen = count
+        stall.forget()
+        return True
 
     def __call__(self, w: np.ndarray) -> tuple[float, np.ndarray]:
         if not np.all(np.isfinite(w)):
@@ -118,6 +146,7 @@ def minimize(
     power_t: float = 0.25,
     t0: int = 1,
     callback: Callable[[int, np.ndarray, float], bool | None] | None = None,
+    invalidations: Callable[[], int] | None = None,
 ) -> SolverResult:
     """Minimise ``f(w) + penalty(w)`` given ``fun(w) = (f(w), grad f(w))``.
 
@@ -158,6 +187,13 @@ def minimize(
     callback : callable, optional
         ``callback(iteration, w, objective)`` after every iteration; returning
         True stops the solver (early stopping), which then counts as converged.
+    invalidations : callable, optional
+        ``invalidations()`` counts the times ``fun`` found values it returned
+        earlier wrong (a coded gradient's audit caught a wrong worker whose
+        replies unverified rounds had decoded).  When the count grows, the
+        solver forgets what it learned from those values, the stopping
+        rule's best objective and the curvature memory, and goes on from
+        its current point, so a fit ends where an honest one does.
 
     Returns
     -------
@@ -179,7 +215,7 @@ def minimize(
     if max_iter < 1:
         raise ValueError(f"max_iter must be >= 1, got {max_iter}")
     penalty = penalty if penalty is not None else ElasticNet()
-    smooth = _Counted(fun, penalty)
+    smooth = _Counted(fun, penalty, invalidations)
     x0 = np.array(x0, dtype=np.float64)
     stall = _Stall(tol, n_iter_no_change)
     if solver == "lbfgs":
@@ -217,11 +253,14 @@ def _lbfgs(
         )
     objectives: list[float] = []
     last = {"value": math.nan}
-    stopped = {"early": False}
+    stopped = {"early": False, "invalidated": False}
 
     def record(xk: np.ndarray) -> None:  # scipy's name for the current point
         objectives.append(last["value"])
         smooth.iteration = len(objectives)
+        if smooth.forget_if_invalidated(stall):
+            stopped["invalidated"] = True
+            raise StopIteration  # its memory holds wrong values: start again here
         if callback is not None and callback(len(objectives), xk, last["value"]):
             stopped["early"] = True
             raise StopIteration  # scipy ends the run and returns the current point
@@ -234,8 +273,9 @@ def _lbfgs(
         last["value"] = value
         return value, gradient
 
-    x, iterations, success = x0, 0, False
-    for _ in range(1 + LBFGS_RESTARTS):
+    x, iterations, success, failed_searches = x0, 0, False, 0
+    while True:
+        stopped.update(early=False, invalidated=False)
         result = scipy.optimize.minimize(
             value_and_gradient,
             x,
@@ -252,10 +292,17 @@ def _lbfgs(
         moved = not np.array_equal(result.x, x)
         x, iterations = result.x, iterations + int(result.nit)
         success = bool(result.success) or stopped["early"]
+        if iterations >= max_iter:
+            break
+        if smooth.forget_if_invalidated(stall) or stopped["invalidated"]:
+            continue
+        if success or not moved or result.status != 2:
+            break
         # A line search that failed before the stopping rule held: its
-        # curvature pairs may hold gradients a dropped (wrong) worker sent,
-        # so start again from the point with an empty memory.
-        if success or iterations >= max_iter or not moved or result.status != 2:
+        # curvature pairs may hold wrong gradients nobody has caught yet, so
+        # start again from the point with an empty memory.
+        failed_searches += 1
+        if failed_searches > LBFGS_RESTARTS:
             break
     return SolverResult(
         coef=x,
@@ -300,6 +347,10 @@ def _owlqn(
     iteration = 0
     for iteration in range(1, max_iter + 1):
         smooth.iteration = iteration - 1
+        if smooth.forget_if_invalidated(stall):  # start again from x, honestly
+            steps = []
+            f_x, g_x = smooth(x)
+            objective = f_x + penalty.nonsmooth(x)
         pseudo = _pseudo_gradient(x, g_x, weights)
         if float(np.abs(pseudo).max(initial=0.0)) <= 1e-12 * max(1.0, abs(objective)):
             converged = True  # optimal: nothing moves
@@ -313,6 +364,8 @@ def _owlqn(
         found = _orthant_line_search(
             smooth, penalty, x, objective, pseudo, direction, orthant, first=not steps
         )
+        if found is None and smooth.invalidated:
+            continue  # it compared against a wrong objective: start again
         if found is None:
             converged = True  # no decrease left at float64 resolution
             objectives.append(objective)
@@ -405,6 +458,10 @@ class _Stall:
         self.best = min(self.best, current)
         return self.count >= self.patience
 
+    def forget(self) -> None:
+        """Start afresh: the objectives seen so far were found wrong."""
+        self.best, self.count = math.inf, 0
+
 
 def _proximal(
     smooth: _Counted,
@@ -430,6 +487,11 @@ def _proximal(
     converged = False
     for iteration in range(1, max_iter + 1):
         smooth.iteration = iteration - 1
+        if smooth.forget_if_invalidated(stall):  # start again from x, honestly
+            f_x, g_x = smooth(x)
+            objective = f_x + penalty.nonsmooth(x)
+            lipschitz = max(1.0, float(np.linalg.norm(g_x)))
+            y, f_y, g_y, momentum = x, f_x, g_x, 1.0
         while True:
             candidate = penalty.prox(y - g_y / lipschitz, 1.0 / lipschitz)
             f_c, g_c = smooth(candidate)
@@ -530,6 +592,9 @@ def _scheduled(
         if callback is not None and callback(iteration, x, objective):
             converged = True
             break
+        smooth.forget_if_invalidated(
+            stall
+        )  # this value is right, those before may not be
         stalled = stall.update(objective)
         if stalled and learning_rate == "adaptive" and eta > 1e-6:
             eta /= 5.0

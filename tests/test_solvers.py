@@ -173,3 +173,54 @@ def test_lbfgs_starts_its_memory_afresh_after_wrong_gradients():
 
     result = minimize(quadratic, np.zeros(3), solver="lbfgs", tol=1e-14, max_iter=200)
     np.testing.assert_allclose(result.coef, target, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("solver", "penalty"),
+    [("lbfgs", "l2"), ("owlqn", "l1"), ("nesterov", "l2"), ("gd", "l2")],
+)
+def test_a_solver_told_of_wrong_values_ends_at_the_honest_optimum(
+    logistic, solver, penalty
+):
+    """Calls 3-12 return too low a loss and a scaled gradient; call 12 says so.
+
+    That is a coded gradient whose audit caught a wrong worker after
+    unchecked rounds had decoded its replies.  Told, the solver forgets the
+    best objective and its memory; untold, the stopping rule remembers the
+    wrong best and ends the fit early.
+    """
+    penalty_term = make_penalty(penalty, 0.01)
+    honest = minimize(
+        logistic, np.zeros(6), penalty=penalty_term, solver=solver, tol=1e-12
+    )
+
+    def run(tell):
+        calls = {"n": 0, "found": 0}
+
+        def lying(w):
+            calls["n"] += 1
+            value, gradient = logistic(w)
+            if calls["n"] == 12:
+                calls["found"] = 1  # caught: this value is right again
+            elif calls["n"] >= 3 and not calls["found"]:
+                return value - 1.0, 0.3 * gradient
+            return value, gradient
+
+        found = (lambda: calls["found"]) if tell else None
+        return minimize(
+            lying,
+            np.zeros(6),
+            penalty=penalty_term,
+            solver=solver,
+            tol=1e-12,
+            max_iter=5000,
+            invalidations=found,
+        )
+
+    def objective(w):
+        return logistic(w)[0] + penalty_term.smooth(w)[0] + penalty_term.nonsmooth(w)
+
+    told, untold = run(tell=True), run(tell=False)
+    assert told.objective == pytest.approx(honest.objective, rel=1e-7)
+    assert objective(told.coef) == pytest.approx(honest.objective, rel=1e-7)
+    assert objective(untold.coef) > honest.objective * (1 + 1e-6)

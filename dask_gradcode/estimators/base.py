@@ -497,6 +497,7 @@ class CodedSGD(LinearModel):
                 power_t=self.power_t,
                 t0=t0,
                 callback=monitor,
+                invalidations=lambda: monitor.coded.faults_found,
             )
         except (NoWorkersError, WorkerMemoryError) as error:
             keep_last_iterate(self, monitor, start, *shape)

@@ -63,7 +63,8 @@ class CodedGradient:
     Use it as a context manager: entering places the data on the workers,
     leaving releases it.  Each call ``cg(w)`` runs one coded round and returns
     ``(loss, gradient)`` **summed over all rows**; ``cg.history`` gets one
-    :class:`RoundRecord` per round.
+    :class:`RoundRecord` per round, and ``cg.faults_found`` counts the times
+    an audit found workers wrong and dropped them.
 
     Parameters
     ----------
@@ -185,7 +186,10 @@ class CodedGradient:
     with no third opinion, both are dropped.  Rounds without spare replies
     (uncoded codes, split rounds, a straggler using up the code's
     tolerance, spares that came too late) are unverified: a wrong worker's
-    message may be decoded there before a checked round catches it.
+    message may be decoded there before a checked round catches it.  A
+    solver given ``invalidations=lambda: cg.faults_found``
+    (:func:`~dask_gradcode.solvers.minimize`; the estimators pass it) then
+    forgets the values it saw and goes on from its current point.
 
     The code is re-planned when it can no longer decode (it shrinks to the
     responsive workers) and when it runs below its planned size or in
@@ -248,6 +252,7 @@ class CodedGradient:
         self.client = client
         self.policy = make_policy(policy)
         self.history: list[RoundRecord] = []
+        self.faults_found = 0
         data = check_data(X, y, sample_weight)
         self.objective = resolve_objective(loss, data[1])
         self.n_samples = int(data[0].shape[0])
@@ -421,7 +426,11 @@ class CodedGradient:
                 planned = False  # the same round again, coded
                 continue
             except WrongWorkers:
-                continue  # dropped: the same round again without them
+                # Dropped: the same round again without them.  Rounds that
+                # decoded their replies unchecked may have returned wrong
+                # values; ``faults_found`` tells the solver to forget those.
+                self.faults_found += 1
+                continue
             except RoundFailure as failure:
                 if not self._watch.answers():
                     self._watch.wait()  # the scheduler's failure, not the workers'

@@ -104,24 +104,33 @@ def test_without_faults_rounds_verify_and_nobody_is_dropped(cluster, problem):
 
 
 def test_a_fit_with_a_wrong_worker_ends_where_a_clean_one_does(cluster):
+    """Wrong from round 3: unchecked rounds may decode it before a check catches it.
+
+    The solver, told by ``faults_found``, forgets what it saw (its best
+    objective and memory), so the fit ends at the clean fit's optimum
+    whichever round caught the worker.
+    """
     X, y = make_classification(2000, 10, n_informative=6, random_state=0)
 
     def fit(**options):
         code = make_code("cyclic-repetition", N, 1, random_state=0)
         with CodedGradient(cluster.client, code, X, y, "log_loss", **options) as cg:
             result = minimize(
-                lambda v: cg(v), np.zeros(X.shape[1]), tol=1e-12, max_iter=200
+                lambda v: cg(v),
+                np.zeros(X.shape[1]),
+                tol=1e-12,
+                max_iter=200,
+                invalidations=lambda: cg.faults_found,
             )
             assert len(cg.history) > 10  # a full check came (VERIFY_EVERY)
-        return result.coef
+            return result.coef, cg.faults_found
 
-    clean = fit()
-    # Wrong from round 10, a fully checked round: caught where it starts, so
-    # no wrong gradient reaches L-BFGS.  (Caught later, after unverified
-    # rounds decoded it, the solver's stopping rule can end a fit early: the
-    # documented limit.)
+    clean, none_found = fit()
     with pytest.warns(IntegrityWarning, match="wrong"):
-        dirty = fit(fault_model=WrongResults([0], mode="scale", first_iteration=10))
+        dirty, found = fit(
+            fault_model=WrongResults([0], mode="scale", first_iteration=3)
+        )
+    assert (none_found, found) == (0, 1)
     np.testing.assert_allclose(dirty, clean, rtol=1e-6, atol=1e-8)
 
 
