@@ -601,6 +601,16 @@ class ElasticNet:
         shrunk = np.sign(w) * np.maximum(np.abs(w) - threshold, 0.0)
         return shrunk if self.mask is None else np.where(self.mask, shrunk, w)
 
+    def prox_whole(self, w: np.ndarray, step: float) -> np.ndarray:
+        """``argmin_u value(u) + ||u - w||^2 / (2 step)``: both parts implicitly.
+
+        Soft-thresholding, then the squared part's shrink ``1 / (1 + step *
+        l2_strength)``, which stays stable for any step (an explicit step
+        ``1 - step * l2_strength`` overshoots once it is below -1).
+        """
+        shrunk = self.prox(w, step) / (1.0 + step * self.l2_strength)
+        return shrunk if self.mask is None else np.where(self.mask, shrunk, w)
+
     def __repr__(self) -> str:
         return f"ElasticNet(alpha={self.alpha}, l1_ratio={self.l1_ratio})"
 

@@ -577,7 +577,11 @@ def _scheduled(
             eta = eta0 / t**power_t
         elif learning_rate == "optimal":
             eta = 1.0 / (penalty.alpha * (offset + t - 1))
-        x = penalty.prox(x - eta * g_x, eta)
+        # The squared penalty's step is taken implicitly with the l1 part's:
+        # stable however large ``eta * alpha`` (scikit-learn clips its
+        # explicit shrink at zero for the same reason).
+        loss_gradient = g_x - penalty.smooth(x)[1]
+        x = penalty.prox_whole(x - eta * loss_gradient, eta)
         f_x, g_x = smooth(x)
         objective = f_x + penalty.nonsmooth(x)
         if objective > DIVERGENCE_FACTOR * max(1.0, abs(start)):

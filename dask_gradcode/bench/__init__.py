@@ -37,6 +37,8 @@ writes its files.  :data:`BENCHMARKS` names them:
 - :mod:`~dask_gradcode.bench.end_to_end` — one logistic regression on
   scikit-learn, ours, dask-ml and Spark MLlib: fit, placement, peak memory
   (``end-to-end``).
+- :mod:`~dask_gradcode.bench.sklearn_suite` — scikit-learn's own
+  ``test_sgd.py`` against the coded estimators (``sklearn_suite``).
 
 They need matplotlib (and dask-ml for the dask-ml comparison): ``pip install
 'dask-gradcode[bench]'``.  Importing this package imports no Dask: the
@@ -70,6 +72,7 @@ BENCHMARKS = {
     "placement": "placement",
     "hog": "hog",
     "end-to-end": "end_to_end",
+    "sklearn-suite": "sklearn_suite",
 }
 
 _LAZY = {

@@ -23,7 +23,7 @@ import numpy as np
 import scipy.sparse
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import (
     _check_sample_weight,
@@ -219,7 +219,7 @@ class CodedSGD(LinearModel):
             )
         # Checked where the scheduler makes them, with the same messages.
         if self.n_stragglers == "auto":
-            self._code(1)  # the scheme and comm_reduction it may grow
+            self._code(1, seed=0)  # the scheme and comm_reduction it may grow
         make_policy(self.policy)
         check_transport(self.transport)
         RunSettings.check(audit_every=self.audit_every)
@@ -290,7 +290,11 @@ class CodedSGD(LinearModel):
             return None if sample_weight is None else as_dask_rows(sample_weight, "w")
         if sample_weight is None:
             return None
-        return _check_sample_weight(sample_weight, X)
+        # As scikit-learn: with early stopping, all-zero weights are left to
+        # the validation split's more telling error.
+        return _check_sample_weight(
+            sample_weight, X, allow_all_zero_weights=bool(self.early_stopping)
+        )
 
     def _hold_out(self, X: Any, targets: Any, weights: Any, *, stratify: bool) -> tuple:
         """Split off ``validation_fraction`` for early stopping.
@@ -307,19 +311,22 @@ class CodedSGD(LinearModel):
             )
         if weights is None:
             weights = np.ones(X.shape[0])
-        X, X_val, targets, targets_val, weights, weights_val = train_test_split(
-            X,
-            targets,
-            weights,
-            test_size=self.validation_fraction,
-            random_state=_seed(self.random_state),
-            stratify=targets if stratify else None,
+        # scikit-learn's split (its tests compare against it): the same
+        # splitter and random_state, and the rows kept in their order.
+        splitter = StratifiedShuffleSplit if stratify else ShuffleSplit
+        cv = splitter(
+            test_size=self.validation_fraction, random_state=self.random_state
         )
-        if not np.any(weights_val):
+        train, held = next(cv.split(np.zeros((X.shape[0], 1)), targets))
+        train, held = np.sort(train), np.sort(held)
+        if not np.any(weights[held]):
             raise ValueError(
                 "The sample weights for validation set are all zero, consider using a"
                 " different random state."
             )
+        X, X_val = X[train], X[held]
+        targets, targets_val = targets[train], targets[held]
+        weights, weights_val = weights[train], weights[held]
         return X, targets, weights, X_val, targets_val, weights_val
 
     # ------------------------------------------------------------------- fit
@@ -547,22 +554,27 @@ class CodedSGD(LinearModel):
             return "gd", self.learning_rate, self.eta0
         return fit_solver(self), self.learning_rate, self.eta0
 
-    def _code(self, n_workers: int) -> GradientCode | AutoCode:
-        """The code, or with ``n_stragglers="auto"`` what the run chooses from."""
+    def _code(self, n_workers: int, seed: int | None = None) -> GradientCode | AutoCode:
+        """The code, or with ``n_stragglers="auto"`` what the run chooses from.
+
+        ``seed`` (default: drawn from ``random_state``) lets a check build it
+        without drawing from the caller's RandomState.
+        """
+        seed = _seed(self.random_state) if seed is None else seed
         if self.n_stragglers == "auto":
             return AutoCode(
                 scheme=self.scheme,
                 n_workers=n_workers,
                 comm_reduction=self.comm_reduction,
                 policy=self.policy if isinstance(self.policy, str) else "static",
-                random_state=_seed(self.random_state),
+                random_state=seed,
             )
         return make_code(
             self.scheme,
             n_workers,
             self.n_stragglers,
             self.comm_reduction,
-            random_state=_seed(self.random_state),
+            random_state=seed,
         )
 
     def _initial_coef(self, n_rows: int, n_targets: int) -> np.ndarray:

@@ -12,7 +12,13 @@ from typing import Any
 
 from dask_gradcode.warn import warn_from_caller
 
-__all__ = ["check_fit_kind", "fit_solver", "has_l1", "ineffective"]
+__all__ = [
+    "check_fit_kind",
+    "check_partial_fit",
+    "fit_solver",
+    "has_l1",
+    "ineffective",
+]
 
 
 def has_l1(estimator: Any) -> bool:
@@ -22,20 +28,36 @@ def has_l1(estimator: Any) -> bool:
     return penalty in ("l1", "elasticnet") and estimator.alpha > 0 and ratio > 0
 
 
+#: The parameters each ``learning_rate`` schedule uses besides ``alpha``.
+SCHEDULE_PARAMETERS = {
+    "constant": ("eta0",),
+    "invscaling": ("eta0", "power_t"),
+    "adaptive": ("eta0",),
+    "optimal": (),
+    "auto": (),
+}
+
+
 def fit_solver(estimator: Any) -> str:
     """The solver a fit runs: ``solver``, or what ``"auto"`` picks.
 
     ``"auto"``: the ``learning_rate`` schedule (``"gd"``) when the user set
-    ``learning_rate`` away from the estimator's default or asked for
-    mini-batches; OWL-QN for penalties with an l1 part; L-BFGS otherwise.
+    the schedule, ``learning_rate`` or a parameter of its schedule
+    (``eta0``, ``power_t``), away from the estimator's default, or asked
+    for mini-batches; OWL-QN for penalties with an l1 part; L-BFGS
+    otherwise.
     """
     if estimator.solver != "auto":
         return str(estimator.solver)
-    default = (
-        inspect.signature(type(estimator).__init__).parameters["learning_rate"].default
-    )
+    defaults = inspect.signature(type(estimator).__init__).parameters
     rate = estimator.learning_rate
-    if not (isinstance(rate, str) and rate == default) or estimator.batch_size:
+    if not (isinstance(rate, str) and rate == defaults["learning_rate"].default):
+        return "gd"
+    tuned = any(
+        getattr(estimator, name) != defaults[name].default
+        for name in SCHEDULE_PARAMETERS.get(rate, ())
+    )
+    if tuned or estimator.batch_size:
         return "gd"
     return "owlqn" if has_l1(estimator) else "lbfgs"
 
@@ -56,8 +78,6 @@ def ineffective(estimator: Any, *, partial: bool) -> list[tuple[str, str]]:
         unused.append(("power_t", "learning_rate='invscaling'"))
     if solver in ("lbfgs", "owlqn") and not partial:
         unused.append(("average", "solver='gd' or 'nesterov' (or partial_fit)"))
-    if estimator.batch_size is None:
-        unused.append(("shuffle", "batch_size (coded mini-batches)"))
     if estimator.tol is None and not estimator.early_stopping:
         unused.append(("n_iter_no_change", "tol or early_stopping"))
     if hasattr(estimator, "n_jobs"):
@@ -65,10 +85,16 @@ def ineffective(estimator: Any, *, partial: bool) -> list[tuple[str, str]]:
     return unused
 
 
+def check_partial_fit(estimator: Any) -> None:
+    """scikit-learn's refusal of parameters ``partial_fit`` cannot honour."""
+    if estimator.early_stopping:
+        raise ValueError("early_stopping should be False with partial_fit")
+
+
 def check_fit_kind(estimator: Any, *, partial: bool) -> None:
     """scikit-learn's checks that depend on fit or partial_fit, and its warnings."""
-    if partial and estimator.early_stopping:
-        raise ValueError("early_stopping should be False with partial_fit")
+    if partial:
+        check_partial_fit(estimator)
     if estimator.power_t < 0:
         warn_from_caller(
             "Negative values for `power_t` are deprecated in version 1.8 "

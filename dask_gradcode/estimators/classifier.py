@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy.special import expit, softmax
@@ -11,6 +11,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 
 from dask_gradcode.estimators.base import CodedSGD
+from dask_gradcode.estimators.choices import check_partial_fit
 from dask_gradcode.estimators.inputs import (
     as_dask_rows,
     class_weights,
@@ -20,6 +21,8 @@ from dask_gradcode.estimators.inputs import (
 )
 from dask_gradcode.estimators.transactions import all_or_nothing
 from dask_gradcode.objectives import (
+    OBJECTIVES,
+    Objective,
     OneVsRest,
     SignedTargets,
     Softmax,
@@ -134,7 +137,8 @@ class CodedSGDClassifier(ClassifierMixin, CodedSGD):
         (carried across calls).
     solver : {"auto", "lbfgs", "owlqn", "gd", "nesterov"}, default="auto"
         ``"auto"``: ``"gd"`` (the ``learning_rate`` schedule, full-gradient
-        steps) when ``learning_rate`` is set away from its default or
+        steps) when ``learning_rate``, or ``eta0`` or ``power_t`` where the
+        default schedule uses them, is set away from its default, or
         ``batch_size`` is set, ``"owlqn"`` for ``"l1"`` and ``"elasticnet"``,
         ``"lbfgs"`` otherwise; the fitted ``solver_`` says which ran.
         ``"lbfgs"`` needs a smooth penalty (``"l2"`` or None); ``"owlqn"`` is
@@ -232,6 +236,11 @@ class CodedSGDClassifier(ClassifierMixin, CodedSGD):
     """
 
     _losses = CLASSIFICATION_LOSSES
+    #: The losses it accepts, each with the objective that computes it (the
+    #: class attribute scikit-learn's SGDClassifier has by this name).
+    loss_functions: ClassVar[dict[str, type[Objective]]] = {
+        name: OBJECTIVES[name] for name in CLASSIFICATION_LOSSES
+    }
 
     def __init__(
         self,
@@ -331,11 +340,15 @@ class CodedSGDClassifier(ClassifierMixin, CodedSGD):
         self : object
         """
         self._check_params()
+        check_partial_fit(self)  # before the classes, as scikit-learn
         if self.class_weight == "balanced":
-            raise ValueError(
-                "class_weight 'balanced' is not supported for partial_fit: it "
-                "needs the class counts of all the data. Compute them with "
-                "sklearn.utils.compute_class_weight and pass a dict"
+            raise ValueError(  # scikit-learn's words: its tests match them
+                "class_weight 'balanced' is not supported for partial_fit. In order "
+                "to use 'balanced' weights, use compute_class_weight('balanced', "
+                "classes=classes, y=y). In place of y you can use a large enough "
+                "sample of the full training set target to properly estimate the "
+                "class frequency distributions. Pass the resulting weights as the "
+                "class_weight parameter."
             )
         first = not hasattr(self, "classes_")
         if first and classes is None:
@@ -474,7 +487,12 @@ class CodedSGDClassifier(ClassifierMixin, CodedSGD):
         return self.classes_[scores.argmax(axis=1)]
 
     def _has_proba(self) -> bool:
-        return self.loss in ("log_loss", "modified_huber")
+        if self.loss not in ("log_loss", "modified_huber"):
+            # scikit-learn's: available_if chains it as the cause
+            raise AttributeError(
+                f"probability estimates are not available for loss={self.loss!r}"
+            )
+        return True
 
     @available_if(_has_proba)
     def predict_proba(self, X: Any) -> Any:

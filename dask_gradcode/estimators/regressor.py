@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.base import RegressorMixin
@@ -10,7 +10,7 @@ from sklearn.base import RegressorMixin
 from dask_gradcode.estimators.base import CodedSGD
 from dask_gradcode.estimators.inputs import as_dask_rows, is_dask
 from dask_gradcode.estimators.transactions import all_or_nothing
-from dask_gradcode.objectives import get_objective
+from dask_gradcode.objectives import OBJECTIVES, Objective, get_objective
 
 __all__ = ["CodedSGDRegressor"]
 
@@ -54,6 +54,11 @@ class CodedSGDRegressor(RegressorMixin, CodedSGD):
     """
 
     _losses = REGRESSION_LOSSES
+    #: The losses it accepts, each with the objective that computes it (the
+    #: class attribute scikit-learn's SGDRegressor has by this name).
+    loss_functions: ClassVar[dict[str, type[Objective]]] = {
+        name: OBJECTIVES[name] for name in REGRESSION_LOSSES
+    }
 
     def __init__(
         self,

@@ -69,7 +69,6 @@ def test_every_sgd_parameter_with_its_default(ours, theirs):
 @pytest.mark.parametrize(
     ("params", "warns"),
     [
-        ({"shuffle": False}, "shuffle=False has no effect"),
         ({"n_jobs": 2}, "n_jobs=2 has no effect"),
         ({"average": True}, "average=True has no effect with solver='lbfgs'"),
         (
@@ -294,7 +293,9 @@ def test_partial_fit_checks_classes_and_refuses_balanced(cancer):
     model.partial_fit(X, y, classes=[0, 1])
     with pytest.raises(ValueError, match=r"not the same as on the first call"):
         model.partial_fit(X, y, classes=[0, 1, 2])
-    with pytest.raises(ValueError, match="'balanced' is not supported for partial_fit"):
+    with pytest.raises(
+        ValueError, match=r"'balanced' is not supported for partial_fit\. In order"
+    ):
         CodedSGDClassifier(class_weight="balanced").partial_fit(X, y, classes=[0, 1])
 
 
@@ -498,3 +499,141 @@ def test_the_auto_solver_picks_owlqn_for_l1_and_the_schedule_when_asked(cancer):
     scheduled = CodedSGDClassifier(learning_rate="constant", eta0=0.1, max_iter=3)
     assert scheduled.fit(X, y).solver_ == "gd"
     assert CodedSGDClassifier(max_iter=3).fit(X, y).solver_ == "lbfgs"
+
+
+@pytest.mark.parametrize(
+    ("penalty", "l1_ratio", "Reference"),
+    [("l1", 1.0, "Lasso"), ("elasticnet", 0.5, "ElasticNet")],
+)
+def test_l1_and_elasticnet_reach_lasso_and_elastic_net_optima(
+    diabetes, penalty, l1_ratio, Reference
+):
+    """The same objective: ``mean(0.5 (y - Xw - b)^2) + alpha R(w)``."""
+    import sklearn.linear_model
+
+    X, y = diabetes
+    alpha = 5.0
+    model = CodedSGDRegressor(
+        penalty=penalty, alpha=alpha, l1_ratio=l1_ratio, tol=1e-12, max_iter=2000
+    ).fit(X, y)
+    assert model.solver_ == "owlqn"
+    reference = getattr(sklearn.linear_model, Reference)(alpha=alpha, tol=1e-12)
+    if Reference == "ElasticNet":
+        reference.set_params(l1_ratio=l1_ratio)
+    reference.set_params(max_iter=100_000).fit(X, y)
+
+    def objective(coef, intercept):
+        residual = y - X @ coef - intercept
+        l1 = np.abs(coef).sum()
+        return np.mean(0.5 * residual**2) + alpha * (
+            l1_ratio * l1 + 0.5 * (1 - l1_ratio) * coef @ coef
+        )
+
+    ours = objective(model.coef_, model.intercept_[0])
+    best = objective(reference.coef_, reference.intercept_)
+    assert ours == pytest.approx(best, rel=1e-7)
+    assert set(np.flatnonzero(model.coef_)) == set(np.flatnonzero(reference.coef_))
+    assert np.flatnonzero(model.coef_).size < X.shape[1]  # a sparse optimum
+
+
+@pytest.mark.parametrize("Estimator", [CodedSGDClassifier, CodedSGDRegressor])
+def test_float32_input_gives_a_float32_model_at_the_float64_optimum(
+    cancer, diabetes, Estimator
+):
+    X, y = cancer if Estimator is CodedSGDClassifier else diabetes
+    common = {"alpha": 1e-3, "tol": 1e-10, "max_iter": 500, "random_state": 0}
+    if Estimator is CodedSGDClassifier:
+        common["loss"] = "log_loss"
+    single = Estimator(**common).fit(X.astype(np.float32), y)
+    double = Estimator(**common).fit(X, y)
+    assert single.coef_.dtype == np.float32
+    assert double.coef_.dtype == np.float64
+    np.testing.assert_allclose(single.coef_, double.coef_, rtol=1e-4, atol=1e-5)
+    scores = getattr(single, "decision_function", single.predict)
+    got = scores(X.astype(np.float32))
+    assert got.dtype == np.float64  # as scikit-learn's SGD (a float64 intercept)
+    reference = getattr(double, "decision_function", double.predict)(X)
+    np.testing.assert_allclose(got, reference, rtol=1e-4, atol=1e-4)
+
+
+def test_shuffle_false_asks_for_what_a_full_gradient_does(cancer):
+    X, y = cancer
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        CodedSGDClassifier(shuffle=False, max_iter=3, tol=None).fit(X, y)
+
+
+def test_setting_the_default_schedules_parameters_runs_the_schedule(diabetes):
+    """The regressor's default schedule is invscaling: eta0 and power_t tune it."""
+    X, y = diabetes
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "has no effect" warning either
+        model = CodedSGDRegressor(power_t=0.5, max_iter=3, tol=None).fit(X, y)
+    assert model.solver_ == "gd"
+    assert CodedSGDRegressor(eta0=0.02, max_iter=3, tol=None).fit(X, y).solver_ == "gd"
+    assert CodedSGDRegressor(max_iter=3, tol=None).fit(X, y).solver_ == "lbfgs"
+    # the classifier's default schedule ("optimal") uses neither
+    with pytest.warns(UserWarning, match="eta0=0.5 has no effect"):
+        CodedSGDClassifier(eta0=0.5, max_iter=3, tol=None).fit(X[:40], y[:40] > 150)
+
+
+def test_loss_functions_and_the_reason_predict_proba_is_missing():
+    """As scikit-learn's test_sgd_predict_proba_method_access."""
+    assert set(CodedSGDClassifier.loss_functions) >= {"hinge", "log_loss", "huber"}
+    assert set(CodedSGDRegressor.loss_functions) == {
+        "squared_error",
+        "huber",
+        "epsilon_insensitive",
+        "squared_epsilon_insensitive",
+    }
+    with pytest.raises(AttributeError, match="has no attribute 'predict_proba'") as e:
+        CodedSGDClassifier(loss="hinge").predict_proba  # noqa: B018
+    assert isinstance(e.value.__cause__, AttributeError)
+    assert "probability estimates are not available for loss='hinge'" in str(
+        e.value.__cause__
+    )
+
+
+@pytest.mark.parametrize("Estimator", [CodedSGDClassifier, CodedSGDRegressor])
+def test_early_stopping_holds_out_scikit_learns_rows_in_their_order(iris, Estimator):
+    """As scikit-learn's test_validation_set_not_used_for_training."""
+    from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
+
+    X, y = iris
+    common = {"learning_rate": "constant", "eta0": 0.01, "tol": None, "max_iter": 5}
+    stopped = Estimator(
+        early_stopping=True,
+        validation_fraction=0.4,
+        random_state=np.random.RandomState(42),
+        **common,
+    ).fit(X, y)
+    splitter = (
+        StratifiedShuffleSplit if Estimator is CodedSGDClassifier else ShuffleSplit
+    )
+    train, _ = next(splitter(test_size=0.4, random_state=42).split(X, y))
+    train = np.sort(train)
+    plain = Estimator(random_state=np.random.RandomState(42), **common)
+    np.testing.assert_array_equal(stopped.coef_, plain.fit(X[train], y[train]).coef_)
+
+
+def test_scikit_learns_messages_for_partial_fit_and_validation_weights(iris):
+    X, y = iris
+    with pytest.raises(ValueError, match="early_stopping should be False with"):
+        CodedSGDClassifier(early_stopping=True).partial_fit(X, y)  # before classes
+    with pytest.raises(ValueError, match="validation set are all zero"):
+        CodedSGDClassifier(early_stopping=True, random_state=0).fit(
+            X, y, sample_weight=np.zeros(len(y))
+        )
+    with pytest.raises(ValueError, match="at least one non-zero"):
+        CodedSGDClassifier().fit(X, y, sample_weight=np.zeros(len(y)))
+
+
+def test_a_large_l2_penalty_with_a_constant_step_stays_finite(iris):
+    """scikit-learn's test_large_regularization: the l2 shrink is implicit here."""
+    X, y = load_iris(return_X_y=True)  # unscaled, as there
+    model = CodedSGDClassifier(
+        alpha=1e5, learning_rate="constant", eta0=0.1, tol=None, max_iter=6
+    )
+    with np.errstate(all="raise"):
+        model.fit(X, y)
+    assert np.abs(model.coef_).max() < 1e-4  # scikit-learn: exactly 0

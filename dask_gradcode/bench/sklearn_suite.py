@@ -1,0 +1,263 @@
+"""scikit-learn's own ``test_sgd.py`` run against the coded estimators.
+
+scikit-learn ships its tests in the wheel.  This benchmark runs
+``sklearn/linear_model/tests/test_sgd.py`` twice in fresh processes, once
+with scikit-learn's ``SGDClassifier`` and ``SGDRegressor`` and once with
+:class:`~dask_gradcode.CodedSGDClassifier` and
+:class:`~dask_gradcode.CodedSGDRegressor` in their place
+(:mod:`~dask_gradcode.bench._sgd_suite_plugin` swaps them before the file is
+imported; ``SGDOneClassSVM`` and the private Cython losses are left out).
+It reports each run's passed and failed tests, the median ``fit`` and
+``partial_fit`` of each (every call the tests make, on the embedded
+cluster), and every remaining failure with the reason it fails:
+:data:`KNOWN_FAILURES` names each, and a failure it does not name is
+*unexplained*.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from typing import Any
+
+from dask_gradcode.bench import options as opt
+from dask_gradcode.bench.benchmark import Benchmark, Measured, Options, Page, Session
+from dask_gradcode.bench.report import Report, machine_description, markdown_table
+
+__all__ = ["BENCHMARK", "KNOWN_FAILURES", "explain", "measure", "page", "run"]
+
+NAME = "sklearn_suite"
+
+#: Why a test of scikit-learn's that fails on the coded estimators fails:
+#: ``(kind, reason)`` by test function (or ``name[parameters]`` for one
+#: case).  Kinds: ``internal`` (it tests scikit-learn's private attributes,
+#: functions or callbacks), ``trajectory`` (it compares against the
+#: per-sample path of scikit-learn's SGD, which full-gradient solvers do not
+#: follow), ``difference`` (a documented difference, with its reason).
+KNOWN_FAILURES: dict[str, tuple[str, str]] = {}
+
+KINDS = {
+    "internal": "tests scikit-learn's internals",
+    "trajectory": "compares with per-sample SGD's trajectory",
+    "difference": "documented difference",
+    "unexplained": "unexplained",
+}
+
+
+def explain(nodeid: str) -> tuple[str, str]:
+    """``(kind, reason)`` of a failing test, ``("unexplained", "")`` if unknown."""
+    name = nodeid.rsplit("::", 1)[-1]
+    for key in (name, name.split("[", 1)[0]):
+        if key in KNOWN_FAILURES:
+            return KNOWN_FAILURES[key]
+    return "unexplained", ""
+
+
+def test_file() -> str:
+    """The path of scikit-learn's installed ``test_sgd.py``."""
+    import sklearn
+
+    path = os.path.join(
+        os.path.dirname(sklearn.__file__), "linear_model", "tests", "test_sgd.py"
+    )
+    if not os.path.exists(path):
+        raise FileNotFoundError(
+            f"scikit-learn's tests are not installed ({path} is missing); "
+            "bench sklearn-suite needs the wheel's sklearn/linear_model/tests"
+        )
+    return path
+
+
+def run_suite(estimators: str, select: str | None) -> dict[str, Any]:
+    """Run the file with ``estimators`` ("coded" or "sklearn") in a fresh process.
+
+    Returns the plugin's report (each test's outcome and message, the
+    ``fit`` / ``partial_fit`` call times) plus ``seconds``, the run's wall
+    time.
+    """
+    path = test_file()
+    packages = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(path))))
+    with tempfile.TemporaryDirectory() as scratch:
+        ini = os.path.join(scratch, "pytest.ini")
+        with open(ini, "w") as out:
+            out.write("[pytest]\nmarkers =\n    no_check_spmatrix\n")
+        report = os.path.join(scratch, "report.json")
+        command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            path,
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "dask_gradcode.bench._sgd_suite_plugin",
+            "-c",
+            ini,
+            "--rootdir",
+            packages,
+            "--confcutdir",
+            packages,
+            "--sgd-estimators",
+            estimators,
+            "--sgd-report",
+            report,
+        ] + (["-k", select] if select else [])
+        started = time.perf_counter()
+        finished = subprocess.run(
+            command, check=False, capture_output=True, text=True, cwd=scratch
+        )
+        seconds = time.perf_counter() - started
+        if not os.path.exists(report):
+            raise RuntimeError(
+                f"scikit-learn's test_sgd.py did not run (exit {finished.returncode}):"
+                f"\n{finished.stdout[-2000:]}{finished.stderr[-2000:]}"
+            )
+        with open(report) as source:
+            result: dict[str, Any] = json.load(source)
+    result["seconds"] = seconds
+    return result
+
+
+def measure(session: Session, o: Options) -> Measured:
+    """Run the suite with scikit-learn's estimators, then with ours.
+
+    Returns the tables ``summary`` (one row per run) and ``failures``
+    (each test that failed with ours, its message, kind and reason).
+    """
+    if not session.target.embedded:
+        raise ValueError(
+            "bench sklearn-suite runs scikit-learn's tests, whose estimators "
+            "find no client: the embedded cluster; it cannot run on an existing one"
+        )
+    runs = {}
+    for estimators in session.bar(("sklearn", "coded"), desc="test_sgd.py"):
+        runs[estimators] = run_suite(estimators, o.select)
+    summary = [_summary(name, result) for name, result in runs.items()]
+    failures = []
+    for nodeid, test in sorted(runs["coded"]["tests"].items()):
+        if test["outcome"] in ("failed", "error"):
+            kind, reason = explain(nodeid)
+            failures.append(
+                {
+                    "test": nodeid.rsplit("::", 1)[-1],
+                    "message": test["message"],
+                    "kind": kind,
+                    "reason": reason,
+                    "passes with scikit-learn": runs["sklearn"]["tests"]
+                    .get(nodeid, {})
+                    .get("outcome")
+                    == "passed",
+                }
+            )
+    return Measured({"summary": summary, "failures": failures})
+
+
+def _summary(estimators: str, result: dict[str, Any]) -> dict[str, Any]:
+    outcomes = Counter(test["outcome"] for test in result["tests"].values())
+    calls = result["calls"]
+    return {
+        "estimators": "scikit-learn SGD" if estimators == "sklearn" else "coded",
+        "tests": len(result["tests"]),
+        "passed": outcomes["passed"],
+        "failed": outcomes["failed"] + outcomes["error"],
+        "skipped": outcomes["skipped"] + outcomes["xfailed"],
+        "seconds": result["seconds"],
+        "fits": len(calls["fit"]),
+        "median fit (ms)": _median_ms(calls["fit"]),
+        "partial_fits": len(calls["partial_fit"]),
+        "median partial_fit (ms)": _median_ms(calls["partial_fit"]),
+    }
+
+
+def _median_ms(seconds: list[float]) -> float:
+    return 1e3 * statistics.median(seconds) if seconds else float("nan")
+
+
+def run(**options: Any) -> Report:
+    """Measure, then write the page: ``BENCHMARK.run(**options)``."""
+    return BENCHMARK.run(**options)
+
+
+SUMMARY_COLUMNS = {
+    "estimators": "estimators",
+    "tests": "tests",
+    "passed": "passed",
+    "failed": "failed",
+    "seconds": "run (s)",
+    "fits": "fit calls",
+    "median fit (ms)": "median fit (ms)",
+    "partial_fits": "partial_fit calls",
+    "median partial_fit (ms)": "median partial_fit (ms)",
+}
+
+FAILURE_COLUMNS = {"test": "test", "kind": "kind", "reason": "reason"}
+
+
+def page(measured: Measured, session: Session) -> Page:
+    """The markdown page: the two runs side by side, then every failure."""
+    summary, failures = measured.tables["summary"], measured.tables["failures"]
+    theirs, ours = summary
+    kinds = Counter(failure["kind"] for failure in failures)
+    counted = ", ".join(f"{kinds[kind]} {KINDS[kind]}" for kind in KINDS if kinds[kind])
+    unexplained = [f for f in failures if f["kind"] == "unexplained"]
+    rows = [
+        {**f, "test": f"`{f['test']}`", "reason": f["reason"] or f["message"]}
+        for f in failures
+    ]
+    selected = (
+        f"Only the tests `-k {measured.options.select!r}` selects.\n\n"
+        if measured.options.select
+        else ""
+    )
+    fit_ratio = ours["median fit (ms)"] / theirs["median fit (ms)"]
+    return Page(
+        f"""# scikit-learn's `test_sgd.py` against the coded estimators
+
+{session.reproduce(bench_extra=False)}
+
+Measured on {machine_description()}.  scikit-learn's own test file (it
+ships in the wheel) runs twice in fresh processes: with its `SGDClassifier`
+and `SGDRegressor`, then with `CodedSGDClassifier` and `CodedSGDRegressor`
+put in their place before the file is imported (its sparse wrappers then
+subclass ours).  The tests of `SGDOneClassSVM` and of the private Cython
+loss objects are left out: they test nothing we offer.  Every fit of the
+coded estimators runs on the process's embedded in-process cluster; the
+call times are every `fit` and `partial_fit` the tests make (most on 6 to
+150 rows, `max_iter=5`).
+
+{selected}{markdown_table(summary, SUMMARY_COLUMNS)}
+
+A median fit of ours takes {fit_ratio:.0f}x scikit-learn's.  {ours["failed"]} of
+{ours["tests"]} tests fail with ours ({counted or "none"}); {len(unexplained)}
+failures are unexplained.
+
+{markdown_table(rows, FAILURE_COLUMNS) if rows else "No test fails."}
+"""
+    )
+
+
+BENCHMARK = Benchmark(
+    "sklearn-suite",
+    files=NAME,
+    help="scikit-learn's own test_sgd.py against the coded estimators, next to "
+    "scikit-learn's SGD: passed, failed with the reason, fit and partial_fit times",
+    measure=measure,
+    page=page,
+    requirements=(),  # no figures
+    transport=False,
+    options=(
+        opt.Option(
+            ("--select",),
+            None,
+            {"type": str, "help": "a pytest -k expression: only the tests it selects"},
+            quote_default=False,
+        ),
+    ),
+)
