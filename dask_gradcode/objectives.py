@@ -12,6 +12,7 @@ margin losses use ``t = 2 y - 1`` internally, as scikit-learn's SGD does.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -105,6 +106,19 @@ class Objective:
 
     #: Whether labels must be 0 or 1 (classification losses).
     binary_labels: bool = False
+
+    #: Whether the loss has kinks (points without a derivative): the
+    #: quasi-Newton solvers then minimise :meth:`smoothed` versions of it.
+    kinked: bool = False
+
+    def smoothed(self, width: float) -> Objective:
+        """The loss with each kink rounded off over ``width`` (Huber smoothing).
+
+        Below the loss by at most ``width / 2`` per row, with a derivative
+        that is continuous; itself for a loss without kinks or ``width=0``.
+        """
+        del width
+        return self
 
     def pointwise(self, z: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per-row loss and its derivative in ``z``."""
@@ -212,21 +226,59 @@ class Hinge(Objective):
 
     name = "hinge"
     binary_labels = True
+    kinked = True
+    width = 0.0  # of the smoothing (:meth:`smoothed`); 0 is the loss itself
 
     def __init__(self, threshold: float = 1.0) -> None:
         self.threshold = float(threshold)
+
+    def smoothed(self, width: float) -> Objective:
+        """The hinge rounded off over ``width`` below its kink (see the base)."""
+        return _with_width(self, width)
 
     def pointwise(self, z, y):
         """Per-row loss and its derivative in ``z``."""
         t = _signed(y)
         margin = self.threshold - t * z
+        if self.width > 0:
+            losses, ramp = _rounded_kink(margin, self.width)
+            return losses, -t * ramp
         active = margin >= 0
         return np.maximum(margin, 0.0), np.where(active, -t, 0.0)
 
     def __repr__(self) -> str:
+        smoothing = f"width={self.width}" if self.width else ""
+        if self.threshold == 1.0:
+            return f"Hinge({smoothing})"
         return (
-            "Hinge()" if self.threshold == 1.0 else f"Hinge(threshold={self.threshold})"
+            f"Hinge(threshold={self.threshold}{', ' if smoothing else ''}{smoothing})"
         )
+
+
+def _with_width(objective: Any, width: float) -> Any:
+    """A copy of ``objective`` smoothed over ``width`` (``objective`` for 0)."""
+    if not width >= 0:
+        raise ValueError(f"width must be >= 0, got {width}")
+    if width == 0:
+        return objective
+    smoothed = copy.copy(objective)
+    smoothed.width = float(width)
+    return smoothed
+
+
+def _rounded_kink(excess: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray]:
+    """``max(0, excess)`` rounded off over ``width``, and its derivative.
+
+    0 below 0, ``excess^2 / (2 width)`` up to ``width``, ``excess - width /
+    2`` beyond: the Moreau envelope of the ramp (Huber smoothing).
+    """
+    ramp = np.clip(excess / width, 0.0, 1.0)
+    losses = np.where(
+        excess >= width,
+        excess - 0.5 * width,
+        np.where(excess > 0, 0.5 * excess**2 / width, 0.0),
+    )
+    return losses, ramp
 
 
 class Perceptron(Hinge):
@@ -238,7 +290,7 @@ class Perceptron(Hinge):
         super().__init__(threshold=0.0)
 
     def __repr__(self) -> str:
-        return "Perceptron()"
+        return f"Perceptron({f'width={self.width}' if self.width else ''})"
 
 
 class SquaredHinge(Objective):
@@ -308,6 +360,8 @@ class EpsilonInsensitive(Objective):
     """
 
     name = "epsilon_insensitive"
+    kinked = True
+    width = 0.0  # of the smoothing (:meth:`smoothed`); 0 is the loss itself
 
     def __init__(self, epsilon: float = 0.1) -> None:
         if not epsilon >= 0:
@@ -318,8 +372,15 @@ class EpsilonInsensitive(Objective):
         """Per-row loss and its derivative in ``z``."""
         residual = z - y
         excess = np.abs(residual) - self.epsilon
+        if self.width > 0:
+            losses, ramp = _rounded_kink(excess, self.width)
+            return losses, np.sign(residual) * ramp
         active = excess > 0
         return np.where(active, excess, 0.0), np.where(active, np.sign(residual), 0.0)
+
+    def smoothed(self, width: float) -> Objective:
+        """The loss rounded off over ``width`` beyond ``epsilon`` (see the base)."""
+        return _with_width(self, width) if self.kinked else self
 
 
 class SquaredEpsilonInsensitive(EpsilonInsensitive):
@@ -331,6 +392,7 @@ class SquaredEpsilonInsensitive(EpsilonInsensitive):
     """
 
     name = "squared_epsilon_insensitive"
+    kinked = False
 
     def pointwise(self, z, y):
         """Per-row loss and its derivative in ``z``."""
@@ -359,6 +421,15 @@ class SignedTargets(Objective):
             raise TypeError(f"{regression!r} is not a regression loss")
         self.regression = regression
         self.name = regression.name
+
+    @property
+    def kinked(self) -> bool:  # type: ignore[override]
+        """As the regression loss's."""
+        return self.regression.kinked
+
+    def smoothed(self, width: float) -> Objective:
+        """The smoothed regression loss against ``2 y - 1``."""
+        return SignedTargets(self.regression.smoothed(width))
 
     def pointwise(self, z, y):
         """The regression loss against ``2 y - 1``."""
@@ -466,6 +537,17 @@ class OneVsRest(_MultiClass):
                 f"class_weights needs one weight per class ({n_classes}), got "
                 f"{len(self.class_weights)}"
             )
+
+    @property
+    def kinked(self) -> bool:  # type: ignore[override]
+        """As the binary loss's."""
+        return self.binary.kinked
+
+    def smoothed(self, width: float) -> Objective:
+        """The same problems with the binary loss smoothed."""
+        smoothed = copy.copy(self)
+        smoothed.binary = self.binary.smoothed(width)
+        return smoothed
 
     def value_and_gradient(self, coef, X, y, sample_weight=None):
         """Sum of the binary losses, and the gradient (flat)."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import numbers
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import dask
@@ -33,11 +33,13 @@ from sklearn.utils.validation import (
 
 from dask_gradcode.autocode import AutoCode
 from dask_gradcode.codes import SCHEMES, GradientCode, make_code
+from dask_gradcode.continuation import minimize_smoothed
 from dask_gradcode.estimators.choices import (
     check_fit_kind,
     fit_solver,
     has_l1,
     ineffective,
+    smooths_kinks,
 )
 from dask_gradcode.estimators.columns import UsedColumns
 from dask_gradcode.estimators.inputs import as_dask_rows, is_dask, lazy_rows
@@ -461,25 +463,38 @@ class CodedSGD(LinearModel):
         l1_ratio = 0.0 if self.l1_ratio is None else self.l1_ratio
         return make_penalty(self.penalty, self.alpha, l1_ratio, mask.ravel())
 
-    def _mean_loss(self, coded: CodedGradient, n_samples: int) -> LossAndGradient:
-        """The mean loss and its gradient, by coded rounds (mini-batches if asked)."""
+    def _mean_loss(
+        self, coded: CodedGradient, n_samples: int
+    ) -> Callable[[float], LossAndGradient]:
+        """The mean loss and its gradient by coded rounds, for a smoothing width.
+
+        The function of ``width`` gives the loss with its kinks rounded off
+        over that width (0: the loss itself), on mini-batches if asked.
+        """
         fraction = (
             None if self.batch_size is None else min(1.0, self.batch_size / n_samples)
         )
         seed = _seed(self.random_state)
         shuffle = bool(self.shuffle)
 
-        def mean_loss(w: np.ndarray) -> tuple[float, np.ndarray]:
-            loss, gradient = coded(
-                w, batch_fraction=fraction, batch_seed=seed, batch_shuffle=shuffle
-            )
-            return loss / n_samples, gradient / n_samples
+        def smoothed(width: float) -> LossAndGradient:
+            def mean_loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+                loss, gradient = coded(
+                    w,
+                    batch_fraction=fraction,
+                    batch_seed=seed,
+                    batch_shuffle=shuffle,
+                    smoothing=width,
+                )
+                return loss / n_samples, gradient / n_samples
 
-        return mean_loss
+            return mean_loss
+
+        return smoothed
 
     def _solve(
         self,
-        mean_loss: LossAndGradient,
+        mean_loss: Callable[[float], LossAndGradient],
         start: np.ndarray,
         penalty: ElasticNet,
         monitor: Monitor,
@@ -490,21 +505,26 @@ class CodedSGD(LinearModel):
     ) -> SolverResult:
         """Run the solver; if the cluster is lost, keep the last iterate and say so."""
         solver, learning_rate, eta0 = self._steps(partial)
+        common: dict[str, Any] = {
+            "penalty": penalty,
+            "solver": solver,
+            "max_iter": max_iter,
+            "tol": None if partial else self.tol,
+            "n_iter_no_change": self.n_iter_no_change,
+            "callback": monitor,
+            "invalidations": lambda: monitor.coded.faults_found,
+        }
         try:
+            if smooths_kinks(solver, monitor.coded.objective.kinked, partial=partial):
+                return minimize_smoothed(mean_loss, start, **common)
             return minimize(
-                mean_loss,
+                mean_loss(0.0),
                 start,
-                penalty=penalty,
-                solver=solver,
-                max_iter=max_iter,
-                tol=None if partial else self.tol,
-                n_iter_no_change=self.n_iter_no_change,
                 learning_rate=learning_rate,
                 eta0=eta0,
                 power_t=self.power_t,
                 t0=t0,
-                callback=monitor,
-                invalidations=lambda: monitor.coded.faults_found,
+                **common,
             )
         except (NoWorkersError, WorkerMemoryError) as error:
             keep_last_iterate(self, monitor, start, *shape)

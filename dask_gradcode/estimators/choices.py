@@ -18,6 +18,7 @@ __all__ = [
     "fit_solver",
     "has_l1",
     "ineffective",
+    "smooths_kinks",
 ]
 
 
@@ -60,6 +61,18 @@ def fit_solver(estimator: Any) -> str:
     if tuned or estimator.batch_size:
         return "gd"
     return "owlqn" if has_l1(estimator) else "lbfgs"
+
+
+def smooths_kinks(solver: str, kinked: bool, *, partial: bool) -> bool:
+    """Whether a fit minimises its loss by smoothing continuation.
+
+    For a loss with kinks (hinge, epsilon-insensitive) under OWL-QN (an l1
+    part in the penalty): OWL-QN stalls where rows sit on their kinks, far
+    from the sparse optimum (:mod:`~dask_gradcode.continuation`).  L-BFGS
+    with an l2 penalty ends within 0.2% of the optimum unsmoothed, in half
+    the rounds, so it stays so; ``partial_fit`` takes schedule steps.
+    """
+    return kinked and solver == "owlqn" and not partial
 
 
 def ineffective(estimator: Any, *, partial: bool) -> list[tuple[str, str]]:

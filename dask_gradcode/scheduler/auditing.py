@@ -114,7 +114,9 @@ class Auditor:
             return False
         responders = sorted(messages)
         worker = responders[round_input.iteration % len(responders)]
-        expected = parts.layout.expected_message(worker, weights)
+        expected = parts.layout.expected_message(
+            worker, weights, smoothing=round_input.smoothing
+        )
         if expected is None:
             return False
         got = np.asarray(as_dense(messages[worker]), dtype=np.float64)
@@ -137,7 +139,11 @@ class Auditor:
         parts = self.parts
         submission = next(parts.submissions)
         request = RoundRequest(
-            round_input.iteration, submission, round_input.batch, audit=True
+            round_input.iteration,
+            submission,
+            round_input.batch,
+            audit=True,
+            smoothing=round_input.smoothing,
         )
         arrivals, handles = parts.submit_all(request, round_input)
         collected = collect_all(

@@ -377,6 +377,7 @@ class CodedGradient:
         batch_fraction: float | None = None,
         batch_seed: int = 0,
         batch_shuffle: bool = True,
+        smoothing: float = 0.0,
     ) -> tuple[float, np.ndarray]:
         """One coded round at weights ``w``: ``(loss, gradient)`` summed over rows.
 
@@ -387,6 +388,9 @@ class CodedGradient:
         estimate of the full sums: a coded mini-batch.  ``batch_shuffle=False``
         goes through the rows in order instead (round ``r`` takes the rows
         whose index is ``r`` modulo ``round(1 / batch_fraction)``).
+        ``smoothing`` > 0 computes the loss with its kinks rounded off over
+        that width (:meth:`~dask_gradcode.objectives.Objective.smoothed`;
+        the quasi-Newton solvers minimise hinge-like losses this way).
 
         Raises
         ------
@@ -405,6 +409,8 @@ class CodedGradient:
             )
         weights = check_weights(w, self.dim)
         batch = check_batch(batch_fraction, batch_seed, batch_shuffle)
+        if not smoothing >= 0:
+            raise ValueError(f"smoothing must be >= 0, got {smoothing}")
         start = time.perf_counter()
         planned = True
         for attempt in range(1, MAX_ATTEMPTS + 1):
@@ -412,7 +418,12 @@ class CodedGradient:
             try:
                 self._maintain()
                 record, gradient = self._round(
-                    weights, batch, start, attempt, planned=planned
+                    weights,
+                    batch,
+                    start,
+                    attempt,
+                    planned=planned,
+                    smoothing=float(smoothing),
                 )
             except SchedulerStalled:
                 self._watch.wait()  # the same round again once it answers
@@ -455,6 +466,7 @@ class CodedGradient:
         attempt: int,
         *,
         planned: bool = True,
+        smoothing: float = 0.0,
     ) -> tuple[RoundRecord, np.ndarray]:
         """One attempt: check the usable workers, plan, ship weights, execute."""
         code = self.code
@@ -487,6 +499,7 @@ class CodedGradient:
             weights=self._transport.ship_weights(weights, addresses),
             batch=batch,
             values=weights,
+            smoothing=smoothing,
         )
         if plan.name == "split":
             return self._split.run(round_input, plan)

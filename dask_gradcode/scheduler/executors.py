@@ -223,6 +223,7 @@ class RoundInput:
     weights: Any  # as the transport ships them
     batch: Batch | None
     values: np.ndarray | None = None  # the weights themselves (audits)
+    smoothing: float = 0.0  # of the loss's kinks (RoundRequest.smoothing)
 
 
 def _record(parts: RoundParts, round_input: RoundInput, **fields: Any) -> RoundRecord:
@@ -318,7 +319,12 @@ class CodedRound:
     ) -> tuple[Collected, _Times]:
         """Submit to every usable worker; collect until decodable, then the spares."""
         parts, code = self.parts, self.parts.layout.code
-        request = RoundRequest(round_input.iteration, submission, round_input.batch)
+        request = RoundRequest(
+            round_input.iteration,
+            submission,
+            round_input.batch,
+            smoothing=round_input.smoothing,
+        )
         arrivals, handles = parts.submit_all(request, round_input)
         times = _Times(submitted=time.perf_counter(), deadline=parts.deadline.seconds())
         try:
@@ -473,7 +479,11 @@ class SplitRound:
 
         def submit(worker: int, share: Share) -> Any:
             request = RoundRequest(
-                round_input.iteration, submission, round_input.batch, share.slices
+                round_input.iteration,
+                submission,
+                round_input.batch,
+                share.slices,
+                smoothing=round_input.smoothing,
             )
             return parts.transport.submit(worker, request, round_input.weights)
 

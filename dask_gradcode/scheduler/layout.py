@@ -103,7 +103,9 @@ class Layout:
         """Rows of the data set."""
         return int(self._data[0].shape[0])
 
-    def expected_message(self, worker: int, weights: np.ndarray) -> np.ndarray | None:
+    def expected_message(
+        self, worker: int, weights: np.ndarray, *, smoothing: float = 0.0
+    ) -> np.ndarray | None:
         """Code worker ``worker``'s message at ``weights``, computed here.
 
         From the caller's own rows (NumPy, SciPy or pandas input) by the
@@ -123,7 +125,8 @@ class Layout:
             bandwidth=None,
             fault_model=None,
         )
-        reply = run_round(shard, honest, RoundRequest(0, 0, weights=weights))
+        request = RoundRequest(0, 0, weights=weights, smoothing=smoothing)
+        reply = run_round(shard, honest, request)
         return as_dense(reply.message)
 
     def physical_ids(self) -> list[int]:

@@ -93,6 +93,10 @@ class RoundRequest:
         An audit of a coded round: the worker sends its partitions' partial
         (loss, gradient)s unencoded, one row each (see
         :func:`~dask_gradcode.codes.integrity.locate_faults`).
+    smoothing : float
+        The width the loss's kinks are rounded off over
+        (:meth:`~dask_gradcode.objectives.Objective.smoothed`); 0 for the
+        loss itself.
     """
 
     iteration: int
@@ -101,6 +105,7 @@ class RoundRequest:
     slices: tuple[Slice, ...] | None = None
     weights: np.ndarray | None = None
     audit: bool = False
+    smoothing: float = 0.0
 
     @property
     def kind(self) -> str:

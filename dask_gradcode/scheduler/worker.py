@@ -284,19 +284,18 @@ def _block_value_and_gradient(
     raises RoundDropped.
     """
     X, y, sample_weight = block
+    objective = context.objective.smoothed(request.smoothing)
     n_rows = y.shape[0]
     step = max(1024, CHUNK_ELEMENTS // max(1, X.shape[1]))
     if n_rows <= step:
-        return context.objective.value_and_gradient(
-            weights, shard.design(X), y, sample_weight
-        )
+        return objective.value_and_gradient(weights, shard.design(X), y, sample_weight)
     loss = 0.0
     gradient = np.zeros(weights.size)
     for lo in range(0, n_rows, step):
         if lo:
             _check_live(request, context)
         hi = min(n_rows, lo + step)
-        part_loss, part_gradient = context.objective.value_and_gradient(
+        part_loss, part_gradient = objective.value_and_gradient(
             weights,
             shard.design(X[lo:hi]),
             y[lo:hi],

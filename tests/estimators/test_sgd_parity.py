@@ -637,3 +637,20 @@ def test_a_large_l2_penalty_with_a_constant_step_stays_finite(iris):
     with np.errstate(all="raise"):
         model.fit(X, y)
     assert np.abs(model.coef_).max() < 1e-4  # scikit-learn: exactly 0
+
+
+def test_hinge_with_l1_reaches_the_sparse_optimum_by_smoothing():
+    """scikit-learn's test_sgd_l1 data: the LP optimum is w = (-1, 0, 0, 0, 0, 1)."""
+    from tests.test_continuation import X4, Y4
+
+    model = CodedSGDClassifier(
+        penalty="l1", alpha=0.2, fit_intercept=False, tol=1e-6, max_iter=2000
+    ).fit(X4, Y4)
+    np.testing.assert_array_equal(np.flatnonzero(model.coef_), [0, 5])
+    t = 2 * Y4 - 1
+    objective = (
+        np.maximum(0, 1 - t * (X4 @ model.coef_.ravel())).mean()
+        + 0.2 * np.abs(model.coef_).sum()
+    )
+    assert objective == pytest.approx(0.4, abs=5e-4)
+    assert (model.predict(X4) == Y4).all()
