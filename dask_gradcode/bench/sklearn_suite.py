@@ -256,8 +256,10 @@ BENCHMARK = Benchmark(
         opt.Option(
             ("--select",),
             None,
-            {"type": str, "help": "a pytest -k expression: only the tests it selects"},
-            quote_default=False,
+            {
+                "type": str,
+                "help": "a pytest -k expression: only the tests it selects; None: all",
+            },
         ),
     ),
 )

@@ -36,13 +36,20 @@ from dask_gradcode.codes import SCHEMES, GradientCode, make_code
 from dask_gradcode.continuation import minimize_smoothed
 from dask_gradcode.estimators.choices import (
     check_fit_kind,
+    default_workers,
     fit_solver,
     has_l1,
     ineffective,
+    init_defaults,
     smooths_kinks,
 )
 from dask_gradcode.estimators.columns import UsedColumns
-from dask_gradcode.estimators.inputs import as_dask_rows, is_dask, lazy_rows
+from dask_gradcode.estimators.inputs import (
+    as_dask_rows,
+    is_dask,
+    lazy_rows,
+    stored_elements,
+)
 from dask_gradcode.estimators.monitoring import (
     Monitor,
     warn_about_accuracy,
@@ -246,10 +253,7 @@ class CodedSGD(LinearModel):
     def _warn_ineffective(self, *, partial: bool) -> None:
         """Warn about each parameter set away from its default that does nothing here."""
         check_fit_kind(self, partial=partial)
-        defaults = {
-            name: parameter.default
-            for name, parameter in _init_parameters(type(self)).items()
-        }
+        defaults = init_defaults(type(self))
         for name, needs in ineffective(self, partial=partial):
             value = getattr(self, name)
             if _same(value, defaults[name]):
@@ -403,7 +407,9 @@ class CodedSGD(LinearModel):
         penalty = self._penalty(*solved_shape)
         n_samples = int(X.shape[0])
         began = time.perf_counter()
-        n_workers = self.n_workers or n_cluster_workers(client)
+        n_workers = self.n_workers or default_workers(
+            n_cluster_workers(client), stored_elements(X), self.n_stragglers
+        )
         t0 = int(getattr(self, "t_", 1))
         coded = CodedGradient(
             client,
@@ -718,13 +724,3 @@ def _seed(random_state: Any) -> int:
     raise ValueError(
         f"random_state must be None, an int or a RandomState, got {random_state!r}"
     )
-
-
-def _init_parameters(cls: type[CodedSGD]) -> dict:
-    import inspect
-
-    return {
-        name: parameter
-        for name, parameter in inspect.signature(cls.__init__).parameters.items()
-        if name != "self"
-    }

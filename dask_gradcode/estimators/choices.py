@@ -8,6 +8,8 @@ fit runs.  No Dask, no data: the estimator's parameters only.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from dask_gradcode.warn import warn_from_caller
@@ -15,11 +17,51 @@ from dask_gradcode.warn import warn_from_caller
 __all__ = [
     "check_fit_kind",
     "check_partial_fit",
+    "default_workers",
     "fit_solver",
     "has_l1",
     "ineffective",
+    "init_defaults",
     "smooths_kinks",
 ]
+
+
+_DEFAULTS: dict[type, Mapping[str, Any]] = {}
+
+
+def init_defaults(cls: type) -> Mapping[str, Any]:
+    """Each parameter of ``cls.__init__`` with its default (read-only, cached).
+
+    Every fit reads them; ``inspect.signature`` cost a tiny fit 2 ms.
+    """
+    if cls not in _DEFAULTS:
+        parameters = inspect.signature(cls).parameters
+        _DEFAULTS[cls] = MappingProxyType(
+            {name: parameter.default for name, parameter in parameters.items()}
+        )
+    return _DEFAULTS[cls]
+
+
+#: Stored elements of ``X`` (nonzeros for sparse input) each worker gets at
+#: least, by default, before one more worker is worth its share of every
+#: round trip: about a millisecond of NumPy work per round.
+MIN_ELEMENTS_PER_WORKER = 2**18
+
+
+def default_workers(n_available: int, n_elements: int, n_stragglers: Any) -> int:
+    """How many workers a fit uses when ``n_workers`` is not given.
+
+    Every available worker, except for small data without an explicit
+    straggler tolerance (``n_stragglers`` ``"auto"`` or 0): one worker per
+    :data:`MIN_ELEMENTS_PER_WORKER` stored elements, at least one.  Each
+    worker costs every round a message and its actor's creation every fit
+    (on the embedded cluster 4 workers made a 6-row fit 51 ms where 1 made
+    it 26 ms), and no code pays on data a worker computes in a millisecond.
+    """
+    if n_stragglers not in ("auto", 0):
+        return n_available
+    needed = -(-int(n_elements) // MIN_ELEMENTS_PER_WORKER)
+    return max(1, min(n_available, needed))
 
 
 def has_l1(estimator: Any) -> bool:
@@ -50,12 +92,12 @@ def fit_solver(estimator: Any) -> str:
     """
     if estimator.solver != "auto":
         return str(estimator.solver)
-    defaults = inspect.signature(type(estimator).__init__).parameters
+    defaults = init_defaults(type(estimator))
     rate = estimator.learning_rate
-    if not (isinstance(rate, str) and rate == defaults["learning_rate"].default):
+    if not (isinstance(rate, str) and rate == defaults["learning_rate"]):
         return "gd"
     tuned = any(
-        getattr(estimator, name) != defaults[name].default
+        getattr(estimator, name) != defaults[name]
         for name in SCHEDULE_PARAMETERS.get(rate, ())
     )
     if tuned or estimator.batch_size:

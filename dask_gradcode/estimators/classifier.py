@@ -155,7 +155,10 @@ class CodedSGDClassifier(ClassifierMixin, CodedSGD):
     n_workers : int, optional
         Workers the code uses; default: every worker of the cluster (with no
         client, of the process's embedded in-process cluster: one worker per
-        core, at least 4; see :func:`dask_gradcode.close_embedded_cluster`).
+        core, at least 4; see :func:`dask_gradcode.close_embedded_cluster`),
+        except for small data with ``n_stragglers`` ``"auto"`` or 0: one
+        worker per 2^18 stored elements of ``X``, at least one (each worker
+        costs every round a message).
     n_stragglers : int or "auto", default="auto"
         Slow or dead workers a round can skip.  ``"auto"``: start uncoded (no
         redundant computation), measure every worker's round times, and

@@ -22,12 +22,26 @@ __all__ = [
     "is_dask",
     "label_counts",
     "lazy_rows",
+    "stored_elements",
 ]
 
 
 def is_dask(data: Any) -> bool:
     """Whether ``data`` is a dask collection (array, dataframe, series)."""
     return is_dask_collection(data)
+
+
+def stored_elements(X: Any) -> int:
+    """Elements ``X`` stores: its nonzeros if sparse, else rows times columns.
+
+    For dask input the shape's (a dask array's nonzeros are not known before
+    it is computed).
+    """
+    nnz = getattr(X, "nnz", None)
+    if nnz is not None and not is_dask(X):
+        return int(nnz)
+    rows, columns = X.shape
+    return int(rows) * int(columns)
 
 
 def as_dask_rows(data: Any, name: str) -> Any:

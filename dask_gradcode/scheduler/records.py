@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from dask_gradcode.warn import warn_from_caller
@@ -194,5 +194,13 @@ class RoundRecord:
     checked_replies: tuple[int, ...] = field(default=(), repr=False)
 
     def as_dict(self) -> dict[str, Any]:
-        """The record as a plain dict."""
-        return asdict(self)
+        """The record as a plain dict (its dicts copied; the rest is immutable).
+
+        Not ``dataclasses.asdict``: its deep copy cost a tiny fit 0.5 ms per
+        iteration.
+        """
+        return {
+            f.name: dict(value) if isinstance(value, dict) else value
+            for f in fields(self)
+            for value in (getattr(self, f.name),)
+        }
