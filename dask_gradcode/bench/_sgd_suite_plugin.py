@@ -10,7 +10,8 @@ in a fresh process with ``-p dask_gradcode.bench._sgd_suite_plugin``:
   ``sklearn`` leaves scikit-learn's own.
 - The tests of ``SGDOneClassSVM`` and of the private Cython losses are
   deselected: they test no estimator we offer.
-- Every outermost ``fit`` and ``partial_fit`` call is timed.
+- Every outermost ``fit`` and ``partial_fit`` call is timed, and the coded
+  estimators' ``fit_profile_`` after it kept.
 - ``--sgd-report PATH`` receives a JSON document: each test's outcome and
   first line of failure, and the call times.
 """
@@ -32,7 +33,11 @@ NOT_APPLICABLE = re.compile(
     r"oneclass|one_class|ocsvm|OneClass|test_loss_|test_gradient_squared_hinge"
 )
 
-_state: dict[str, Any] = {"tests": {}, "calls": {"fit": [], "partial_fit": []}}
+_state: dict[str, Any] = {
+    "tests": {},
+    "calls": {"fit": [], "partial_fit": []},
+    "profiles": {"fit": [], "partial_fit": []},
+}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -59,15 +64,18 @@ def _timed(method: Callable[..., Any], name: str, depth: dict[str, int]) -> Any:
     """``method``, recording the time of each call not made inside another."""
 
     @functools.wraps(method)
-    def timed(*args: Any, **kwargs: Any) -> Any:
+    def timed(self: Any, *args: Any, **kwargs: Any) -> Any:
         depth["calls"] += 1
         start = time.perf_counter()
         try:
-            return method(*args, **kwargs)
+            return method(self, *args, **kwargs)
         finally:
             depth["calls"] -= 1
             if depth["calls"] == 0:
                 _state["calls"][name].append(time.perf_counter() - start)
+                profile = getattr(self, "fit_profile_", None)  # the coded ones'
+                if profile is not None:
+                    _state["profiles"][name].append(dict(profile))
 
     return timed
 

@@ -265,6 +265,17 @@ def measure(session: Session, o: Options) -> Measured:
 def _summary(estimators: str, result: dict[str, Any]) -> dict[str, Any]:
     outcomes = Counter(test["outcome"] for test in result["tests"].values())
     calls = result["calls"]
+    stages = {
+        f"median {kind} {stage}": _median(
+            [p[key] * scale for p in result["profiles"][kind] if key in p]
+        )
+        for kind in ("fit", "partial_fit")
+        for stage, key, scale in (
+            ("rounds", "rounds", 1.0),
+            ("placement (ms)", "placement_seconds", 1e3),
+            ("round time (ms)", "round_seconds", 1e3),
+        )
+    }
     return {
         "estimators": "scikit-learn SGD" if estimators == "sklearn" else "coded",
         "tests": len(result["tests"]),
@@ -276,11 +287,16 @@ def _summary(estimators: str, result: dict[str, Any]) -> dict[str, Any]:
         "median fit (ms)": _median_ms(calls["fit"]),
         "partial_fits": len(calls["partial_fit"]),
         "median partial_fit (ms)": _median_ms(calls["partial_fit"]),
+        **stages,
     }
 
 
 def _median_ms(seconds: list[float]) -> float:
-    return 1e3 * statistics.median(seconds) if seconds else float("nan")
+    return 1e3 * _median(seconds)
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
 
 
 def run(**options: Any) -> Report:
@@ -300,7 +316,20 @@ SUMMARY_COLUMNS = {
     "median partial_fit (ms)": "median partial_fit (ms)",
 }
 
+STAGE_COLUMNS = {
+    "estimators": "estimators",
+    "median fit rounds": "rounds per fit",
+    "median fit placement (ms)": "fit placement (ms)",
+    "median fit round time (ms)": "fit rounds (ms)",
+    "median partial_fit rounds": "rounds per partial_fit",
+    "median partial_fit placement (ms)": "partial_fit placement (ms)",
+    "median partial_fit round time (ms)": "partial_fit rounds (ms)",
+}
+
 FAILURE_COLUMNS = {"test": "test", "kind": "kind", "reason": "reason"}
+
+#: The project's targets for these small fits (milliseconds, medians).
+FIT_TARGET_MS, PARTIAL_FIT_TARGET_MS = 30.0, 10.0
 
 
 def page(measured: Measured, session: Session) -> Page:
@@ -320,6 +349,8 @@ def page(measured: Measured, session: Session) -> Page:
         else ""
     )
     fit_ratio = ours["median fit (ms)"] / theirs["median fit (ms)"]
+    fit_met = ours["median fit (ms)"] <= FIT_TARGET_MS
+    partial_met = ours["median partial_fit (ms)"] <= PARTIAL_FIT_TARGET_MS
     return Page(
         f"""# scikit-learn's `test_sgd.py` against the coded estimators
 
@@ -337,7 +368,21 @@ call times are every `fit` and `partial_fit` the tests make (most on 6 to
 
 {selected}{markdown_table(summary, SUMMARY_COLUMNS)}
 
-A median fit of ours takes {fit_ratio:.0f}x scikit-learn's.  {ours["failed"]} of
+A median fit of ours takes {fit_ratio:.0f}x scikit-learn's.  The targets for
+these small fits, a median `fit` of at most {FIT_TARGET_MS:.0f} ms and `partial_fit` of
+at most {PARTIAL_FIT_TARGET_MS:.0f} ms, are {"met" if fit_met else "missed"} and
+{"met" if partial_met else "missed"}.  Where the coded fits' time goes (medians of
+their `fit_profile_`; the rest is input checks, the code and the solver):
+
+{markdown_table([ours], STAGE_COLUMNS)}
+
+Each round is a round trip to the embedded cluster's workers, which
+scikit-learn's single-process SGD does not pay, and placing the data
+creates one actor per worker.  On the 6-row data most tests use, L-BFGS
+takes about 16 rounds per iteration on the hinge loss: the data are
+separable and its line search meets the hinge's kink at every step.
+
+{ours["failed"]} of
 {ours["tests"]} tests fail with ours ({counted or "none"}); {len(unexplained)}
 failures are unexplained.
 
