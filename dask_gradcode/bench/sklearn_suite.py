@@ -376,11 +376,13 @@ their `fit_profile_`; the rest is input checks, the code and the solver):
 
 {markdown_table([ours], STAGE_COLUMNS)}
 
-Each round is a round trip to the embedded cluster's workers, which
-scikit-learn's single-process SGD does not pay, and placing the data
-creates one actor per worker.  On the 6-row data most tests use, L-BFGS
-takes about 16 rounds per iteration on the hinge loss: the data are
-separable and its line search meets the hinge's kink at every step.
+Placing the data is the largest part: the shards go to the workers and one
+actor per worker is created through the scheduler, several of Dask's
+message hops each.  Each round then is a direct round trip to the embedded
+cluster's workers, which scikit-learn's single-process SGD does not pay.
+The slowest fits are the hinge loss's on separable data of a few rows:
+L-BFGS's line search meets the kink at every step (79 rounds for 5
+iterations on the 6-row data most tests use).
 
 {ours["failed"]} of
 {ours["tests"]} tests fail with ours ({counted or "none"}); {len(unexplained)}
