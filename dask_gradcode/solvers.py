@@ -159,13 +159,10 @@ def minimize(
     penalty : ElasticNet, optional
         No penalty if None.
     solver : {"lbfgs", "owlqn", "gd", "nesterov"}, default="lbfgs"
-        ``"lbfgs"``: scipy's L-BFGS-B (smooth penalties only).
-        ``"owlqn"``: orthant-wise L-BFGS (Andrew & Gao, ICML 2007; Spark
-        MLlib's solver for l1 and elastic net), which reaches sparse optima
-        (exact zeros) at quasi-Newton speed.  ``"gd"``:
-        proximal gradient descent with the ``learning_rate`` schedule.
-        ``"nesterov"``: accelerated proximal gradient (FISTA) with a
-        backtracking line search.
+        scipy's L-BFGS-B (smooth penalties only); orthant-wise L-BFGS
+        (Andrew & Gao 2007, Spark MLlib's l1 solver: exact zeros);
+        proximal gradient descent with ``learning_rate``; accelerated
+        proximal gradient (FISTA) with a backtracking line search.
     max_iter : int, default=1000
         Iterations at most.
     tol : float or None, default=1e-3
@@ -189,11 +186,9 @@ def minimize(
         True stops the solver (early stopping), which then counts as converged.
     invalidations : callable, optional
         ``invalidations()`` counts the times ``fun`` found values it returned
-        earlier wrong (a coded gradient's audit caught a wrong worker whose
-        replies unverified rounds had decoded).  When the count grows, the
-        solver forgets what it learned from those values, the stopping
-        rule's best objective and the curvature memory, and goes on from
-        its current point, so a fit ends where an honest one does.
+        earlier wrong (an audit caught a wrong worker after unverified
+        rounds).  When it grows, the solver forgets the stopping rule's best
+        objective and its curvature memory and goes on from its point.
 
     Returns
     -------
