@@ -39,6 +39,7 @@ import logging
 import math
 import threading
 import traceback
+import weakref
 from collections import deque
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -47,7 +48,7 @@ import numpy as np
 from distributed import Client, Future, as_completed, get_worker
 from distributed.protocol import pickle, to_serialize
 
-from dask_gradcode.scheduler.clients import bounded_run, settle
+from dask_gradcode.scheduler.clients import bounded_run, is_embedded, settle
 from dask_gradcode.scheduler.protocol import RoundContext, RoundRequest
 from dask_gradcode.scheduler.records import warn_caller
 from dask_gradcode.scheduler.worker import (
@@ -63,6 +64,7 @@ __all__ = [
     "Arrivals",
     "DirectTransport",
     "FuturesTransport",
+    "RoundHost",
     "RoundServer",
     "Transport",
     "TransportFallbackWarning",
@@ -349,6 +351,87 @@ class RoundServer:
         return True
 
 
+class RoundHost:
+    """A lasting actor of the embedded cluster: one worker's rounds, fit after fit.
+
+    Creating an actor goes through the scheduler (several of Dask's message
+    hops: 8-15 ms on the embedded cluster, the largest part of a small
+    fit).  On the embedded cluster, whose lifetime this process owns, one
+    host per worker is created once and each fit *binds* its shard to it
+    with a direct call: the host looks the shard up in its worker's data
+    and serves the fit's rounds by a :class:`RoundServer` until the fit
+    unbinds it.
+    """
+
+    def __init__(self) -> None:
+        self.servers: dict[str, RoundServer] = {}
+
+    async def bind(self, binding: str, shard_key: str, context: RoundContext) -> bool:
+        """Serve ``binding``'s rounds on the shard this worker holds as ``shard_key``."""
+        shard: Shard = get_worker().data[shard_key]  # type: ignore[assignment]
+        self.servers[binding] = RoundServer(shard, context)
+        return True
+
+    async def unbind(self, binding: str) -> None:
+        """Forget ``binding`` (its fit is over); its shard is released with it."""
+        self.servers.pop(binding, None)
+
+    async def bindings(self) -> list[str]:
+        """The bindings served now."""
+        return list(self.servers)
+
+    async def round(self, binding: str, payload: bytes, weights: Any = None) -> bytes:
+        """:meth:`RoundServer.round` of ``binding``."""
+        return await self.servers[binding].round(payload, weights)
+
+    async def wake(self, binding: str, token: str, submission: int) -> None:
+        """:meth:`RoundServer.wake` of ``binding``."""
+        mark_decoded(token, submission)
+
+    async def ping(self) -> bool:
+        """Answer at once: the client can reach this actor."""
+        return True
+
+
+#: The embedded cluster's hosts, by client, then worker address.
+_HOSTS: weakref.WeakKeyDictionary[Client, dict[str, Future]] = (
+    weakref.WeakKeyDictionary()
+)
+_HOSTS_LOCK = threading.Lock()
+
+
+def lasting_hosts(
+    client: Client, addresses: Sequence[str], timeout: float
+) -> dict[str, Future]:
+    """The :class:`RoundHost` of each of ``addresses`` that is in place.
+
+    Creates the missing ones (once per worker for the client's lifetime);
+    a worker whose host could not be created is left out.
+    """
+    with _HOSTS_LOCK:
+        hosts = _HOSTS.setdefault(client, {})
+        for address in list(hosts):
+            if hosts[address].status in ("error", "cancelled", "lost"):
+                del hosts[address]
+        missing = [a for a in addresses if a not in hosts]
+        for address in missing:
+            hosts[address] = client.submit(
+                RoundHost,
+                actor=True,
+                key=f"gradcode-host-{address}",
+                workers=[address],
+                allow_other_workers=False,
+                pure=False,
+            )
+        if missing:
+            settle(client, [hosts[a] for a in missing], missing, timeout)
+        return {
+            a: hosts[a]
+            for a in addresses
+            if a in hosts and hosts[a].status == "finished"
+        }
+
+
 def _as_travelling_error(function: Any, *args: Any) -> Any:
     """``function(*args)``; an error that cannot be pickled travels as its text.
 
@@ -430,10 +513,14 @@ class DirectTransport:
     releases_in_background = False
     through_scheduler = False
 
-    def __init__(self, client: Client, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self, client: Client, *, timeout: float = 10.0, lasting: bool = False
+    ) -> None:
         self.client = client
         self.timeout = timeout
+        self.lasting = lasting
         self._actors: list[Future] = []
+        self._bindings: list[str] = []  # with lasting hosts: each worker's
         self._addresses: list[str] = []
         self._proxied: set[str] = set()
 
@@ -451,6 +538,10 @@ class DirectTransport:
         """
         self.close()
         self._addresses = list(addresses)
+        if self.lasting:
+            failed = self._bind_to_hosts(shards, addresses, contexts)
+            if failed is not None:
+                return failed | self._check_routes(failed)
         self._actors = [
             self.client.submit(
                 RoundServer,
@@ -466,6 +557,50 @@ class DirectTransport:
         ]
         settle(self.client, self._actors, addresses, self.timeout)
         failed = {w for w, a in enumerate(self._actors) if a.status != "finished"}
+        return failed | self._check_routes(failed)
+
+    def _bind_to_hosts(
+        self,
+        shards: list[Future],
+        addresses: Sequence[str],
+        contexts: Sequence[RoundContext],
+    ) -> set[int] | None:
+        """Bind each shard to its worker's lasting host; the workers that failed.
+
+        None when some worker has no host (the caller then creates actors).
+        """
+        hosts = lasting_hosts(self.client, addresses, self.timeout)
+        if len(hosts) < len(addresses):
+            return None
+        self._actors = [hosts[a] for a in addresses]
+        bindings = [str(shard.key) for shard in shards]
+
+        async def bind_all() -> list[Any]:
+            return await asyncio.gather(
+                *(
+                    asyncio.wait_for(
+                        self.call(w, "bind", bindings[w], shard.key, contexts[w]),
+                        CONNECT_TIMEOUT,
+                    )
+                    for w, shard in enumerate(shards)
+                ),
+                return_exceptions=True,
+            )
+
+        answers = self.client.sync(bind_all)
+        self._bindings = bindings
+        return {
+            w
+            for w, a in enumerate(answers)
+            if not (isinstance(a, tuple) and a[0] == "reply")
+        }
+
+    def _check_routes(self, failed: set[int]) -> set[int]:
+        """Probe every actor not in ``failed``; the unreachable ones.
+
+        Warns when some are reached only through the scheduler's proxy.
+        """
+        addresses = self._addresses
         routes = self.client.sync(
             self._probe_all, [w for w in range(len(addresses)) if w not in failed]
         )
@@ -478,7 +613,7 @@ class DirectTransport:
                 "transport='futures'",
                 TransportFallbackWarning,
             )
-        return failed | {w for w, route in routes.items() if route is None}
+        return {w for w, route in routes.items() if route is None}
 
     async def _probe_all(self, workers: list[int]) -> dict[int, str | None]:
         results = await asyncio.gather(*(self._probe(w) for w in workers))
@@ -511,9 +646,18 @@ class DirectTransport:
 
         Raises OSError when the worker cannot be reached.
         """
-        address = self._addresses[worker]
+        if self._bindings and function in ("round", "wake"):
+            args = (self._bindings[worker], *args)  # a lasting host's binding
+        return await self._call_actor(
+            self._actors[worker].key, self._addresses[worker], function, *args
+        )
+
+    async def _call_actor(
+        self, key: Any, address: str, function: str, *args: Any
+    ) -> tuple[str, Any]:
+        """``call``, given the actor's key and its worker's address."""
         message: dict[str, Any] = {
-            "actor": self._actors[worker].key,
+            "actor": key,
             "function": function,
             "args": [to_serialize(arg) for arg in args],
             "kwargs": {},
@@ -571,13 +715,40 @@ class DirectTransport:
         await asyncio.gather(*(one(w) for w in workers))
 
     def close(self) -> None:
-        """Release the actors (their workers drop them)."""
+        """Release the actors (their workers drop them), or unbind lasting hosts."""
         actors, self._actors = self._actors, []
+        if self._bindings:
+            self._unbind(actors)
+            return
         if actors and self.client.status == "running":
             try:
                 self.client.cancel(actors)
             except Exception:  # the cluster is going away anyway
                 logger.debug("cancelling actors failed", exc_info=True)
+
+    def _unbind(self, hosts: list[Future]) -> None:
+        """Tell each lasting host its binding is over."""
+        bindings, self._bindings = self._bindings, []
+        if self.client.status != "running":
+            return
+        calls = list(zip(hosts, self._addresses, bindings, strict=True))
+
+        async def unbind_all() -> None:
+            async def one(host: Future, address: str, binding: str) -> None:
+                try:
+                    await asyncio.wait_for(
+                        self._call_actor(host.key, address, "unbind", binding),
+                        CONNECT_TIMEOUT,
+                    )
+                except Exception:  # the worker is gone: so is its binding
+                    logger.debug("unbinding on %s failed", address, exc_info=True)
+
+            await asyncio.gather(*(one(*call) for call in calls))
+
+        try:
+            self.client.sync(unbind_all)
+        except Exception:  # the cluster is going away anyway
+            logger.debug("unbinding failed", exc_info=True)
 
 
 def _loop(client: Client) -> Any:
@@ -615,7 +786,11 @@ def check_transport(transport: str | None) -> str:
 
 
 def make_transport(transport: str | None, client: Client) -> Transport:
-    """The transport named ``transport`` (None: Dask's configuration's)."""
+    """The transport named ``transport`` (None: Dask's configuration's).
+
+    On the embedded cluster the direct transport binds each fit to lasting
+    actors (:class:`RoundHost`) instead of creating actors for it.
+    """
     if check_transport(transport) == "futures":
         return FuturesTransport(client)
-    return DirectTransport(client)
+    return DirectTransport(client, lasting=is_embedded(client))

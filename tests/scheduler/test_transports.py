@@ -296,3 +296,23 @@ def test_an_error_that_cannot_be_pickled_is_the_workers_error_not_a_lost_worker(
         ),
     ):
         cg(w)
+
+
+def test_the_embedded_cluster_binds_each_run_to_lasting_actors(data):
+    """No actor is created per run there, and each run's binding ends with it."""
+    from dask_gradcode.scheduler import embedded_client, transports
+
+    X, y, w = data
+    embedded = embedded_client()
+    code = make_code("cyclic-repetition", 3, 1, random_state=0)
+    seen = []
+    for _ in range(2):
+        with CodedGradient(embedded, code, X, y, "log_loss") as cg:
+            loss, gradient = cg(w)
+            seen.append(dict(transports._HOSTS[embedded]))
+        expected_loss, expected_gradient = reference(X, y, w)
+        assert loss == pytest.approx(expected_loss, rel=1e-12)
+        np.testing.assert_allclose(gradient, expected_gradient, rtol=1e-12)
+    assert seen[0] == seen[1] and len(seen[0]) >= 3  # the same actors, reused
+    for host in seen[0].values():
+        assert host.result().bindings().result() == []  # unbound at the run's end
