@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import logging
 import os
 import sys
 import threading
@@ -29,6 +30,8 @@ __all__ = [
     "settle",
     "worker_addresses",
 ]
+
+logger = logging.getLogger("dask_gradcode")
 
 #: Seconds a call to the scheduler may take before it counts as failed.
 SCHEDULER_TIMEOUT = 30.0
@@ -155,12 +158,22 @@ def is_embedded(client: Client) -> bool:
     return client is not None and _EMBEDDED.get("client") is client
 
 
+#: Called with the embedded cluster's client before it closes (what lives as
+#: long as the cluster, such as the transports' lasting actors, is released).
+BEFORE_EMBEDDED_CLOSE: list[Callable[[Client], None]] = []
+
+
 def close_embedded_cluster() -> None:
     """Close the embedded cluster, if one was started (a later fit starts another)."""
     with _EMBEDDED_LOCK:
         client = _EMBEDDED.pop("client", None)
         cluster = _EMBEDDED.pop("cluster", None)
     if client is not None:
+        for release in BEFORE_EMBEDDED_CLOSE:
+            try:
+                release(client)
+            except Exception:  # closing goes on: the cluster takes it with it
+                logger.debug("releasing before close failed", exc_info=True)
         client.close()
     if cluster is not None:
         cluster.close()

@@ -38,6 +38,7 @@ import itertools
 import logging
 import math
 import threading
+import time
 import traceback
 import weakref
 from collections import deque
@@ -48,7 +49,12 @@ import numpy as np
 from distributed import Client, Future, as_completed, get_worker
 from distributed.protocol import pickle, to_serialize
 
-from dask_gradcode.scheduler.clients import bounded_run, is_embedded, settle
+from dask_gradcode.scheduler.clients import (
+    BEFORE_EMBEDDED_CLOSE,
+    bounded_run,
+    is_embedded,
+    settle,
+)
 from dask_gradcode.scheduler.protocol import RoundContext, RoundRequest
 from dask_gradcode.scheduler.records import warn_caller
 from dask_gradcode.scheduler.worker import (
@@ -430,6 +436,26 @@ def lasting_hosts(
             for a in addresses
             if a in hosts and hosts[a].status == "finished"
         }
+
+
+def release_lasting_hosts(client: Client, timeout: float = 1.0) -> None:
+    """Release the client's :class:`RoundHost` actors and wait for it.
+
+    Before the embedded cluster closes: an actor released by the close
+    itself can still be on its way to a worker when the worker's comm
+    closes, and Dask then logs the closed comm's traceback.
+    """
+    with _HOSTS_LOCK:
+        hosts = list(_HOSTS.pop(client, {}).values())
+    if not hosts or client.status != "running":
+        return
+    client.cancel(hosts)
+    deadline = time.monotonic() + timeout
+    while client.who_has(hosts) and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
+BEFORE_EMBEDDED_CLOSE.append(release_lasting_hosts)
 
 
 def _as_travelling_error(function: Any, *args: Any) -> Any:

@@ -300,7 +300,11 @@ def test_an_error_that_cannot_be_pickled_is_the_workers_error_not_a_lost_worker(
 
 def test_the_embedded_cluster_binds_each_run_to_lasting_actors(data):
     """No actor is created per run there, and each run's binding ends with it."""
-    from dask_gradcode.scheduler import embedded_client, transports
+    from dask_gradcode.scheduler import (
+        close_embedded_cluster,
+        embedded_client,
+        transports,
+    )
 
     X, y, w = data
     embedded = embedded_client()
@@ -316,3 +320,6 @@ def test_the_embedded_cluster_binds_each_run_to_lasting_actors(data):
     assert seen[0] == seen[1] and len(seen[0]) >= 3  # the same actors, reused
     for host in seen[0].values():
         assert host.result().bindings().result() == []  # unbound at the run's end
+    close_embedded_cluster()  # releases them first (a later fit starts afresh)
+    assert embedded not in transports._HOSTS
+    assert all(host.status == "cancelled" for host in seen[0].values())
