@@ -337,7 +337,14 @@ def worker_addresses(client: Client) -> list[str]:
 
 
 def n_cluster_workers(client: Client) -> int:
-    """How many workers the client's cluster has now."""
+    """How many workers the client's cluster has now.
+
+    The embedded cluster's are in this process: counted without asking the
+    scheduler (0.7 ms of a 10 ms ``partial_fit``).
+    """
+    cluster = _EMBEDDED.get("cluster") if is_embedded(client) else None
+    if cluster is not None:
+        return len(cluster.workers)
     return len(heartbeats(client))
 
 
