@@ -421,13 +421,8 @@ def lasting_hosts(
                 del hosts[address]
         missing = [a for a in addresses if a not in hosts]
         for address in missing:
-            hosts[address] = client.submit(
-                RoundHost,
-                actor=True,
-                key=f"gradcode-host-{address}",
-                workers=[address],
-                allow_other_workers=False,
-                pure=False,
+            hosts[address] = _pinned_actor(
+                client, RoundHost, key=f"gradcode-host-{address}", address=address
             )
         if missing:
             settle(client, [hosts[a] for a in missing], missing, timeout)
@@ -436,6 +431,21 @@ def lasting_hosts(
             for a in addresses
             if a in hosts and hosts[a].status == "finished"
         }
+
+
+def _pinned_actor(
+    client: Client, cls: type, *args: Any, key: str, address: str
+) -> Future:
+    """An actor of ``cls(*args)`` created on the worker at ``address`` only."""
+    return client.submit(
+        cls,
+        *args,
+        actor=True,
+        key=key,
+        workers=[address],
+        allow_other_workers=False,
+        pure=False,
+    )
 
 
 def release_lasting_hosts(client: Client, timeout: float = 1.0) -> None:
@@ -569,15 +579,13 @@ class DirectTransport:
             if failed is not None:
                 return failed | self._check_routes(failed)
         self._actors = [
-            self.client.submit(
+            _pinned_actor(
+                self.client,
                 RoundServer,
                 shard,
                 context,
-                actor=True,
                 key=f"gradcode-actor-{shard.key}",
-                workers=[address],
-                allow_other_workers=False,
-                pure=False,
+                address=address,
             )
             for shard, address, context in zip(shards, addresses, contexts, strict=True)
         ]
