@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from dask_gradcode import __version__
 from dask_gradcode.bench import BENCHMARKS, load_benchmark
 from dask_gradcode.bench.options import (
     add_cluster_options,
@@ -226,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``dask-gradcode`` argument parser."""
     parser = argparse.ArgumentParser(
         prog="dask-gradcode", description="Coded gradient descent on Dask."
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__}"
     )
     commands = parser.add_subparsers(
         dest="command", required=True, parser_class=_LazyParser

@@ -44,3 +44,12 @@ def test_errors_from_the_library_become_a_one_line_message(capsys):
     assert main(["stability", "--workers", "1", "--sets", "2"]) == 2
     last_line = capsys.readouterr().err.strip().splitlines()[-1]
     assert last_line.startswith("dask-gradcode: error: n_stragglers=")
+
+
+def test_version_prints_the_package_version(capsys):
+    from dask_gradcode import __version__
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.strip() == f"dask-gradcode {__version__}"

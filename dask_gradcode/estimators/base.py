@@ -258,11 +258,14 @@ class CodedSGD(LinearModel):
             value = getattr(self, name)
             if _same(value, defaults[name]):
                 continue
-            warn_from_caller(
-                f"{name}={value!r} has no effect with solver={fit_solver(self)!r}"
-                f"{' in partial_fit' if partial else ''}; it needs {needs}",
-                UserWarning,
+            where = (
+                ""  # no solver uses it
+                if needs is None
+                else f" with solver={fit_solver(self)!r}"
+                f"{' in partial_fit' if partial else ''}; it needs {needs}"
             )
+            why = "; the parallelism is the Dask cluster's" if needs is None else ""
+            warn_from_caller(f"{name}={value!r} has no effect{where}{why}", UserWarning)
 
     def _validate(self, X: Any, y: Any, reset: bool) -> tuple[Any, Any]:
         """Checked ``X, y``: scikit-learn's checks, or dask rows for dask input."""

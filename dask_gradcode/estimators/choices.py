@@ -117,10 +117,13 @@ def smooths_kinks(solver: str, kinked: bool, *, partial: bool) -> bool:
     return kinked and solver == "owlqn" and not partial
 
 
-def ineffective(estimator: Any, *, partial: bool) -> list[tuple[str, str]]:
-    """``(parameter, what it needs)`` for the parameters that do nothing here."""
+def ineffective(estimator: Any, *, partial: bool) -> list[tuple[str, str | None]]:
+    """``(parameter, what it needs)`` for the parameters that do nothing here.
+
+    None for what needs: a parameter no solver uses (``n_jobs``).
+    """
     solver = fit_solver(estimator)
-    unused = []
+    unused: list[tuple[str, str | None]] = []
     if not (partial or solver == "gd"):
         needs = "solver='gd' (or partial_fit)"
         unused += [("learning_rate", needs), ("eta0", needs), ("power_t", needs)]
@@ -136,7 +139,7 @@ def ineffective(estimator: Any, *, partial: bool) -> list[tuple[str, str]]:
     if estimator.tol is None and not estimator.early_stopping:
         unused.append(("n_iter_no_change", "tol or early_stopping"))
     if hasattr(estimator, "n_jobs"):
-        unused.append(("n_jobs", "nothing: the parallelism is the Dask cluster's"))
+        unused.append(("n_jobs", None))  # no solver: the Dask cluster's parallelism
     return unused
 
 
