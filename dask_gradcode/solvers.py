@@ -101,10 +101,9 @@ class _Counted:
         If so, the stopping rule forgets its best objective (it may be one
         of the wrong values); the caller empties its own memory.
         """
-        count = self._count()
-        if count <= self._seen:
+        if not self.invalidated:
             return False
-        self._seen = count
+        self._seen = self._count()
         stall.forget()
         return True
 

@@ -254,18 +254,10 @@ class CodedSGD(LinearModel):
         """Warn about each parameter set away from its default that does nothing here."""
         check_fit_kind(self, partial=partial)
         defaults = init_defaults(type(self))
-        for name, needs in ineffective(self, partial=partial):
+        for name, reason in ineffective(self, partial=partial):
             value = getattr(self, name)
-            if _same(value, defaults[name]):
-                continue
-            where = (
-                ""  # no solver uses it
-                if needs is None
-                else f" with solver={fit_solver(self)!r}"
-                f"{' in partial_fit' if partial else ''}; it needs {needs}"
-            )
-            why = "; the parallelism is the Dask cluster's" if needs is None else ""
-            warn_from_caller(f"{name}={value!r} has no effect{where}{why}", UserWarning)
+            if not _same(value, defaults[name]):
+                warn_from_caller(f"{name}={value!r} has no effect{reason}", UserWarning)
 
     def _validate(self, X: Any, y: Any, reset: bool) -> tuple[Any, Any]:
         """Checked ``X, y``: scikit-learn's checks, or dask rows for dask input."""

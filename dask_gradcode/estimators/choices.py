@@ -117,13 +117,14 @@ def smooths_kinks(solver: str, kinked: bool, *, partial: bool) -> bool:
     return kinked and solver == "owlqn" and not partial
 
 
-def ineffective(estimator: Any, *, partial: bool) -> list[tuple[str, str | None]]:
-    """``(parameter, what it needs)`` for the parameters that do nothing here.
+def ineffective(estimator: Any, *, partial: bool) -> list[tuple[str, str]]:
+    """``(parameter, why it has no effect)`` for the parameters that do nothing here.
 
-    None for what needs: a parameter no solver uses (``n_jobs``).
+    The reason follows "has no effect" in the warning: which solver ignores
+    it and what it needs, or why nothing uses it.
     """
     solver = fit_solver(estimator)
-    unused: list[tuple[str, str | None]] = []
+    unused: list[tuple[str, str]] = []
     if not (partial or solver == "gd"):
         needs = "solver='gd' (or partial_fit)"
         unused += [("learning_rate", needs), ("eta0", needs), ("power_t", needs)]
@@ -138,9 +139,11 @@ def ineffective(estimator: Any, *, partial: bool) -> list[tuple[str, str | None]
         unused.append(("average", "solver='gd' or 'nesterov' (or partial_fit)"))
     if estimator.tol is None and not estimator.early_stopping:
         unused.append(("n_iter_no_change", "tol or early_stopping"))
+    where = f" with solver={solver!r}{' in partial_fit' if partial else ''}"
+    reasons = [(name, f"{where}; it needs {needs}") for name, needs in unused]
     if hasattr(estimator, "n_jobs"):
-        unused.append(("n_jobs", None))  # no solver: the Dask cluster's parallelism
-    return unused
+        reasons.append(("n_jobs", "; the parallelism is the Dask cluster's"))
+    return reasons
 
 
 def check_partial_fit(estimator: Any) -> None:

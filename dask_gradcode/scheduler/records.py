@@ -199,8 +199,8 @@ class RoundRecord:
         Not ``dataclasses.asdict``: its deep copy cost a tiny fit 0.5 ms per
         iteration.
         """
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
         return {
-            f.name: dict(value) if isinstance(value, dict) else value
-            for f in fields(self)
-            for value in (getattr(self, f.name),)
+            name: dict(value) if isinstance(value, dict) else value
+            for name, value in values.items()
         }
