@@ -119,7 +119,18 @@ def _demo(args: argparse.Namespace) -> int:
             f"| {scheme} | {s} | {m} | {load:g} | {mean_ms:.1f} | {late} "
             f"| {loss:.5f} | {accuracy:.3f} | {'yes' if exact else 'no'} |"
         )
+    print(DEMO_LEGEND)
     return 0
+
+
+#: What the demo's columns mean (printed under its table).
+DEMO_LEGEND = """
+s: stragglers each round can skip (the gradient decodes from any n - s of the
+   n workers); m: communication reduction (each worker sends 1/m of a
+   gradient); load: partitions each worker computes, of n (an exact code needs
+   load >= s + m; ignore-stragglers is approximate).
+Rounds without the slow worker: rounds decoded before that round's slow worker
+answered. Exact gradients: every round's gradient exact to the code's rtol."""
 
 
 def _local_link(client: Client) -> str:
@@ -205,17 +216,27 @@ class _LazyParser(argparse.ArgumentParser):
 
 def _add_bench_commands(bench: argparse.ArgumentParser) -> None:
     """One sub-command per benchmark, from its declaration."""
-    common = argparse.ArgumentParser(add_help=False)
-    add_output_options(common)
-    add_cluster_options(common)
+    outputs = argparse.ArgumentParser(add_help=False)
+    add_output_options(outputs)
+    cluster = argparse.ArgumentParser(add_help=False)
+    add_cluster_options(cluster)
+    # Accepted but not listed, so that giving one gets the benchmark's reason.
+    unlisted_cluster = argparse.ArgumentParser(add_help=False)
+    add_cluster_options(unlisted_cluster, listed=False)
     names = bench.add_subparsers(dest="name", required=True, metavar="NAME")
     for name in BENCHMARKS:
         benchmark = load_benchmark(name)
+        description = benchmark.help
+        if benchmark.local_only:
+            description += (
+                ". It runs only on processes it starts on this machine, and "
+                f"takes no cluster options: it {benchmark.local_only}."
+            )
         parser = names.add_parser(
             name,
-            parents=[common],
+            parents=[outputs, unlisted_cluster if benchmark.local_only else cluster],
             help=benchmark.help,
-            description=benchmark.help,
+            description=description,
             # absent options are left out of the call: their defaults are the
             # measuring function's, which the help quotes
             argument_default=argparse.SUPPRESS,

@@ -34,6 +34,7 @@ from dask_gradcode.bench import options as opt
 from dask_gradcode.bench.adaptive import chosen_scenarios
 from dask_gradcode.bench.benchmark import Benchmark, Measured, Options, Page, Session
 from dask_gradcode.bench.convergence import standardised_classification
+from dask_gradcode.bench.plots import Bars, bar_panels
 from dask_gradcode.bench.report import machine_description, markdown_table
 from dask_gradcode.scheduler.autocoding import forget_measurements
 from dask_gradcode.stragglers import ComputeTime
@@ -260,24 +261,19 @@ the remembered measurements call for.
 
 
 def _bars(table: list[dict[str, Any]]) -> Any:
-    import matplotlib.pyplot as plt
-
     clusters = list(dict.fromkeys(r["cluster"] for r in table))
-    figure, axes = plt.subplots(
-        1, len(clusters), figsize=(3.2 * len(clusters), 4), layout="constrained"
-    )
-    for ax, cluster in zip(np.atleast_1d(axes), clusters, strict=True):
+    panels = []
+    for cluster in clusters:
         rows = [r for r in table if r["cluster"] == cluster]
-        colours = [
-            "tab:orange" if r["method"].startswith("auto") else "tab:blue" for r in rows
-        ]
-        ax.barh(
-            [r["method"] for r in rows], [r["seconds"] for r in rows], color=colours
+        panels.append(
+            Bars(
+                cluster,
+                "fit (s)",
+                [r["method"] for r in rows],
+                {"": [r["seconds"] for r in rows]},
+            )
         )
-        ax.set_title(cluster, fontsize="small")
-        ax.set_xlabel("fit (s)")
-        ax.tick_params(axis="y", labelsize="x-small")
-    return figure
+    return bar_panels(panels, width=3.4)
 
 
 BENCHMARK = Benchmark(

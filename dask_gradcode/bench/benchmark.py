@@ -100,6 +100,10 @@ class Benchmark:
         several published runs are separated by ``";"`` (each may give its
         own ``--out``)
         (``benchmarks/reproduce.py`` runs it again with them).
+    local_only : str, default=""
+        Why it runs only on processes it starts itself (it then takes no
+        cluster options, and its ``--help`` lists none); empty: it runs on
+        an embedded ``LocalCluster`` or an existing cluster.
     """
 
     name: str
@@ -111,6 +115,7 @@ class Benchmark:
     requirements: tuple[str, ...] = ("matplotlib",)
     transport: bool = True
     published: tuple[str, ...] = ()
+    local_only: str = ""
 
     def published_runs(self) -> list[list[str]]:
         """The options of each published run (one list per run)."""
@@ -191,6 +196,11 @@ class Benchmark:
                 f"bench {self.name} has no options {unknown}; it has {sorted(defaults)}"
             )
         self.check_requirements()
+        if self.local_only and target is not None and not target.embedded:
+            raise ValueError(
+                f"bench {self.name} cannot run on an existing cluster: it "
+                f"{self.local_only}"
+            )
         session = Session(
             ClusterTarget() if target is None else target,
             f"dask-gradcode bench {self.name}" if command is None else command,

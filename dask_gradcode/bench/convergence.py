@@ -249,7 +249,7 @@ COLUMNS = {
     "m": "m",
     "iterations": "iterations",
     "mean_iteration_ms": "mean iteration (ms)",
-    "stragglers_skipped": "stragglers skipped",
+    "stragglers_skipped": "replies not waited for",
     "final_gap": "final loss - optimum",
     "seconds_to_uncoded_final": "seconds to uncoded's final loss",
     "speedup": "speed-up over uncoded",
@@ -275,7 +275,10 @@ single-thread workers. Logistic regression (with intercept, no penalty) on
 starts from zero with solver `{o.solver}`; each round {slow} worker(s), drawn
 anew, are {1e3 * o.delay:.0f} ms late. "seconds to uncoded's final loss" is when
 the scheme first reaches the loss uncoded gradient descent ends at; NaN means
-never.
+never. "replies not waited for" sums each round's `stragglers` (the live
+workers not in when it decoded, [defined here](scheduler.md#round-records)):
+a code that decodes from fewer than `n - s` workers skips more than the
+slow ones.
 
 {markdown_table(rows, COLUMNS)}
 

@@ -203,12 +203,6 @@ def measure(session: Session, o: Options) -> Measured:
     ``rounds`` (each scenario's round times).
     """
     workers, stragglers, rounds_before = o.workers, o.stragglers, o.rounds_before
-    if not session.target.embedded:
-        raise ValueError(
-            "bench faults stops and kills worker processes, so it starts its own "
-            "on localhost; it cannot run on an existing cluster "
-            "(drop --scheduler-address / --scheduler-file)"
-        )
     if not 0 < stragglers < workers - 1:
         raise ValueError(
             f"stragglers={stragglers} must be between 1 and workers - 2 = "
@@ -565,6 +559,7 @@ BENCHMARK = Benchmark(
     files=NAME,
     help="what a fit does when worker processes hang, die, raise, restart or join "
     "(starts its own dask scheduler and worker processes)",
+    local_only="stops and kills worker processes, so it starts its own on localhost",
     measure=measure,
     page=page,
     options=(

@@ -191,8 +191,23 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def add_cluster_options(parser: argparse.ArgumentParser) -> None:
-    """``--scheduler-address`` / ``--scheduler-file`` and ``--timeout``."""
+def add_cluster_options(
+    parser: argparse.ArgumentParser, *, listed: bool = True
+) -> None:
+    """``--scheduler-address`` / ``--scheduler-file`` and ``--timeout``.
+
+    ``listed=False`` leaves them out of ``--help`` (for a command that
+    refuses them with its reason).
+    """
+    if not listed:
+        # Neither a group nor a mutually exclusive one: argparse cannot
+        # format a usage line with an exclusive group of hidden options.
+        for flag in ("--scheduler-address", "--scheduler-file"):
+            parser.add_argument(flag, help=argparse.SUPPRESS)
+        parser.add_argument(
+            "--timeout", type=positive_float, default=30.0, help=argparse.SUPPRESS
+        )
+        return
     group = parser.add_argument_group(
         "cluster",
         "where to run: an embedded LocalCluster unless one of these names an "

@@ -122,11 +122,6 @@ def _run_probe(rows: int, o: Options, code: str, transport: str) -> dict[str, An
 
 def measure(session: Session, o: Options) -> Measured:
     """Every row count, code and transport, each in its own process."""
-    if not session.target.embedded:
-        raise ValueError(
-            "the placement benchmark measures fresh worker processes it starts "
-            "itself; run it without --scheduler-address/--scheduler-file"
-        )
     table = []
     runs = [
         (rows, code, transport)
@@ -255,6 +250,7 @@ BENCHMARK = Benchmark(
     files=NAME,
     help="peak memory of the client and workers and the time of placing the data, "
     "against client.scatter",
+    local_only="measures the memory of fresh worker processes it starts itself",
     measure=measure,
     page=page,
     transport=False,

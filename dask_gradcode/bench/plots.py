@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 __all__ = [
+    "Bars",
+    "bar_panels",
     "build_time_against_n",
     "bytes_against_m",
     "communication_bars",
@@ -36,6 +39,60 @@ def _figure(width: float, height: float, ncols: int = 1) -> tuple[Any, Any]:
     figure = Figure(figsize=(width, height), layout="constrained")
     axes = figure.subplots(1, ncols, squeeze=False)[0]
     return figure, axes
+
+
+@dataclass(frozen=True)
+class Bars:
+    """One panel of horizontal bars: a value per label, for each series.
+
+    Parameters
+    ----------
+    title, xlabel : str
+        The panel's title and its value axis's label.
+    labels : sequence of str
+        One row of bars per label, top to bottom.
+    series : mapping of str to sequence of float or None
+        Legend name -> one value per label; None or NaN draws no bar (a
+        value that was not measured, or not reached).  One series with the
+        name ``""`` draws no legend.
+    log : bool, default=False
+        A log-scaled value axis.
+    """
+
+    title: str
+    xlabel: str
+    labels: Sequence[str]
+    series: Mapping[str, Sequence[float | None]]
+    log: bool = False
+
+
+def bar_panels(panels: Sequence[Bars], width: float = 5.2) -> Any:
+    """Panels of grouped horizontal bars, side by side."""
+    height = 1.2 + 0.28 * max(
+        len(panel.labels) * max(len(panel.series), 1) for panel in panels
+    )
+    figure, axes = _figure(width * len(panels), max(height, 3.0), len(panels))
+    for ax, panel in zip(axes, panels, strict=True):
+        rows = np.arange(len(panel.labels))
+        thickness = 0.8 / max(len(panel.series), 1)
+        for k, (name, values) in enumerate(panel.series.items()):
+            lengths = np.array([np.nan if v is None else v for v in values], float)
+            shown = np.isfinite(lengths)
+            ax.barh(
+                (rows - 0.4 + thickness * (k + 0.5))[shown],
+                lengths[shown],
+                height=thickness,
+                label=name or None,
+            )
+        ax.set_yticks(rows, list(panel.labels), fontsize="small")
+        ax.invert_yaxis()
+        if panel.log:
+            ax.set_xscale("log")
+        ax.set(xlabel=panel.xlabel, title=panel.title)
+        ax.grid(True, axis="x", alpha=0.3)
+        if any(panel.series):
+            ax.legend(fontsize="small")
+    return figure
 
 
 def _label(row: dict[str, Any]) -> str:

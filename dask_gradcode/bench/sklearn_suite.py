@@ -28,6 +28,7 @@ from typing import Any
 
 from dask_gradcode.bench import options as opt
 from dask_gradcode.bench.benchmark import Benchmark, Measured, Options, Page, Session
+from dask_gradcode.bench.plots import Bars, bar_panels
 from dask_gradcode.bench.report import Report, machine_description, markdown_table
 
 __all__ = ["BENCHMARK", "KNOWN_FAILURES", "explain", "measure", "page", "run"]
@@ -234,11 +235,6 @@ def measure(session: Session, o: Options) -> Measured:
     Returns the tables ``summary`` (one row per run) and ``failures``
     (each test that failed with ours, its message, kind and reason).
     """
-    if not session.target.embedded:
-        raise ValueError(
-            "bench sklearn-suite runs scikit-learn's tests, whose estimators "
-            "find no client: the embedded cluster; it cannot run on an existing one"
-        )
     runs = {}
     for estimators in session.bar(("sklearn", "coded"), desc="test_sgd.py"):
         runs[estimators] = run_suite(estimators, o.select)
@@ -388,7 +384,37 @@ iterations on the 6-row data many tests use).
 failures are unexplained.
 
 {markdown_table(rows, FAILURE_COLUMNS) if rows else "No test fails."}
-"""
+
+![outcomes and median call times](sklearn_suite.png)
+""",
+        {"": _figure(summary)},
+    )
+
+
+def _figure(summary: list[dict[str, Any]]) -> Any:
+    names = [str(run["estimators"]) for run in summary]
+    outcomes = ("passed", "failed", "skipped")
+    calls = ("fit", "partial_fit")
+    return bar_panels(
+        [
+            Bars(
+                "test_sgd.py's tests",
+                "tests",
+                names,
+                {outcome: [run[outcome] for run in summary] for outcome in outcomes},
+            ),
+            Bars(
+                "Median call",
+                "milliseconds (log scale)",
+                names,
+                {
+                    call: [run[f"median {call} (ms)"] for run in summary]
+                    for call in calls
+                },
+                log=True,
+            ),
+        ],
+        width=6.0,
     )
 
 
@@ -397,9 +423,9 @@ BENCHMARK = Benchmark(
     files=NAME,
     help="scikit-learn's own test_sgd.py against the coded estimators, next to "
     "scikit-learn's SGD: passed, failed with the reason, fit and partial_fit times",
+    local_only="runs scikit-learn's tests, whose estimators find no client: the embedded cluster",
     measure=measure,
     page=page,
-    requirements=(),  # no figures
     transport=False,
     options=(
         opt.Option(

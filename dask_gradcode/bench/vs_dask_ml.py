@@ -23,6 +23,7 @@ from sklearn.linear_model import LogisticRegression
 
 from dask_gradcode.bench import options as opt
 from dask_gradcode.bench.benchmark import Benchmark, Measured, Options, Page, Session
+from dask_gradcode.bench.plots import Bars, bar_panels
 from dask_gradcode.bench.report import Report, machine_description, markdown_table
 from dask_gradcode.estimators import CodedSGDClassifier
 from dask_gradcode.objectives import LogLoss
@@ -234,8 +235,29 @@ def run(**options: Any) -> Report:
 
 
 def page(measured: Measured, session: Session) -> Page:
-    """The markdown page (a table, no figures)."""
-    return Page(_markdown(measured, session))
+    """The markdown page and its figure (seconds to the target per solver)."""
+    return Page(_markdown(measured, session), {"": _figure(measured.tables["fits"])})
+
+
+def _figure(results: list[dict[str, Any]]) -> Any:
+    solvers = list(dict.fromkeys(r["solver"] for r in results))
+    seconds = {(r["slow_worker"], r["solver"]): r["seconds"] for r in results}
+    return bar_panels(
+        [
+            Bars(
+                "Seconds to the target (no bar: not reached)",
+                "seconds",
+                solvers,
+                {
+                    f"slow worker: {'yes' if slow else 'no'}": [
+                        seconds.get((slow, solver)) for solver in solvers
+                    ]
+                    for slow in (False, True)
+                },
+            )
+        ],
+        width=8.0,
+    )
 
 
 def ratios(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -300,6 +322,8 @@ straggler tolerated. The seconds include each fit's own set-up
 {table}
 
 {lines}
+
+![seconds to the target per solver, with and without the slow worker](vs_dask_ml.png)
 """
 
 

@@ -335,9 +335,10 @@ class CodedGradient:
 
     def close(self) -> None:
         """Release the placed data and the workers' bookkeeping (bounded in time)."""
-        self._layout.close()
+        # Sleepers woken first, then actors, then the shards they refer to.
+        self._releaser.close(self._layout.addresses)
         self._transport.close()
-        self._releaser.close()
+        self._layout.close()
 
     @property
     def code(self) -> GradientCode:

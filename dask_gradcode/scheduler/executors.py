@@ -11,6 +11,7 @@ policy learns by :mod:`~dask_gradcode.scheduler.feedback`.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
 from collections.abc import Iterator, Sequence
@@ -80,6 +81,10 @@ SPARE_GRACE = 0.0
 VERIFY_EVERY = 10
 FULL_CHECK_GRACE = 1.0
 
+#: Seconds a closing run waits for its workers to forget it (a hung worker
+#: is not waited for longer).
+CLOSE_WAIT = 1.0
+
 
 class Releaser:
     """Drops a round's unfinished calls: their workers stop computing them.
@@ -128,18 +133,33 @@ class Releaser:
             return
         self._background.submit(self.transport.release, handles, targets, over)
 
-    def close(self) -> None:
-        """Forget the run on the workers and stop the thread, without waiting.
+    def close(self, addresses: Sequence[str] = ()) -> None:
+        """Forget the run on ``addresses`` (its workers) and stop the thread.
 
-        Never waits for a hung worker: the last wake-ups and the forget run in
-        the background thread, each bounded by a timeout.
+        Waits for the forget at most ``CLOSE_WAIT`` seconds, never for a hung
+        worker: the wake-ups still queued and the forget run in the
+        background thread, each bounded by a timeout.  The wait lets the
+        workers end their sleeps before the caller releases their actors
+        and shards (and, often, closes the cluster, whose workers would
+        otherwise be killed mid-sleep and the forget logged as failed).
         """
         background, self._background = self._background, None
         if background is None:
             return
+        forgotten = None
         if self.client.status == "running":
-            background.submit(bounded_run, self.client, forget_run, self.token)
+            forgotten = background.submit(
+                bounded_run,
+                self.client,
+                forget_run,
+                self.token,
+                workers=list(addresses) or None,
+                timeout=CLOSE_WAIT,
+            )
         background.shutdown(wait=False)
+        if forgotten is not None:
+            with contextlib.suppress(Exception):
+                forgotten.result(timeout=2 * CLOSE_WAIT)
 
 
 @dataclass

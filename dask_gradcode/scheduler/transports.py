@@ -559,6 +559,7 @@ class DirectTransport:
         self._bindings: list[str] = []  # with lasting hosts: each worker's
         self._addresses: list[str] = []
         self._proxied: set[str] = set()
+        self._waking: set[asyncio.Task] = set()  # wake-ups still on their way
 
     # ------------------------------------------------------------ endpoints
     def bind(
@@ -746,7 +747,22 @@ class DirectTransport:
             except Exception:
                 logger.debug("waking worker %s failed", worker, exc_info=True)
 
-        await asyncio.gather(*(one(w) for w in workers))
+        task = asyncio.current_task()
+        if task is not None:
+            self._waking.add(task)
+        try:
+            await asyncio.gather(*(one(w) for w in workers))
+        finally:
+            self._waking.discard(task)
+
+    async def _settle_wakes(self) -> None:
+        """Let the wake-ups on their way arrive (bounded).
+
+        A wake-up that reached its worker after the actor was released would
+        make the worker log a ``KeyError`` for the missing actor.
+        """
+        if self._waking:
+            await asyncio.wait(list(self._waking), timeout=CONNECT_TIMEOUT)
 
     def close(self) -> None:
         """Release the actors (their workers drop them), or unbind lasting hosts."""
@@ -756,6 +772,7 @@ class DirectTransport:
             return
         if actors and self.client.status == "running":
             try:
+                self.client.sync(self._settle_wakes)
                 self.client.cancel(actors)
             except Exception:  # the cluster is going away anyway
                 logger.debug("cancelling actors failed", exc_info=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from dask_gradcode.cli import main
+from tests.bench import assert_every_kind_written
 
 pytest.importorskip("matplotlib")
 
@@ -44,6 +45,7 @@ def test_at_scale_writes_the_records_the_plan_and_the_pages(tmp_path):
         ]
     )
     assert status == 0
+    assert_every_kind_written(out, "at_scale")
     document = json.loads((out / "at_scale.json").read_text())
     assert document["n_workers"] == 32
     fields = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from dask_gradcode.cli import main
-from tests.bench.test_bench import png_files
+from tests.bench import assert_every_kind_written, png_files
 
 
 def test_bench_auto_small(tmp_path):
@@ -40,6 +40,7 @@ def test_bench_auto_small(tmp_path):
         ]
     )
     assert status == 0
+    assert_every_kind_written(out, "auto")
     report = json.loads((out / "auto.json").read_text())
     fits = report["fits"]
     clusters = {row["cluster"] for row in fits}

@@ -5,26 +5,20 @@ from __future__ import annotations
 import csv
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 from distributed import Client
 
+from dask_gradcode.bench import load_benchmark
 from dask_gradcode.bench.cluster import ClusterTarget, round_trip_floor
 from dask_gradcode.bench.report import Report, markdown_table
 from dask_gradcode.cli import BENCHMARKS, main
+from tests.bench import assert_every_kind_written, assert_readable_png, png_files
 from tests.conftest import in_process_cluster
 
 pytest.importorskip("matplotlib")
-
-
-def png_files(folder):
-    return sorted(path.name for path in folder.glob("*.png"))
-
-
-def assert_readable_png(path):
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert path.stat().st_size > 10_000  # drawn, not an empty canvas
 
 
 def test_report_writes_scalars_to_csv_and_everything_to_json(tmp_path):
@@ -89,6 +83,7 @@ def test_bench_stability_writes_tables_plot_and_page(tmp_path, capsys):
         ]
     )
     assert status == 0
+    assert_every_kind_written(out, "decode_stability")
     assert (out / "decode_stability.csv").read_text().startswith("scheme,")
     floors = json.loads((out / "decode_stability.json").read_text())["decode_vs_floor"]
     assert [row["n"] for row in floors] == [10]
@@ -140,6 +135,7 @@ def test_bench_convergence_exact_schemes_follow_uncoded(tmp_path):
         ]
     )
     assert status == 0
+    assert_every_kind_written(out, "convergence")
     rows = json.loads((out / "convergence.json").read_text())["schemes"]
     uncoded = np.array(rows[0]["objective"])
     assert rows[0]["scheme"] == "uncoded"
@@ -185,6 +181,7 @@ def test_bench_iteration_time_every_part_small(tmp_path):
         ]
     )
     assert status == 0
+    assert_every_kind_written(out, "iteration_time")
     tables = json.loads((out / "iteration_time.json").read_text())
     assert set(tables) == {
         "stragglers",
@@ -268,6 +265,7 @@ def test_bench_vs_dask_ml_small(tmp_path):
         ]
     )
     assert status == 0
+    assert_every_kind_written(out, "vs_dask_ml")
     fits = json.loads((out / "vs_dask_ml.json").read_text())["fits"]
     assert len(fits) == 8
     assert all(fit["seconds"] is not None for fit in fits)
@@ -304,6 +302,7 @@ def test_bench_small_data_profiles_every_stage(tmp_path, monkeypatch):
         )
         == 0
     )
+    assert_every_kind_written(out, "small_data")
     fits = json.loads((out / "small_data.json").read_text())["fits"]
     assert [fit["data"] for fit in fits] == ["a", "b"]
     for fit in fits:
@@ -478,12 +477,33 @@ def test_contradicting_values_are_a_one_line_error(capsys):
     )
 
 
-def test_every_benchmark_has_a_help_page(capsys):
+CLUSTER_OPTIONS = ("--scheduler-address", "--scheduler-file", "--timeout")
+
+
+@pytest.mark.parametrize("name", BENCHMARKS)
+def test_a_benchmark_lists_the_cluster_options_exactly_when_it_takes_them(name, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", name, "--help"])
+    assert exit_info.value.code == 0
+    shown = capsys.readouterr().out
+    local_only = load_benchmark(name).local_only
+    assert all((option in shown) != bool(local_only) for option in CLUSTER_OPTIONS)
+    if local_only:
+        assert "takes no cluster options" in " ".join(shown.split())
+        # given anyway, it is refused with the benchmark's reason
+        argv = ["bench", name, "--scheduler-address", "tcp://127.0.0.1:1"]
+        assert main([*argv, "--no-progress", "--out", "unused"]) == 2
+        error = " ".join(capsys.readouterr().err.split())
+        assert f"cannot run on an existing cluster: it {local_only}" in error
+
+
+def test_every_published_benchmark_has_csv_json_markdown_and_a_figure():
+    root = Path(__file__).resolve().parents[2]
     for name in BENCHMARKS:
-        with pytest.raises(SystemExit) as exit_info:
-            main(["bench", name, "--help"])
-        assert exit_info.value.code == 0
-        assert "--scheduler-address" in capsys.readouterr().out
+        benchmark = load_benchmark(name)
+        for run in benchmark.published_runs():
+            out = run[run.index("--out") + 1] if "--out" in run else "docs"
+            assert_every_kind_written(root / out, benchmark.files)
 
 
 def test_bench_adaptive_small(tmp_path):
@@ -514,6 +534,7 @@ def test_bench_adaptive_small(tmp_path):
         ]
     )
     assert status == 0
+    assert_every_kind_written(out, "adaptive")
     report = json.loads((out / "adaptive.json").read_text())
     methods = report["methods"]
     assert {row["scenario"] for row in methods} == {"none", "persistent"}
@@ -560,6 +581,7 @@ def test_bench_transport_small(tmp_path):
         ]
     )
     assert status == 0
+    assert_every_kind_written(out, "transport")
     report = json.loads((out / "transport.json").read_text())
     rounds = report["rounds"]
     assert {(r["workers"], r["rounds of"]) for r in rounds} == {

@@ -6,6 +6,7 @@ import json
 
 from dask_gradcode.bench import end_to_end
 from dask_gradcode.cli import main
+from tests.bench import assert_every_kind_written
 
 
 def test_bench_end_to_end_small(tmp_path, monkeypatch):
@@ -26,6 +27,7 @@ def test_bench_end_to_end_small(tmp_path, monkeypatch):
         ]
     )
     assert status == 0
+    assert_every_kind_written(out, "end_to_end")
     systems = json.loads((out / "end_to_end.json").read_text())["systems"]
     assert [s["system"] for s in systems] == list(end_to_end.SYSTEMS[:-1])
     for system in systems:

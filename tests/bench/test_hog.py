@@ -9,6 +9,7 @@ import sys
 
 from dask_gradcode.bench.hog import pin
 from dask_gradcode.cli import main
+from tests.bench import assert_every_kind_written
 
 
 def test_pin_sets_every_thread_of_a_process():
@@ -44,6 +45,7 @@ def test_bench_hog_small(tmp_path):
         ]
     )
     assert status == 0
+    assert_every_kind_written(out, "hog")
     report = json.loads((out / "hog.json").read_text())
     fits = report["fits"]
     assert {(r["condition"], r["method"]) for r in fits} == {

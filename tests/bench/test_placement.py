@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from dask_gradcode.cli import main
+from tests.bench import assert_every_kind_written
 
 
 def test_bench_placement_small(tmp_path):
@@ -23,6 +24,7 @@ def test_bench_placement_small(tmp_path):
         ]
     )
     assert status == 0
+    assert_every_kind_written(out, "placement")
     report = json.loads((out / "placement.json").read_text())
     runs = report["placement"]
     assert {(r["code"], r["transport"]) for r in runs} == {

@@ -6,6 +6,7 @@ import json
 
 from dask_gradcode.bench import sklearn_suite
 from dask_gradcode.cli import main
+from tests.bench import assert_every_kind_written
 
 
 def test_each_known_failure_has_a_kind_and_a_reason():
@@ -34,6 +35,7 @@ def test_the_suite_runs_scikit_learns_tests_on_both_estimators(tmp_path):
     select = "test_sgd_clf or test_sgd_l1_ratio_not_used or test_sgd_dtype_match"
     argv = ["bench", "sklearn-suite", "--select", select, "--no-progress"]
     assert main([*argv, "--out", str(out)]) == 0
+    assert_every_kind_written(out, "sklearn_suite")
     tables = json.loads((out / "sklearn_suite.json").read_text())
     theirs, ours = tables["summary"]
     assert theirs["estimators"] == "scikit-learn SGD" and ours["estimators"] == "coded"
