@@ -1,4 +1,4 @@
-"""The command line: the demo and stability commands and their errors."""
+"""The command line: stability, --version and errors (the demo: test_newcomer.py)."""
 
 from __future__ import annotations
 
@@ -11,26 +11,6 @@ def test_stability_command_prints_the_table(capsys):
     assert main(["stability", "--workers", "10", "20", "--sets", "5"]) == 0
     out = capsys.readouterr().out
     assert "| gaussian-mds | 20 | 3 | 2 |" in out
-
-
-def test_demo_trains_every_scheme_and_prints_the_table(capsys):
-    assert main(["demo", "--iterations", "3", "--delay", "0.05"]) == 0
-    out = capsys.readouterr().out
-    rows = [
-        line
-        for line in out.splitlines()
-        if line.startswith("| ") and not line.startswith("| scheme")
-    ]
-    schemes = [row.split("|")[1].strip() for row in rows]
-    assert schemes == [
-        "uncoded",
-        "ignore-stragglers",
-        "fractional-repetition",
-        "cyclic-repetition",
-        "gaussian-mds",
-        "gaussian-mds",
-    ]
-    assert "Dask dashboard:" in out
 
 
 def test_bad_options_exit_with_a_short_error(capsys):

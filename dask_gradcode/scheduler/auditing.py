@@ -23,6 +23,7 @@ from dask_gradcode.codes.integrity import (
     agree,
     locate_faults,
 )
+from dask_gradcode.scheduler.naming import name_workers
 from dask_gradcode.scheduler.protocol import RoundRequest
 from dask_gradcode.scheduler.records import IntegrityWarning, warn_caller
 from dask_gradcode.scheduler.rounds import collect_all
@@ -87,7 +88,7 @@ class Auditor:
             f"round {round_input.iteration}: the replies disagree (relative "
             f"discrepancy {consistency.discrepancy:.2g}, tolerance "
             f"{consistency.tolerance:.2g}); an audit found "
-            f"{_named(addresses, sorted(suspects))} wrong: {how}. Dropped from "
+            f"{name_workers(suspects, parts.layout.addresses)} wrong: {how}. Dropped from "
             "this fit; the round is computed again without "
             + ("it" if len(addresses) == 1 else "them")
         )
@@ -127,7 +128,7 @@ class Auditor:
         scale = max(float(np.linalg.norm(expected)), float(np.linalg.norm(got)))
         reason = (
             f"round {round_input.iteration}: the audit recomputed the message of "
-            f"{_named([address], [worker])} on the client and it differs "
+            f"{name_workers([worker], parts.layout.addresses)} on the client and it differs "
             f"(relative difference {np.linalg.norm(got - expected) / scale:.2g}). "
             "Dropped from this fit; the round is computed again without it"
         )
@@ -159,10 +160,3 @@ class Auditor:
             and reply.message.ndim == 2
             and not reply.dropped
         }
-
-
-def _named(addresses: list[str], workers: list[int]) -> str:
-    named = ", ".join(
-        f"{a} (code worker {w})" for a, w in zip(addresses, workers, strict=True)
-    )
-    return f"worker {named}" if len(addresses) == 1 else f"workers {named}"

@@ -38,15 +38,18 @@ from dask_gradcode.scheduler.judging import (
     SplitIncomplete,
     failure_addresses,
     growth,
+    tolerated_note,
 )
 from dask_gradcode.scheduler.layout import MAX_ATTEMPTS, Layout
 from dask_gradcode.scheduler.membership import Membership, RoundDeadline
+from dask_gradcode.scheduler.naming import name_workers
 from dask_gradcode.scheduler.placement import check_data, resolve_objective
 from dask_gradcode.scheduler.plans import Plan, Policy, make_policy
 from dask_gradcode.scheduler.protocol import Batch, RoundContext
 from dask_gradcode.scheduler.records import (
     NoWorkersError,
     RoundRecord,
+    ToleratedFailureWarning,
     WorkerFailureWarning,
     warn_caller,
 )
@@ -253,6 +256,7 @@ class CodedGradient:
         self.policy = make_policy(policy)
         self.history: list[RoundRecord] = []
         self.faults_found = 0
+        self._noted: set[str] = set()  # workers whose tolerated failure was said
         data = check_data(X, y, sample_weight)
         self.objective = resolve_objective(loss, data[1])
         self.n_samples = int(data[0].shape[0])
@@ -450,6 +454,7 @@ class CodedGradient:
                 self._adapt(str(failure), failure.bad)
                 continue
             self.history.append(record)
+            self._note_tolerated(record)
             if self._auto is not None:
                 self._auto.observe(record, self._layout)
             self._iteration += 1
@@ -480,8 +485,8 @@ class CodedGradient:
             self._warn("the live workers decode exactly again; approximate mode ends")
         if not self._approximate and not code.is_decodable(usable):
             raise RoundFailure(
-                f"workers {sorted(unusable)} are gone or hung and the {code.scheme} "
-                f"code tolerates {code.n_stragglers}",
+                f"{name_workers(unusable, self._layout.addresses)} are gone or "
+                f"hung and the {code.scheme} code tolerates {code.n_stragglers}",
                 unusable,
             )
         plan = Plan("coded")
@@ -550,6 +555,24 @@ class CodedGradient:
             self._replan(change.addresses, change.reason)
         if self._auto is not None:
             self._auto.maintain(self._layout)
+
+    def _note_tolerated(self, record: RoundRecord) -> None:
+        """Say once per worker that the code decoded without it (died or hung).
+
+        Raising workers have their own warning; re-plans theirs.
+        """
+        failed = [
+            w
+            for w in record.failed
+            if w not in record.errors and record.workers[w] not in self._noted
+        ]
+        if not failed:
+            return
+        self._noted.update(record.workers[w] for w in failed)
+        note = tolerated_note(
+            record.iteration, failed, record.timed_out, record.workers, record.scheme
+        )
+        self._warn(note, ToleratedFailureWarning)
 
     @staticmethod
     def _warn(message: str, category: type[Warning] = WorkerFailureWarning) -> None:

@@ -37,6 +37,7 @@ from dask_gradcode.scheduler.judging import (
 )
 from dask_gradcode.scheduler.layout import Layout
 from dask_gradcode.scheduler.membership import Membership, RoundDeadline
+from dask_gradcode.scheduler.naming import name_workers
 from dask_gradcode.scheduler.plans import Plan, Policy, Share
 from dask_gradcode.scheduler.protocol import Batch, RoundRequest
 from dask_gradcode.scheduler.records import (
@@ -184,7 +185,8 @@ class RoundParts:
             address = self.layout.addresses[worker]
             dropped = self.membership.strike(address)
             warn_caller(
-                f"worker {worker} ({address}) raised {describe(error)}; "
+                f"{name_workers([worker], self.layout.addresses)} raised "
+                f"{describe(error)}; "
                 + (
                     f"dropped after {self.membership.strikes[address]} failing "
                     "rounds in a row"
@@ -225,8 +227,8 @@ class RoundParts:
             self.membership.refresh(force=True)
             if self.membership.scheduler_silent:
                 raise SchedulerStalled(
-                    f"workers {sorted(timed_out)} missed the round's deadline while "
-                    "the scheduler did not answer either"
+                    f"{name_workers(timed_out, self.layout.addresses)} missed the "
+                    "round's deadline while the scheduler did not answer either"
                 )
         self.membership.suspect([self.layout.addresses[w] for w in timed_out])
 
@@ -416,6 +418,7 @@ class CodedRound:
             iteration=round_input.iteration,
             deadline=deadline,
             approximate=approximate,
+            addresses=parts.layout.addresses,
         )
 
 
@@ -529,7 +532,7 @@ class SplitRound:
             parts.release(pending, submission)
             raise
         parts.report_errors(collected.errors)
-        shortfall = split_shortfall(collected, plan)
+        shortfall = split_shortfall(collected, plan, parts.layout.addresses)
         if shortfall is not None:
             parts.release(pending, submission)
             warn_caller(

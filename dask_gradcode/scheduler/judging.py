@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from dask_gradcode.codes import GradientCode
+from dask_gradcode.scheduler.naming import name_addresses, name_workers
 from dask_gradcode.scheduler.plans import Plan
 from dask_gradcode.scheduler.rounds import Collected, CollectedSplit
 
@@ -27,6 +28,7 @@ __all__ = [
     "judge_coded",
     "memory_shortfall",
     "split_shortfall",
+    "tolerated_note",
 ]
 
 
@@ -54,22 +56,50 @@ def describe(error: BaseException) -> str:
 
 
 def erasure_reasons(
-    collected: Collected | CollectedSplit, *, deadline: float | None = None
+    collected: Collected | CollectedSplit,
+    *,
+    deadline: float | None = None,
+    addresses: Sequence[str] = (),
 ) -> list[str]:
-    """Why workers were erased: died, did not answer (within ``deadline``), raised."""
+    """Why workers were erased: died, did not answer (within ``deadline``), raised.
+
+    ``addresses`` (each code worker's) name them by address.
+    """
     reasons = []
     if collected.lost:
-        reasons.append(f"workers {sorted(collected.lost)} died")
+        reasons.append(f"{name_workers(collected.lost, addresses)} died")
     if collected.timed_out:
+        late = name_workers(collected.timed_out, addresses)
         reasons.append(
-            f"workers {sorted(collected.timed_out)} timed out"
+            f"{late} timed out"
             if deadline is None
-            else f"workers {sorted(collected.timed_out)} did not answer within "
-            f"{deadline:.3g} s"
+            else f"{late} did not answer within {deadline:.3g} s"
         )
     if collected.errors:
-        reasons.append(f"workers {sorted(collected.errors)} raised")
+        reasons.append(f"{name_workers(collected.errors, addresses)} raised")
     return reasons
+
+
+def tolerated_note(
+    iteration: int,
+    failed: Sequence[int],
+    timed_out: Sequence[int],
+    addresses: Sequence[str],
+    scheme: str,
+) -> str:
+    """What a round that decoded without ``failed`` workers says about them."""
+    late = [w for w in failed if w in timed_out]
+    gone = [w for w in failed if w not in timed_out]
+    what = []
+    if gone:
+        verb = "are" if len(gone) > 1 else "is"
+        what.append(f"{name_workers(gone, addresses)} {verb} dead or unresponsive")
+    if late:
+        what.append(f"{name_workers(late, addresses)} did not answer in time")
+    return (
+        f"{' and '.join(what)} in round {iteration}; the {scheme} code decoded "
+        "without " + ("it" if len(failed) == 1 else "them")
+    )
 
 
 def data_fault(
@@ -104,8 +134,11 @@ def judge_coded(
     iteration: int,
     deadline: float,
     approximate: bool,
+    addresses: Sequence[str] = (),
 ) -> None:
     """Return when the replies can be decoded; raise what cannot.
+
+    ``addresses`` (each code worker's) name the workers in the reasons.
 
     Raises
     ------
@@ -124,7 +157,7 @@ def judge_coded(
         )
     if approximate or code.is_decodable(collected.replies):
         return
-    reasons = erasure_reasons(collected, deadline=deadline)
+    reasons = erasure_reasons(collected, deadline=deadline, addresses=addresses)
     raise RoundFailure(
         f"{'; '.join(reasons) or 'too few workers answered'} in round "
         f"{iteration}, and the {code.scheme} code tolerates {code.n_stragglers}",
@@ -132,10 +165,14 @@ def judge_coded(
     )
 
 
-def split_shortfall(collected: CollectedSplit, plan: Plan) -> str | None:
+def split_shortfall(
+    collected: CollectedSplit, plan: Plan, addresses: Sequence[str] = ()
+) -> str | None:
     """Why a split round's replies cannot be summed (None: every row once)."""
     if len(collected.covered) < len(plan.shares):
-        reasons = erasure_reasons(collected) or ["no backup holder was free"]
+        reasons = erasure_reasons(collected, addresses=addresses) or [
+            "no backup holder was free"
+        ]
         return f"a split round could not cover every share ({'; '.join(reasons)})"
     planned_rows = sum(share.rows for share in plan.shares.values())
     used_rows = sum(
@@ -201,9 +238,9 @@ def growth(
         return None
     changes = []
     if gone:
-        changes.append(f"workers {gone} kept failing")
+        changes.append(f"{name_addresses(gone, addresses)} kept failing")
     if len(chosen) > len(keep):
-        changes.append(f"workers {chosen[len(keep) :]} joined the cluster")
+        changes.append(f"{name_addresses(chosen[len(keep) :])} joined the cluster")
     return Growth(chosen, "; ".join(changes))
 
 

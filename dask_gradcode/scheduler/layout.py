@@ -26,6 +26,7 @@ from distributed import Client, Future
 from dask_gradcode.codes import GradientCode, replan_code
 from dask_gradcode.codes._sparse import as_dense
 from dask_gradcode.scheduler.membership import Membership
+from dask_gradcode.scheduler.naming import name_workers
 from dask_gradcode.scheduler.placement import PlacementError, place, shard_of
 from dask_gradcode.scheduler.protocol import RoundContext, RoundRequest
 from dask_gradcode.scheduler.records import NoWorkersError
@@ -192,8 +193,8 @@ class Layout:
             ) from None
         self.code = replan_code(self.code, len(survivors))
         self._warn(
-            f"workers {sorted(failure.workers)} failed while the data was "
-            f"placed ({failure}); re-planned on {len(survivors)} workers "
+            f"{name_workers(failure.workers, addresses)} failed while the data "
+            f"was placed ({failure}); re-planned on {len(survivors)} workers "
             f"with {self.code!r}"
         )
         return survivors

@@ -17,6 +17,7 @@ from dask_gradcode.codes import GradientCode
 from dask_gradcode.objectives import Objective, Softmax, get_objective
 from dask_gradcode.scheduler.clients import heartbeats, memory_limits
 from dask_gradcode.scheduler.judging import memory_shortfall
+from dask_gradcode.scheduler.naming import name_workers
 from dask_gradcode.scheduler.records import WorkerMemoryError
 from dask_gradcode.scheduler.worker import as_block, build_shard
 
@@ -97,7 +98,7 @@ def place(
     placed = [s for s in shards if s is not None]
     if not failed:
         failed = _not_arrived(client, shards, addresses)
-        reason = f"shards of workers {sorted(failed)} did not arrive"
+        reason = f"the shards of {name_workers(failed, addresses)} did not arrive"
     if failed:
         client.cancel(placed)
         raise PlacementError(failed, reason)
@@ -241,7 +242,7 @@ def _place_dask(
     if failed:
         client.cancel(shards)
         raise PlacementError(
-            failed, f"shards of workers {sorted(failed)} did not arrive"
+            failed, f"the shards of {name_workers(failed, addresses)} did not arrive"
         )
     return shards
 

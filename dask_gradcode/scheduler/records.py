@@ -15,6 +15,7 @@ __all__ = [
     "NoWorkersError",
     "RoundRecord",
     "SchedulerUnavailableError",
+    "ToleratedFailureWarning",
     "WorkerErrorWarning",
     "WorkerFailureWarning",
     "WorkerMemoryError",
@@ -38,6 +39,15 @@ def warn_caller(message: str, category: type[Warning]) -> None:
 
 class WorkerFailureWarning(RuntimeWarning):
     """Workers failed, hung or joined beyond what the code tolerates; the run adapted."""
+
+
+class ToleratedFailureWarning(WorkerFailureWarning):
+    """A worker died or hung and the code decoded without it: the fit went on.
+
+    Once per worker and fit; silence it with
+    ``warnings.filterwarnings("ignore", category=ToleratedFailureWarning)``
+    (the records still list every failure).
+    """
 
 
 class WorkerErrorWarning(RuntimeWarning):
@@ -193,6 +203,27 @@ class RoundRecord:
     discrepancy: float = 0.0
     checked_replies: tuple[int, ...] = field(default=(), repr=False)
 
+    def named(self, field_name: str) -> Any:
+        """A field of code indices (or keyed by them) with each index's address.
+
+        ``record.named("stragglers")`` is the stragglers' addresses;
+        ``record.named("compute_seconds")`` the same dict keyed by address.
+        """
+        value = getattr(self, field_name)
+        if field_name == "backups":  # who was backed up, by whom: both indices
+            return {
+                self.workers[w]: tuple(self.workers[b] for b in by)
+                for w, by in value.items()
+            }
+        if field_name in _KEYED_FIELDS:
+            return {self.workers[w]: v for w, v in value.items()}
+        if field_name in _INDEX_FIELDS:
+            return tuple(self.workers[w] for w in value)
+        raise ValueError(
+            f"{field_name!r} holds no code indices; those that do: "
+            f"{sorted(_INDEX_FIELDS | _KEYED_FIELDS)}"
+        )
+
     def as_dict(self) -> dict[str, Any]:
         """The record as a plain dict (its dicts copied; the rest is immutable).
 
@@ -204,3 +235,19 @@ class RoundRecord:
             name: dict(value) if isinstance(value, dict) else value
             for name, value in values.items()
         }
+
+
+#: The record's fields of code indices, and of dicts keyed by them.
+_INDEX_FIELDS = frozenset(
+    {"responders", "stragglers", "failed", "timed_out", "checked_replies"}
+)
+_KEYED_FIELDS = frozenset(
+    {
+        "errors",
+        "compute_seconds",
+        "injected_delay",
+        "response_seconds",
+        "backups",
+        "work_seconds",
+    }
+)

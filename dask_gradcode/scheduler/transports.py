@@ -55,6 +55,7 @@ from dask_gradcode.scheduler.clients import (
     is_embedded,
     settle,
 )
+from dask_gradcode.scheduler.naming import name_addresses
 from dask_gradcode.scheduler.protocol import RoundContext, RoundRequest
 from dask_gradcode.scheduler.records import warn_caller
 from dask_gradcode.scheduler.worker import (
@@ -642,7 +643,7 @@ class DirectTransport:
         proxied = sorted(self._addresses[w] for w, r in routes.items() if r == "proxy")
         if proxied:
             warn_caller(
-                f"the client cannot reach workers {proxied} directly; their "
+                f"the client cannot reach {name_addresses(proxied)} directly; their "
                 "direct rounds go through the scheduler's proxy (slower). Let the "
                 "client connect to the workers' addresses, or use "
                 "transport='futures'",

@@ -27,6 +27,7 @@ from dask_gradcode.scheduler import (
     TRANSPORTS,
     CodedGradient,
     NoWorkersError,
+    ToleratedFailureWarning,
     WorkerErrorWarning,
     WorkerFailureWarning,
 )
@@ -133,6 +134,27 @@ def test_stopped_workers_within_and_beyond_tolerance_then_resumed(
             time.sleep(0.2)
         assert cg.code.n_workers == N  # grown back: the hung workers rejoined
         assert_exact(cg(w), expected)
+
+
+def test_a_tolerated_death_is_said_once_by_address(repaired, problem):
+    """A worker killed within the tolerance: one note naming it, then records only."""
+    cluster, (_, _, w, expected) = repaired, problem
+    code = make_code("gaussian-mds", N, 1, 1, random_state=0)
+    with coded(cluster, problem, code) as cg:
+        assert_exact(cg(w), expected)
+        victim = cg.workers[2]
+        cluster.kill(pid_of(cluster, victim))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for _ in range(6):
+                assert_exact(cg(w), expected)
+    notes = [c for c in caught if issubclass(c.category, ToleratedFailureWarning)]
+    assert len(notes) == 1, [str(c.message) for c in caught]
+    note = str(notes[0].message)
+    assert f"worker {victim} (code worker 2) is dead or unresponsive" in note
+    assert note.endswith("the gaussian-mds code decoded without it")
+    assert cg.history[-1].named("failed") == (victim,)
+    assert cg.code.n_workers == N  # tolerated: no re-plan
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)

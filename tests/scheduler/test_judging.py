@@ -38,8 +38,8 @@ def test_decodable_replies_pass_and_too_few_name_each_erasure():
     with pytest.raises(RoundFailure) as failure:
         judge_coded(short, CODE, iteration=5, deadline=2.0, approximate=False)
     message = str(failure.value)
-    assert "workers [2] died" in message
-    assert "workers [3] did not answer within 2 s" in message
+    assert "code worker 2 died" in message
+    assert "code worker 3 did not answer within 2 s" in message
     assert "round 5" in message and "tolerates 1" in message
     assert failure.value.bad == {2, 3}
 
@@ -75,9 +75,14 @@ def test_the_same_error_from_every_holder_of_a_partition_is_the_datas():
 def test_erasure_reasons_list_deaths_timeouts_and_errors():
     collected = Collected(lost={1}, timed_out={2}, errors={3: OSError()})
     assert erasure_reasons(collected) == [
-        "workers [1] died",
-        "workers [2] timed out",
-        "workers [3] raised",
+        "code worker 1 died",
+        "code worker 2 timed out",
+        "code worker 3 raised",
+    ]
+    addresses = ["tcp://h:1", "tcp://h:2", "tcp://h:3", "tcp://h:4"]
+    both = Collected(lost={1, 3})
+    assert erasure_reasons(both, addresses=addresses) == [
+        "workers tcp://h:2 (code worker 1), tcp://h:4 (code worker 3) died"
     ]
     assert erasure_reasons(Collected()) == []
 
@@ -88,7 +93,7 @@ def test_a_split_round_is_summed_only_when_every_row_counts_once():
     assert split_shortfall(whole, plan) is None
     missing = CollectedSplit(covered={0: [reply(5)]}, lost={1})
     assert split_shortfall(missing, plan) == (
-        "a split round could not cover every share (workers [1] died)"
+        "a split round could not cover every share (code worker 1 died)"
     )
     no_backup = CollectedSplit(covered={0: [reply(5)]})
     assert "no backup holder was free" in split_shortfall(no_backup, plan)
@@ -124,7 +129,8 @@ def test_growth_drops_failing_workers_and_takes_in_joined_ones():
     assert dropped is not None
     assert dropped.addresses == ["a", "c"]
     assert (
-        dropped.reason == "workers ['b'] kept failing; workers ['c'] joined the cluster"
+        dropped.reason
+        == "worker b (code worker 1) kept failing; worker c joined the cluster"
     )
     shrunk = growth(
         ["a"], set(), everyone, ["a", "b", "c"], planned=3, approximate=False
