@@ -5,7 +5,7 @@ their own interpreter (worker processes and exit handlers included, as on a
 user's machine), and their whole output — stdout and stderr, Dask's logs
 too — must hold no traceback, no error line and no warning the user did not
 cause.  (The README's blocks run only here; the docs pages' blocks run in
-the suite by pytest-markdown-docs.)
+the suite by pytest-markdown-docs, under the same check: ``conftest.py``.)
 """
 
 from __future__ import annotations
@@ -18,16 +18,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.quiet import noisy_lines
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
 README_BLOCKS = re.findall(
     r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.DOTALL
-)
-
-#: What a quiet run never prints: tracebacks, logged errors, warnings, and
-#: Dask's nanny killing a worker that would not stop.
-NOISE = re.compile(
-    r"Traceback|Error|Exception|Warning|warnings\.warn|killing|CRITICAL",
 )
 
 
@@ -49,7 +45,7 @@ def run_as_newcomer(argv: list[str], cwd: Path, timeout: float = 240) -> str:
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
-    noisy = [line for line in output.splitlines() if NOISE.search(line)]
+    noisy = noisy_lines(output)
     assert not noisy, "\n".join(noisy)
     return result.stdout
 

@@ -559,8 +559,11 @@ class CodedGradient:
     def _note_tolerated(self, record: RoundRecord) -> None:
         """Say once per worker that the code decoded without it (died or hung).
 
-        Raising workers have their own warning; re-plans theirs.
+        Raising workers have their own warning; re-plans and approximate
+        decoding theirs.
         """
+        if not record.exact:
+            return
         failed = [
             w
             for w in record.failed
