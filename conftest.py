@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.quiet import noisy_lines
+from tests.quiet import noisy_lines, shown_records
 
 
 def pytest_markdown_docs_globals() -> dict[str, Any]:
@@ -28,7 +28,8 @@ def pytest_runtest_makereport(
     report = yield
     is_block = type(item).__module__.startswith("pytest_markdown_docs")
     if is_block and call.when == "call" and report.passed:
-        output = f"{report.capstdout}\n{report.capstderr}\n{report.caplog}"
+        logged = shown_records(report.caplog)
+        output = f"{report.capstdout}\n{report.capstderr}\n{logged}"
         noisy = noisy_lines(output)
         if noisy:
             report.outcome = "failed"

@@ -151,7 +151,10 @@ def _contenders(
 
     return {
         "dask_gradcode CodedSGDClassifier(solver='lbfgs')": (coded("lbfgs"), 128),
-        "dask_gradcode CodedSGDClassifier(solver='gd', learning_rate='auto')": (coded("gd"), 256),
+        "dask_gradcode CodedSGDClassifier(solver='gd', learning_rate='auto')": (
+            coded("gd"),
+            256,
+        ),
         "dask-ml LogisticRegression(solver='lbfgs')": (dask_ml("lbfgs"), 128),
         "dask-ml LogisticRegression(solver='gradient_descent')": (
             dask_ml("gradient_descent"),

@@ -348,6 +348,12 @@ def n_cluster_workers(client: Client) -> int:
     return len(heartbeats(client))
 
 
+#: Seconds a closing run waits for its workers to take its last messages
+#: (wake-ups, forgetting the run), so they end their sleeps before their
+#: actors and shards go; a hung worker is not waited for longer.
+CLOSE_WAIT = 0.3
+
+
 def bounded_run(
     client: Client,
     function: Callable[..., Any],

@@ -25,7 +25,7 @@ from distributed import Client
 from dask_gradcode.codes._sparse import as_dense
 from dask_gradcode.codes.integrity import Consistency, check_replies
 from dask_gradcode.scheduler.auditing import Auditor
-from dask_gradcode.scheduler.clients import bounded_run
+from dask_gradcode.scheduler.clients import CLOSE_WAIT, bounded_run
 from dask_gradcode.scheduler.control import SchedulerStalled
 from dask_gradcode.scheduler.feedback import coded_timing, split_timing
 from dask_gradcode.scheduler.judging import (
@@ -82,10 +82,6 @@ SPARE_GRACE = 0.0
 VERIFY_EVERY = 10
 FULL_CHECK_GRACE = 1.0
 
-#: Seconds a closing run waits for its workers to forget it (a hung worker
-#: is not waited for longer).
-CLOSE_WAIT = 1.0
-
 
 class Releaser:
     """Drops a round's unfinished calls: their workers stop computing them.
@@ -137,8 +133,8 @@ class Releaser:
     def close(self, addresses: Sequence[str] = ()) -> None:
         """Forget the run on ``addresses`` (its workers) and stop the thread.
 
-        Waits for the forget at most ``CLOSE_WAIT`` seconds, never for a hung
-        worker: the wake-ups still queued and the forget run in the
+        Waits for the forget at most ``clients.CLOSE_WAIT`` seconds, never for
+        a hung worker: the wake-ups still queued and the forget run in the
         background thread, each bounded by a timeout.  The wait lets the
         workers end their sleeps before the caller releases their actors
         and shards (and, often, closes the cluster, whose workers would
@@ -160,7 +156,7 @@ class Releaser:
         background.shutdown(wait=False)
         if forgotten is not None:
             with contextlib.suppress(Exception):
-                forgotten.result(timeout=2 * CLOSE_WAIT)
+                forgotten.result(timeout=CLOSE_WAIT)
 
 
 @dataclass

@@ -51,6 +51,7 @@ from distributed.protocol import pickle, to_serialize
 
 from dask_gradcode.scheduler.clients import (
     BEFORE_EMBEDDED_CLOSE,
+    CLOSE_WAIT,
     bounded_run,
     is_embedded,
     settle,
@@ -757,13 +758,13 @@ class DirectTransport:
             self._waking.discard(task)
 
     async def _settle_wakes(self) -> None:
-        """Let the wake-ups on their way arrive (bounded).
+        """Let the wake-ups on their way arrive (for at most ``CLOSE_WAIT``).
 
         A wake-up that reached its worker after the actor was released would
         make the worker log a ``KeyError`` for the missing actor.
         """
         if self._waking:
-            await asyncio.wait(list(self._waking), timeout=CONNECT_TIMEOUT)
+            await asyncio.wait(list(self._waking), timeout=CLOSE_WAIT)
 
     def close(self) -> None:
         """Release the actors (their workers drop them), or unbind lasting hosts."""

@@ -318,7 +318,8 @@ def test_a_raising_worker_is_an_erasure_then_dropped_and_a_bug_surfaces(
     with coded(
         cluster, problem, code, straggler_model=failing, transport=transport
     ) as cg:
-        with pytest.warns(WorkerErrorWarning, match=r"worker 2 .* raised MemoryError"):
+        named = rf"worker {cg.workers[2]} \(code worker 2\) raised MemoryError"
+        with pytest.warns(WorkerErrorWarning, match=named):
             assert_exact(cg(w), expected)
         assert 2 in cg.history[-1].errors
         with warnings.catch_warnings():
