@@ -241,20 +241,15 @@ equally and backs the late share up).
 
 
 def _figure(fits: list[dict[str, Any]]) -> Any:
-    methods = list(dict.fromkeys(fit["method"] for fit in fits))
-    conditions = list(dict.fromkeys(fit["condition"] for fit in fits))
-    seconds = {(fit["condition"], fit["method"]): fit["seconds_to_gap"] for fit in fits}
-    return bar_panels(
-        [
-            Bars(
-                "Seconds to the optimum (median)",
-                "seconds",
-                methods,
-                {c: [seconds.get((c, m)) for m in methods] for c in conditions},
-            )
-        ],
-        width=7.0,
+    bars = Bars.of_rows(
+        "Seconds to the optimum (median)",
+        "seconds",
+        fits,
+        label="method",
+        series="condition",
+        value="seconds_to_gap",
     )
+    return bar_panels([bars], width=7.0)
 
 
 BENCHMARK = Benchmark(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +64,35 @@ class Bars:
     labels: Sequence[str]
     series: Mapping[str, Sequence[float | None]]
     log: bool = False
+
+    @classmethod
+    def of_rows(
+        cls,
+        title: str,
+        xlabel: str,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        label: str,
+        series: str,
+        value: str,
+        series_name: Callable[[Any], str] = str,
+    ) -> Bars:
+        """One bar per row: its ``label`` row of bars, its ``series``, its ``value``.
+
+        A (label, series) pair no row has draws no bar.
+        """
+        labels = list(dict.fromkeys(str(row[label]) for row in rows))
+        groups = list(dict.fromkeys(row[series] for row in rows))
+        values = {(str(row[label]), row[series]): row[value] for row in rows}
+        return cls(
+            title,
+            xlabel,
+            labels,
+            {
+                series_name(group): [values.get((name, group)) for name in labels]
+                for group in groups
+            },
+        )
 
 
 def bar_panels(panels: Sequence[Bars], width: float = 5.2) -> Any:

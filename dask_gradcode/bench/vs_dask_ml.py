@@ -247,24 +247,16 @@ def page(measured: Measured, session: Session) -> Page:
 
 
 def _figure(results: list[dict[str, Any]]) -> Any:
-    solvers = list(dict.fromkeys(r["solver"] for r in results))
-    seconds = {(r["slow_worker"], r["solver"]): r["seconds"] for r in results}
-    return bar_panels(
-        [
-            Bars(
-                "Seconds to the target (no bar: not reached)",
-                "seconds",
-                solvers,
-                {
-                    f"slow worker: {'yes' if slow else 'no'}": [
-                        seconds.get((slow, solver)) for solver in solvers
-                    ]
-                    for slow in (False, True)
-                },
-            )
-        ],
-        width=8.0,
+    bars = Bars.of_rows(
+        "Seconds to the target (no bar: not reached)",
+        "seconds",
+        results,
+        label="solver",
+        series="slow_worker",
+        value="seconds",
+        series_name=lambda slow: f"slow worker: {'yes' if slow else 'no'}",
     )
+    return bar_panels([bars], width=8.0)
 
 
 def ratios(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
